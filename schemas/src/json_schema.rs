@@ -1,0 +1,59 @@
+//! JSON Schema files for integrators, generated from the wire types.
+//!
+//! The files live in `schemas/json/` and are committed; a test fails when they
+//! drift from the types (`IMI_BLESS=1 cargo test -p imi-schemas` rewrites them).
+
+use schemars::schema_for;
+
+use crate::envelope::Envelope;
+use crate::protocol::{Receipt, Rejection};
+
+/// Every generated schema: (file name, schema).
+pub fn wire_schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("envelope.schema.json", schema_for!(Envelope).to_value()),
+        ("receipt.schema.json", schema_for!(Receipt).to_value()),
+        ("rejection.schema.json", schema_for!(Rejection).to_value()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn json_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("json")
+    }
+
+    #[test]
+    fn committed_schema_files_match_the_types() {
+        let bless = std::env::var_os("IMI_BLESS").is_some();
+        let mut stale = Vec::new();
+        for (name, schema) in wire_schemas() {
+            let path = json_dir().join(name);
+            let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+            if bless {
+                std::fs::create_dir_all(json_dir()).unwrap();
+                std::fs::write(&path, &text).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                stale.push(name);
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "schemas/json is stale for {stale:?}; run `IMI_BLESS=1 cargo test -p imi-schemas`"
+        );
+    }
+
+    #[test]
+    fn generated_schemas_accept_a_real_envelope_and_refuse_a_broken_one() {
+        let (_, schema) = wire_schemas().remove(0);
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let ok = serde_json::json!({"sender": "FI-VALVIRA", "recipients": ["DE-X"], "payload": {}});
+        assert!(validator.is_valid(&ok));
+        let broken = serde_json::json!({"recipients": ["DE-X"], "payload": {}, "extra": 1});
+        assert!(!validator.is_valid(&broken));
+    }
+}

@@ -1,0 +1,213 @@
+//! The hub's own protocol: AMQP names every party uses, and the answers the
+//! hub sends to a sender's inbox (a receipt or a rejection) for every message.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Exchange every adapter publishes to (fanout to the hub's ingress queue).
+pub const INGRESS_EXCHANGE: &str = "imi.ingress";
+/// Direct exchange the hub publishes to; routing key = recipient endpoint id.
+pub const DELIVER_EXCHANGE: &str = "imi.deliver";
+/// Exchange for dead letters (delivery limit exceeded, expired).
+pub const DEAD_LETTER_EXCHANGE: &str = "imi.dead";
+/// Queue holding dead letters for inspection.
+pub const DEAD_LETTER_QUEUE: &str = "imi.dead-letters";
+/// The hub's durable ingress queue (competing consumers when several hubs run).
+pub const INGRESS_QUEUE: &str = "imi.hub.ingress";
+
+/// The inbox queue of an endpoint.
+pub fn inbox_queue(endpoint: &str) -> String {
+    format!("imi.inbox.{endpoint}")
+}
+
+/// AMQP header: the schema version of the payload (integer). Absent means 1.
+pub const HEADER_SCHEMA_VERSION: &str = "imi-schema-version";
+/// AMQP header: W3C trace context, passed through to recipients.
+pub const HEADER_TRACEPARENT: &str = "traceparent";
+/// AMQP header on routed messages: the sending authority.
+pub const HEADER_SENDER: &str = "imi-sender";
+/// AMQP header on routed messages: the recipient authorities served by the
+/// receiving endpoint, comma-separated.
+pub const HEADER_RECIPIENTS: &str = "imi-recipients";
+
+/// AMQP `type` of a receipt.
+pub const TYPE_RECEIPT: &str = "imi.receipt";
+/// AMQP `type` of a rejection.
+pub const TYPE_REJECTION: &str = "imi.rejection";
+
+/// The hub accepted a message: it is stored and will reach its recipients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "IMI Hub receipt", extend("$id" = "urn:imi:schema:receipt"))]
+pub struct Receipt {
+    /// The `message_id` of the accepted message.
+    pub message_id: Uuid,
+    /// The exchange (case) the message belongs to; quote it as `correlation_id`
+    /// on every follow-up.
+    pub exchange_id: Uuid,
+    /// Message type, `<procedure>.<action>`.
+    #[serde(rename = "type")]
+    pub message_type: String,
+    /// State of the exchange after the action.
+    pub state: String,
+    /// Authorities the message is routed to.
+    pub recipients: Vec<String>,
+    /// When the hub committed the message.
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// The hub refused a message. Shaped after RFC 9457 problem details; `code`
+/// is the stable, machine-readable part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "IMI Hub rejection", extend("$id" = "urn:imi:schema:rejection"))]
+pub struct Rejection {
+    /// The `message_id` of the refused message as it was sent (absent or not a
+    /// UUID in some rejections, hence a string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// A URI naming the problem kind: `urn:imi:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Stable machine-readable code.
+    pub code: RejectionCode,
+    /// A short, human-readable summary of the problem kind.
+    pub title: String,
+    /// A human-readable explanation of this occurrence.
+    pub detail: String,
+    /// Where in the message the problems are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// When the hub refused the message.
+    pub rejected_at: DateTime<Utc>,
+}
+
+/// One problem at one place of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901) into the message body, or `#/properties/<name>`
+    /// for an AMQP property.
+    pub pointer: String,
+    /// What is wrong there.
+    pub detail: String,
+}
+
+/// Every reason the hub refuses a message. Stable: integrators match on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    /// The AMQP `message_id` is missing or not a UUID.
+    InvalidMessageId,
+    /// The body is larger than the hub accepts.
+    OversizedBody,
+    /// The body is not JSON.
+    MalformedJson,
+    /// The body is JSON but not an envelope.
+    InvalidEnvelope,
+    /// The AMQP `type` names no procedure action in the catalogue.
+    UnknownMessageType,
+    /// The `imi-schema-version` header names a version the catalogue does not list.
+    UnsupportedSchemaVersion,
+    /// The payload does not match the action's form.
+    InvalidPayload,
+    /// The sending endpoint does not act for the named sender authority.
+    SenderNotServedByEndpoint,
+    /// The sender is not active or not registered for the procedure.
+    SenderNotAuthorized,
+    /// A recipient authority is unknown.
+    UnknownRecipient,
+    /// A recipient is not active or not registered for the procedure.
+    RecipientNotAuthorized,
+    /// The number of recipients does not fit the action.
+    InvalidRecipients,
+    /// The `correlation_id` names no exchange, or is missing on a follow-up.
+    UnknownExchange,
+    /// The action is not allowed in the exchange's current state.
+    ActionNotAllowedInState,
+    /// The sender's role in the exchange may not take this action.
+    ActionNotAllowedForRole,
+    /// The `message_id` was already used for a different message.
+    MessageIdReused,
+}
+
+impl RejectionCode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InvalidMessageId => "invalid_message_id",
+            Self::OversizedBody => "oversized_body",
+            Self::MalformedJson => "malformed_json",
+            Self::InvalidEnvelope => "invalid_envelope",
+            Self::UnknownMessageType => "unknown_message_type",
+            Self::UnsupportedSchemaVersion => "unsupported_schema_version",
+            Self::InvalidPayload => "invalid_payload",
+            Self::SenderNotServedByEndpoint => "sender_not_served_by_endpoint",
+            Self::SenderNotAuthorized => "sender_not_authorized",
+            Self::UnknownRecipient => "unknown_recipient",
+            Self::RecipientNotAuthorized => "recipient_not_authorized",
+            Self::InvalidRecipients => "invalid_recipients",
+            Self::UnknownExchange => "unknown_exchange",
+            Self::ActionNotAllowedInState => "action_not_allowed_in_state",
+            Self::ActionNotAllowedForRole => "action_not_allowed_for_role",
+            Self::MessageIdReused => "message_id_reused",
+        }
+    }
+
+    /// The RFC 9457 `title` of this problem kind.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Self::InvalidMessageId => "The message_id property is missing or not a UUID",
+            Self::OversizedBody => "The message body is too large",
+            Self::MalformedJson => "The message body is not valid JSON",
+            Self::InvalidEnvelope => "The message body is not a valid envelope",
+            Self::UnknownMessageType => "The message type is not in the catalogue",
+            Self::UnsupportedSchemaVersion => "The schema version is not supported",
+            Self::InvalidPayload => "The payload does not match the form",
+            Self::SenderNotServedByEndpoint => "The endpoint does not act for this sender",
+            Self::SenderNotAuthorized => "The sender may not use this procedure",
+            Self::UnknownRecipient => "A recipient is unknown",
+            Self::RecipientNotAuthorized => "A recipient may not receive this procedure",
+            Self::InvalidRecipients => "The recipients do not fit the action",
+            Self::UnknownExchange => "The exchange is unknown",
+            Self::ActionNotAllowedInState => "The action is not allowed in the current state",
+            Self::ActionNotAllowedForRole => "The sender's role may not take this action",
+            Self::MessageIdReused => "The message_id was already used for another message",
+        }
+    }
+}
+
+impl Rejection {
+    pub fn new(
+        message_id: Option<String>,
+        code: RejectionCode,
+        detail: impl Into<String>,
+        errors: Vec<FieldError>,
+        rejected_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            message_id,
+            problem_type: format!("urn:imi:problem:{}", code.as_str()),
+            code,
+            title: code.title().to_owned(),
+            detail: detail.into(),
+            errors,
+            rejected_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejection_codes_serialize_as_their_stable_strings() {
+        for code in [
+            RejectionCode::InvalidPayload,
+            RejectionCode::MessageIdReused,
+            RejectionCode::ActionNotAllowedForRole,
+        ] {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+        }
+    }
+}
