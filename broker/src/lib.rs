@@ -1,1 +1,25 @@
+//! Everything AMQP for IMI Hub. Only this crate imports lapin.
+//!
+//! lapin's own recovery is not trusted (see ARCHITECTURE.md): [`Broker`] runs a
+//! supervisor task that detects a lost connection, reconnects with backoff,
+//! re-declares the [`Topology`], and tells consumers and publishers about the
+//! new connection. [`Publisher::publish_all`] re-publishes whatever was not
+//! confirmed when a connection died; [`Broker::consume`] re-consumes after a
+//! reconnect. [`Management`] talks to the RabbitMQ management HTTP API to
+//! provision users, permissions and vhosts.
 
+mod connection;
+mod consumer;
+mod error;
+mod management;
+mod message;
+mod publisher;
+mod topology;
+
+pub use connection::{Broker, BrokerConfig};
+pub use consumer::{Acker, Delivery, Deliveries};
+pub use error::BrokerError;
+pub use management::{Management, ManagementConfig, Permissions};
+pub use message::{Headers, Outgoing, Properties};
+pub use publisher::{PublishOutcome, Publisher};
+pub use topology::{ExchangeDecl, ExchangeKind, QueueDecl, QueueType, Topology};
