@@ -1,1 +1,25 @@
+//! The IMI Hub service.
+//!
+//! - [`app`]: builds the hub from [`config`] and runs it until shutdown.
+//! - [`pipeline`]: the routing pipeline (decode → commit → publish → ack).
+//! - [`store`]: the batch transaction, outbox and relay queries.
+//! - [`registry`]: endpoints and authorities (seeded for now).
+//! - [`catalogue`]: reading and holding the procedure catalogue.
+//! - [`http`]: health, readiness, metrics.
 
+pub mod app;
+pub mod catalogue;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod registry;
+pub mod store;
+pub mod telemetry;
+pub mod topology;
+
+pub use app::Hub;
+pub use config::Config;
+pub use error::HubError;

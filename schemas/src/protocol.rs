@@ -96,6 +96,9 @@ pub struct FieldError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectionCode {
+    /// The AMQP `user_id` is missing or names no registered, active endpoint.
+    /// Never sent (there is no inbox to send it to); kept for the operator.
+    UnknownEndpoint,
     /// The AMQP `message_id` is missing or not a UUID.
     InvalidMessageId,
     /// The body is larger than the hub accepts.
@@ -133,6 +136,7 @@ pub enum RejectionCode {
 impl RejectionCode {
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::UnknownEndpoint => "unknown_endpoint",
             Self::InvalidMessageId => "invalid_message_id",
             Self::OversizedBody => "oversized_body",
             Self::MalformedJson => "malformed_json",
@@ -155,6 +159,7 @@ impl RejectionCode {
     /// The RFC 9457 `title` of this problem kind.
     pub fn title(&self) -> &'static str {
         match self {
+            Self::UnknownEndpoint => "The user_id names no active endpoint",
             Self::InvalidMessageId => "The message_id property is missing or not a UUID",
             Self::OversizedBody => "The message body is too large",
             Self::MalformedJson => "The message body is not valid JSON",

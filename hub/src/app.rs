@@ -1,0 +1,228 @@
+//! Building and running the hub: the struct tests drive (port 0, own database,
+//! own vhost) and `main` runs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imi_broker::{Broker, BrokerConfig, Management, ManagementConfig, Permissions, QueueType};
+use imi_schemas::protocol::INGRESS_QUEUE;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::catalogue::{self, SharedCatalogue};
+use crate::config::Config;
+use crate::error::HubError;
+use crate::metrics::Metrics;
+use crate::pipeline::{self, PipelineContext};
+use crate::registry::{apply_seed, SeedFile, SharedRegistry};
+use crate::{http, topology};
+
+/// How long shutdown waits for in-flight batches before giving up on them
+/// (they stay unacked and come back after restart).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const REGISTRY_REFRESH: Duration = Duration::from_secs(5);
+
+pub struct Hub {
+    config: Config,
+    pool: PgPool,
+    broker: Broker,
+    management: Management,
+    catalogue: SharedCatalogue,
+    registry: SharedRegistry,
+    metrics: Arc<Metrics>,
+    listener: TcpListener,
+    queue_type: QueueType,
+}
+
+/// The user name in `amqp://user:password@host`.
+fn amqp_user(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let creds = rest.split_once('@')?.0;
+    Some(creds.split(':').next()?.to_owned())
+}
+
+/// Connects to PostgreSQL, waiting while it is down: at 3 a.m. a hub that
+/// waits for its database beats one that exits.
+pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool, HubError> {
+    let mut attempt = 0u32;
+    loop {
+        match PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+        {
+            Ok(pool) => return Ok(pool),
+            Err(error) if attempt < 60 => {
+                warn!(%error, attempt, "Database not reachable; retrying.");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10) + 1))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+impl Hub {
+    pub async fn build(config: Config) -> Result<Hub, HubError> {
+        let catalogue = catalogue::load(&config.catalogue_dir)?;
+        let queue_type = QueueType::parse(&config.amqp.queue_type)
+            .ok_or_else(|| HubError::Config(format!("amqp.queue_type `{}` is not quorum or classic", config.amqp.queue_type)))?;
+        let pool = connect_database(&config.database.url, config.database.max_connections).await?;
+        sqlx::migrate!("../migrations").run(&pool).await?;
+
+        let management = Management::new(ManagementConfig {
+            url: config.amqp.management_url.clone(),
+            user: config.amqp.management_user.clone(),
+            password: config.amqp.management_password.clone(),
+        });
+        management.create_vhost(&config.amqp.vhost).await?;
+        if let Some(user) = amqp_user(&config.amqp.url) {
+            let all = Permissions {
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            };
+            management.set_permissions(&config.amqp.vhost, &user, &all).await?;
+        }
+        if let Some(path) = &config.seed_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| HubError::Seed(format!("cannot read {}: {e}", path.display())))?;
+            apply_seed(&SeedFile::parse(&text)?, &pool, &management, &config.amqp.vhost).await?;
+        }
+        let registry = SharedRegistry::default();
+        registry.reload(&pool).await?;
+
+        let mut topology = topology::core(queue_type);
+        let current = registry.current();
+        topology.merge(topology::inboxes(queue_type, current.endpoints().map(|e| e.id.as_str())));
+        let broker = Broker::start(
+            BrokerConfig {
+                url: config.amqp.url_with_vhost(),
+                connection_name: config.instance.clone(),
+            },
+            topology,
+        );
+        let listener = TcpListener::bind(config.http.listen).await?;
+        Ok(Hub {
+            config,
+            pool,
+            broker,
+            management,
+            catalogue: SharedCatalogue::new(catalogue),
+            registry,
+            metrics: Arc::new(Metrics::default()),
+            listener,
+            queue_type,
+        })
+    }
+
+    /// The HTTP address actually bound (port 0 resolved).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn management(&self) -> &Management {
+        &self.management
+    }
+
+    /// Runs until `shutdown` resolves, then drains: stops consuming, finishes
+    /// in-flight batches (commit, publish, ack), and closes connections.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), HubError> {
+        let ctx = PipelineContext {
+            pool: self.pool.clone(),
+            catalogue: self.catalogue.clone(),
+            registry: self.registry.clone(),
+            publisher: Arc::new(self.broker.publisher()),
+            settings: self.config.pipeline.clone(),
+            metrics: self.metrics.clone(),
+            abort: CancellationToken::new(),
+        };
+        let stop_consuming = CancellationToken::new();
+        let stop_background = CancellationToken::new();
+
+        let deliveries = self.broker.consume(INGRESS_QUEUE, self.config.pipeline.prefetch, stop_consuming.clone());
+        let pipeline = tokio::spawn(pipeline::run(ctx.clone(), deliveries));
+        let relay = tokio::spawn(pipeline::run_relay(ctx.clone(), stop_background.clone(), true));
+        let refresher = tokio::spawn(refresh_registry(
+            self.pool.clone(),
+            self.registry.clone(),
+            self.broker.clone(),
+            self.queue_type,
+            stop_background.clone(),
+        ));
+        let state = http::AppState {
+            pool: self.pool.clone(),
+            broker: self.broker.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let http_stop = stop_background.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(self.listener, http::router(state))
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await
+        });
+        info!(instance = %self.config.instance, "IMI Hub running.");
+
+        shutdown.await;
+        info!("Shutting down: draining in-flight messages.");
+        stop_consuming.cancel();
+        let mut pipeline = pipeline;
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut pipeline).await.is_err() {
+            warn!("Drain timed out; leaving the rest unacked for redelivery.");
+            ctx.abort.cancel();
+            let _ = pipeline.await;
+        }
+        stop_background.cancel();
+        let _ = relay.await;
+        let _ = refresher.await;
+        let _ = server.await;
+        self.broker.close().await;
+        self.pool.close().await;
+        info!("Stopped.");
+        Ok(())
+    }
+}
+
+/// Picks up registry changes made outside this process and declares inbox
+/// queues for new endpoints.
+async fn refresh_registry(
+    pool: PgPool,
+    registry: SharedRegistry,
+    broker: Broker,
+    queue_type: QueueType,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REGISTRY_REFRESH) => {}
+            _ = stop.cancelled() => return,
+        }
+        let before: std::collections::HashSet<String> =
+            registry.current().endpoints().map(|e| e.id.to_string()).collect();
+        if let Err(error) = registry.reload(&pool).await {
+            warn!(%error, "Registry reload failed; keeping the previous snapshot.");
+            continue;
+        }
+        let current = registry.current();
+        let new: Vec<&str> = current
+            .endpoints()
+            .map(|e| e.id.as_str())
+            .filter(|e| !before.contains(*e))
+            .collect();
+        if !new.is_empty() {
+            if let Err(error) = broker.declare(topology::inboxes(queue_type, new.into_iter())).await {
+                warn!(%error, "Declaring new inbox queues failed.");
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Reading the catalogue folder and holding the catalogue in force.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use imi_schemas::catalogue::{Catalogue, SourceFile};
+
+use crate::error::HubError;
+
+/// Reads every `*.yaml` file below `dir`.
+pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, HubError> {
+    let mut files = Vec::new();
+    collect(dir, &mut files).map_err(|e| HubError::Catalogue(format!("cannot read {}: {e}", dir.display())))?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+fn collect(dir: &Path, out: &mut Vec<SourceFile>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(SourceFile {
+                text: std::fs::read_to_string(&path)?,
+                path: path.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Loads and checks a catalogue folder.
+pub fn load(dir: &Path) -> Result<Catalogue, HubError> {
+    Catalogue::parse(&read_dir(dir)?).map_err(|e| HubError::Catalogue(e.to_string()))
+}
+
+/// The catalogue in force; replaced whole, so a batch sees one version.
+#[derive(Clone)]
+pub struct SharedCatalogue(Arc<RwLock<Arc<Catalogue>>>);
+
+impl SharedCatalogue {
+    pub fn new(catalogue: Catalogue) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(catalogue))))
+    }
+    pub fn current(&self) -> Arc<Catalogue> {
+        self.0.read().expect("catalogue lock").clone()
+    }
+    pub fn replace(&self, catalogue: Catalogue) {
+        *self.0.write().expect("catalogue lock") = Arc::new(catalogue);
+    }
+}

@@ -1,0 +1,93 @@
+//! The `imi-hub` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::{catalogue, telemetry, Config, Hub};
+
+#[derive(Parser)]
+#[command(name = "imi-hub", about = "IMI Hub: the AMQP integration hub of the Internal Market Information system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub until SIGINT/SIGTERM, then drain and stop.
+    Run {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+    },
+    /// Work with the procedure catalogue.
+    Catalogue {
+        #[command(subcommand)]
+        command: CatalogueCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogueCommand {
+    /// Check a catalogue folder; exits non-zero on any error.
+    Check {
+        #[arg(default_value = "schemas/catalogue")]
+        dir: PathBuf,
+    },
+}
+
+/// Entry point shared by the `imi-hub` binary and the test harness's copy.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { config } => {
+                telemetry::init();
+                let hub = Hub::build(Config::load(&config)?).await?;
+                tracing::info!(http = %hub.http_addr(), "Listening.");
+                hub.run_until_stopped(shutdown_signal()).await?;
+            }
+            Command::Migrate { config } => {
+                telemetry::init();
+                let config = Config::load(&config)?;
+                let pool = crate::app::connect_database(&config.database.url, 1).await?;
+                sqlx::migrate!("../migrations").run(&pool).await?;
+                println!("migrations applied");
+            }
+            Command::Catalogue {
+                command: CatalogueCommand::Check { dir },
+            } => match catalogue::load(&dir) {
+                Ok(c) => println!("areas: {}, procedures: {}", c.area_count(), c.procedures().count()),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            },
+        }
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

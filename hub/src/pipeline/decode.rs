@@ -1,0 +1,254 @@
+//! Step 1–2 of the pipeline for one delivery, with no database: parse the
+//! AMQP properties and body, identify the endpoint from the broker-validated
+//! `user_id`, validate the payload, authorize sender and recipients.
+
+use chrono::{DateTime, Utc};
+use imi_broker::Properties;
+use imi_schemas::catalogue::{Catalogue, Role};
+use imi_schemas::envelope::Envelope;
+use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
+use imi_schemas::protocol::{FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT};
+use sha2::{Digest, Sha256};
+
+use crate::registry::{Registry, Status};
+
+/// A message that passed every check that needs no database.
+#[derive(Debug)]
+pub struct Inbound {
+    pub message_id: MessageId,
+    pub message_type: MessageType,
+    pub schema_version: u32,
+    pub sender: AuthorityId,
+    pub sender_endpoint: EndpointId,
+    /// As named in the envelope (checked to exist and be authorized).
+    pub recipients: Vec<AuthorityId>,
+    /// The `correlation_id` of a follow-up.
+    pub exchange: Option<ExchangeId>,
+    pub step: Step,
+    pub raw: Vec<u8>,
+    pub digest: [u8; 32],
+    pub traceparent: Option<String>,
+}
+
+/// What the catalogue says of the action, copied so the batch does not hold
+/// the catalogue (which may be swapped while it is in flight).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub opens: bool,
+    pub by: Role,
+    pub from: Vec<String>,
+    pub to: String,
+}
+
+/// A message that can never pass, with everything needed to keep it and
+/// answer it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub message_id: Option<String>,
+    pub user_id: Option<String>,
+    pub message_type: Option<String>,
+    /// The sender's endpoint, when there is one to answer.
+    pub reply_to: Option<EndpointId>,
+    pub rejection: Rejection,
+    /// The body as received, truncated to the hub's limit.
+    pub body: Vec<u8>,
+    pub body_size: usize,
+    pub digest: [u8; 32],
+}
+
+#[derive(Debug)]
+pub enum Decoded {
+    Inbound(Box<Inbound>),
+    Refused(Box<Refusal>),
+}
+
+/// Limits and context for decoding.
+pub struct DecodeContext<'a> {
+    pub catalogue: &'a Catalogue,
+    pub registry: &'a Registry,
+    pub max_body_bytes: usize,
+    pub now: DateTime<Utc>,
+}
+
+fn field(pointer: &str, detail: impl Into<String>) -> Vec<FieldError> {
+    vec![FieldError {
+        pointer: pointer.to_owned(),
+        detail: detail.into(),
+    }]
+}
+
+pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8>) -> Decoded {
+    let digest: [u8; 32] = Sha256::digest(&body).into();
+    let body_size = body.len();
+
+    // Who is speaking: the broker guarantees user_id equals the connection's user.
+    let endpoint = properties
+        .user_id
+        .as_deref()
+        .and_then(|u| ctx.registry.endpoint(u))
+        .filter(|e| e.status == Status::Active);
+
+    let refuse = |body: Vec<u8>, code: RejectionCode, detail: String, errors: Vec<FieldError>| {
+        let mut body = body;
+        body.truncate(ctx.max_body_bytes);
+        Decoded::Refused(Box::new(Refusal {
+            message_id: properties.message_id.clone(),
+            user_id: properties.user_id.clone(),
+            message_type: properties.message_type.clone(),
+            reply_to: endpoint.map(|e| e.id.clone()),
+            rejection: Rejection::new(properties.message_id.clone(), code, detail, errors, ctx.now),
+            body,
+            body_size,
+            digest,
+        }))
+    };
+
+    let Some(endpoint) = endpoint else {
+        let detail = match &properties.user_id {
+            None => "the message has no user_id property".to_owned(),
+            Some(u) => format!("user `{u}` is not an active endpoint"),
+        };
+        return refuse(body, RejectionCode::UnknownEndpoint, detail, field("#/properties/user_id", "unknown endpoint"));
+    };
+    let message_id = match properties.message_id.as_deref().map(MessageId::try_from) {
+        Some(Ok(id)) => id,
+        Some(Err(e)) => {
+            return refuse(body, RejectionCode::InvalidMessageId, e.to_string(), field("#/properties/message_id", "not a UUID"))
+        }
+        None => {
+            return refuse(
+                body,
+                RejectionCode::InvalidMessageId,
+                "the message has no message_id property".into(),
+                field("#/properties/message_id", "missing"),
+            )
+        }
+    };
+    if body_size > ctx.max_body_bytes {
+        let detail = format!("the body has {body_size} bytes; the hub accepts at most {}", ctx.max_body_bytes);
+        return refuse(body, RejectionCode::OversizedBody, detail, Vec::new());
+    }
+    let raw_type = properties.message_type.as_deref().unwrap_or("");
+    let resolved = MessageType::try_from(raw_type)
+        .ok()
+        .and_then(|t| ctx.catalogue.resolve(&t).map(|(p, a)| (t, p, a)));
+    let Some((message_type, procedure, action)) = resolved else {
+        let detail = format!("`{raw_type}` is not `<procedure>.<action>` of a catalogue procedure");
+        return refuse(body, RejectionCode::UnknownMessageType, detail, field("#/properties/type", "unknown message type"));
+    };
+    let schema_version = match properties.headers.get(HEADER_SCHEMA_VERSION) {
+        None => 1,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => 0,
+        },
+    };
+    if !procedure.accepts_version(schema_version) {
+        let detail = format!(
+            "{} accepts schema versions {:?}",
+            procedure.code, procedure.schema_versions
+        );
+        return refuse(
+            body,
+            RejectionCode::UnsupportedSchemaVersion,
+            detail,
+            field(&format!("#/properties/headers/{HEADER_SCHEMA_VERSION}"), "unsupported"),
+        );
+    }
+
+    // One parse; serde tells a syntax error from a shape error.
+    let envelope: Envelope = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return refuse(body, RejectionCode::InvalidEnvelope, e.to_string(), field("", e.to_string()))
+        }
+        Err(e) => return refuse(body, RejectionCode::MalformedJson, e.to_string(), field("", "not JSON")),
+    };
+
+    let sender = match AuthorityId::try_from(envelope.sender.as_str()) {
+        Ok(s) if endpoint.authorities.contains(&s) => s,
+        _ => {
+            let detail = format!("endpoint `{}` does not act for `{}`", endpoint.id, envelope.sender);
+            return refuse(body, RejectionCode::SenderNotServedByEndpoint, detail, field("/sender", "not served by this endpoint"));
+        }
+    };
+    let sender_ok = ctx.registry.authority(sender.as_str()).is_some_and(|a| a.may_use(&procedure.code));
+    if !sender_ok {
+        let detail = format!("`{sender}` is not active or not registered for {}", procedure.code);
+        return refuse(body, RejectionCode::SenderNotAuthorized, detail, field("/sender", "not registered for the procedure"));
+    }
+
+    if let Err(errors) = action.validate(&envelope.payload) {
+        let detail = format!("the payload does not match the form of {message_type} ({} problem(s))", errors.len());
+        return refuse(body, RejectionCode::InvalidPayload, detail, errors);
+    }
+
+    let mut recipients = Vec::with_capacity(envelope.recipients.len());
+    for (i, raw) in envelope.recipients.iter().enumerate() {
+        let pointer = format!("/recipients/{i}");
+        let Some(authority) = AuthorityId::try_from(raw.as_str())
+            .ok()
+            .and_then(|id| ctx.registry.authority(id.as_str()))
+        else {
+            return refuse(body, RejectionCode::UnknownRecipient, format!("`{raw}` is not a registered authority"), field(&pointer, "unknown authority"));
+        };
+        if !authority.may_use(&procedure.code) {
+            let detail = format!("`{raw}` is not active or not registered for {}", procedure.code);
+            return refuse(body, RejectionCode::RecipientNotAuthorized, detail, field(&pointer, "not registered for the procedure"));
+        }
+        recipients.push(authority.id.clone());
+    }
+
+    let exchange = if action.opens {
+        if recipients.len() != 1 {
+            let detail = format!("{message_type} opens a 1:1 request and needs exactly one recipient, not {}", recipients.len());
+            return refuse(body, RejectionCode::InvalidRecipients, detail, field("/recipients", "exactly one recipient"));
+        }
+        None
+    } else {
+        match properties.correlation_id.as_deref().map(ExchangeId::try_from) {
+            Some(Ok(id)) => Some(id),
+            _ => {
+                let detail = format!("{message_type} continues an exchange: set correlation_id to its exchange id");
+                return refuse(body, RejectionCode::UnknownExchange, detail, field("#/properties/correlation_id", "missing or not a UUID"));
+            }
+        }
+    };
+
+    body.shrink_to_fit();
+    Decoded::Inbound(Box::new(Inbound {
+        message_id,
+        message_type,
+        schema_version,
+        sender,
+        sender_endpoint: endpoint.id.clone(),
+        recipients,
+        exchange,
+        step: Step {
+            opens: action.opens,
+            by: action.by,
+            from: action.from.clone(),
+            to: action.to.clone(),
+        },
+        raw: body,
+        digest,
+        traceparent: properties.headers.get(HEADER_TRACEPARENT).cloned(),
+    }))
+}
+
+impl Inbound {
+    /// Turns an inbound message refused by the workflow into a refusal.
+    pub fn refuse(self, code: RejectionCode, detail: String, errors: Vec<FieldError>, now: DateTime<Utc>) -> Refusal {
+        let id = self.message_id.to_string();
+        Refusal {
+            message_id: Some(id.clone()),
+            user_id: Some(self.sender_endpoint.to_string()),
+            message_type: Some(self.message_type.to_string()),
+            reply_to: Some(self.sender_endpoint),
+            rejection: Rejection::new(Some(id), code, detail, errors, now),
+            body_size: self.raw.len(),
+            body: self.raw,
+            digest: self.digest,
+        }
+    }
+}

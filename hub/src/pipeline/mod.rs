@@ -1,0 +1,267 @@
+//! The routing pipeline (DESIGN.md §5): consume in micro-batches → decode and
+//! validate → one transaction per batch → publish with confirms → ack.
+//!
+//! Three stages run concurrently, joined by bounded channels, so batch N+1 is
+//! being committed while batch N waits for its confirms:
+//!
+//! ```text
+//! collect+decode ──► commit (sequential, retried) ──► publish (≤ K batches in flight, in order) ──► ack
+//!                                                                         └──► mark outbox rows confirmed
+//! ```
+//!
+//! Invariants: an ingress delivery is acked only after its batch committed and
+//! every resulting publish was confirmed; a transient failure is retried, never
+//! dropped; an unacked delivery comes back and is absorbed as a duplicate.
+
+pub mod decode;
+mod relay;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+use imi_broker::{Acker, Deliveries, Delivery, Outgoing, Properties, PublishOutcome, Publisher};
+use imi_schemas::protocol::DELIVER_EXCHANGE;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+use uuid::Uuid;
+
+pub use relay::run_relay;
+
+use crate::catalogue::SharedCatalogue;
+use crate::config::PipelineSettings;
+use crate::metrics::{CodeLabel, Metrics, OutcomeLabel};
+use crate::registry::SharedRegistry;
+use crate::store::{self, CommitError, OutboxRow};
+use decode::{decode, DecodeContext, Decoded};
+
+/// What the pipeline needs; cheap to clone.
+#[derive(Clone)]
+pub struct PipelineContext {
+    pub pool: PgPool,
+    pub catalogue: SharedCatalogue,
+    pub registry: SharedRegistry,
+    pub publisher: Arc<Publisher>,
+    pub settings: PipelineSettings,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when draining takes too long: retries give up and the
+    /// unacked deliveries are left to the broker to redeliver.
+    pub abort: CancellationToken,
+}
+
+struct Batch {
+    items: Vec<Decoded>,
+    ackers: Vec<Acker>,
+}
+
+struct Committed {
+    outgoing: Vec<Outgoing>,
+    outbox_ids: Vec<Uuid>,
+    ackers: Vec<Acker>,
+}
+
+/// Runs until `deliveries` ends (the consumer was stopped) and everything
+/// taken has been committed, published and acked.
+pub async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
+    let (commit_tx, commit_rx) = mpsc::channel::<Batch>(2);
+    let (publish_tx, publish_rx) = mpsc::channel::<Committed>(ctx.settings.publish_in_flight_batches.max(1));
+    let (confirmed_tx, confirmed_rx) = mpsc::channel::<Vec<Uuid>>(64);
+    let committer = tokio::spawn(commit_stage(ctx.clone(), commit_rx, publish_tx));
+    let publisher = tokio::spawn(publish_stage(ctx.clone(), publish_rx, confirmed_tx));
+    let marker = tokio::spawn(mark_stage(ctx.clone(), confirmed_rx));
+
+    let linger = Duration::from_millis(ctx.settings.batch_linger_ms);
+    let size = ctx.settings.batch_size.max(1);
+    let mut open = true;
+    while open {
+        let Some(first) = deliveries.recv().await else { break };
+        let mut taken = vec![first];
+        let deadline = tokio::time::Instant::now() + linger;
+        while taken.len() < size {
+            if let Some(d) = deliveries.try_recv() {
+                taken.push(d);
+                continue;
+            }
+            tokio::select! {
+                next = deliveries.recv() => match next {
+                    Some(d) => taken.push(d),
+                    None => { open = false; break; }
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let batch = decode_batch(&ctx, taken);
+        if commit_tx.send(batch).await.is_err() {
+            break;
+        }
+    }
+    drop(commit_tx);
+    for (name, task) in [("commit", committer), ("publish", publisher), ("mark", marker)] {
+        if let Err(error) = task.await {
+            error!(%error, stage = name, "Pipeline stage panicked.");
+        }
+    }
+}
+
+fn decode_batch(ctx: &PipelineContext, taken: Vec<Delivery>) -> Batch {
+    let catalogue = ctx.catalogue.current();
+    let registry = ctx.registry.current();
+    let decode_ctx = DecodeContext {
+        catalogue: &catalogue,
+        registry: &registry,
+        max_body_bytes: ctx.settings.max_body_bytes,
+        now: Utc::now(),
+    };
+    let mut items = Vec::with_capacity(taken.len());
+    let mut ackers = Vec::with_capacity(taken.len());
+    for d in taken {
+        items.push(decode(&decode_ctx, &d.properties, d.body));
+        ackers.push(d.acker);
+    }
+    Batch { items, ackers }
+}
+
+async fn commit_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Committed>) {
+    while let Some(batch) = rx.recv().await {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let outcome = loop {
+            let registry = ctx.registry.current();
+            match store::commit_batch(&ctx.pool, &batch.items, &registry, Utc::now()).await {
+                Ok(outcome) => break Some(outcome),
+                Err(CommitError::Race) => {
+                    debug!("Batch raced with another hub instance; planning it again.");
+                }
+                Err(CommitError::Database(error)) => {
+                    ctx.metrics.commit_retries.inc();
+                    warn!(%error, attempt, "Batch transaction failed; retrying (nothing is acked).");
+                    let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = ctx.abort.cancelled() => break None,
+                    }
+                    attempt += 1;
+                }
+            }
+        };
+        // Aborted: leave the deliveries unacked; the broker redelivers them.
+        let Some(outcome) = outcome else { continue };
+        ctx.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        ctx.metrics.batches.inc();
+        ctx.metrics.batch_size.observe(batch.items.len() as f64);
+        let m = &ctx.metrics;
+        m.ingress_messages.get_or_create(&OutcomeLabel { outcome: "accepted" }).inc_by(outcome.accepted as u64);
+        m.ingress_messages.get_or_create(&OutcomeLabel { outcome: "duplicate" }).inc_by(outcome.duplicates as u64);
+        m.ingress_messages
+            .get_or_create(&OutcomeLabel { outcome: "rejected" })
+            .inc_by(outcome.rejections.len() as u64);
+        for code in &outcome.rejections {
+            m.rejections.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+        }
+        let committed = Committed {
+            outbox_ids: outcome.outbox.iter().map(|r| r.id).collect(),
+            outgoing: outcome.outbox.into_iter().map(to_outgoing).collect(),
+            ackers: batch.ackers,
+        };
+        if tx.send(committed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The AMQP message for an outbox row.
+pub fn to_outgoing(row: OutboxRow) -> Outgoing {
+    Outgoing {
+        exchange: DELIVER_EXCHANGE.to_owned(),
+        routing_key: row.endpoint,
+        properties: Properties {
+            message_id: Some(row.id.to_string()),
+            correlation_id: row.exchange_id.map(|e| e.to_string()),
+            message_type: Some(row.message_type),
+            user_id: None,
+            content_type: Some("application/json".into()),
+            timestamp: Some(Utc::now().timestamp().max(0) as u64),
+            headers: row.headers,
+        },
+        body: row.body,
+    }
+}
+
+async fn publish_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Committed>, confirmed: mpsc::Sender<Vec<Uuid>>) {
+    let max_in_flight = ctx.settings.publish_in_flight_batches.max(1);
+    let mut in_flight = FuturesOrdered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = rx.recv(), if open && in_flight.len() < max_in_flight => match next {
+                Some(committed) => {
+                    let publisher = ctx.publisher.clone();
+                    in_flight.push_back(async move {
+                        let started = Instant::now();
+                        let result = publisher.publish_all(&committed.outgoing).await;
+                        (committed, result, started.elapsed())
+                    });
+                }
+                None => open = false,
+            },
+            Some((committed, result, elapsed)) = in_flight.next(), if !in_flight.is_empty() => {
+                ctx.metrics.publish_seconds.observe(elapsed.as_secs_f64());
+                let Ok(outcomes) = result else {
+                    // Shutting down before confirms: leave unacked; the outbox
+                    // relay and redelivery finish the job after restart.
+                    continue;
+                };
+                ack_batch(&committed.ackers).await;
+                let ids: Vec<Uuid> = committed
+                    .outbox_ids
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| **o == PublishOutcome::Confirmed)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if ids.len() < outcomes.len() {
+                    warn!(unroutable = outcomes.len() - ids.len(), "Publishes returned unroutable; the relay retries them.");
+                }
+                let _ = confirmed.send(ids).await;
+            }
+            else => break,
+        }
+        if !open && in_flight.is_empty() {
+            break;
+        }
+    }
+}
+
+/// One multiple-ack per channel run: deliveries of one batch normally come
+/// from one channel; after a reconnect the old channel's acks fail harmlessly
+/// (those deliveries come again and are absorbed as duplicates).
+async fn ack_batch(ackers: &[Acker]) {
+    for (i, acker) in ackers.iter().enumerate() {
+        let last_of_run = ackers.get(i + 1).is_none_or(|next| !next.same_channel(acker));
+        if last_of_run {
+            if let Err(error) = acker.ack_up_to().await {
+                debug!(%error, "Ack failed (channel gone); the broker will redeliver.");
+            }
+        }
+    }
+}
+
+async fn mark_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Vec<Uuid>>) {
+    while let Some(mut ids) = rx.recv().await {
+        // Coalesce what is waiting into one statement.
+        while let Ok(more) = rx.try_recv() {
+            ids.extend(more);
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        if let Err(error) = store::mark_confirmed(&ctx.pool, &ids).await {
+            // Not fatal: the relay will publish these again; receivers de-duplicate.
+            warn!(%error, rows = ids.len(), "Could not mark outbox rows confirmed.");
+        }
+    }
+}

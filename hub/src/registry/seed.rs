@@ -1,0 +1,111 @@
+//! The seed file: endpoints and authorities registered at start, with broker
+//! users provisioned for each endpoint. (The full registry workflow replaces
+//! this later; the seed stays for demos and tests.)
+
+use std::collections::BTreeMap;
+
+use imi_broker::{Management, Permissions};
+use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
+use serde::Deserialize;
+use sqlx::PgPool;
+use tracing::{info, instrument};
+
+use crate::error::HubError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFile {
+    pub endpoints: Vec<SeedEndpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedEndpoint {
+    pub id: String,
+    /// The broker password the endpoint connects with.
+    pub password: String,
+    pub authorities: Vec<SeedAuthority>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedAuthority {
+    pub id: String,
+    pub country: String,
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+    pub procedures: Vec<String>,
+}
+
+impl SeedFile {
+    pub fn parse(text: &str) -> Result<SeedFile, HubError> {
+        let seed: SeedFile = serde_yaml::from_str(text).map_err(|e| HubError::Seed(e.to_string()))?;
+        for e in &seed.endpoints {
+            EndpointId::try_from(e.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+            for a in &e.authorities {
+                let id = AuthorityId::try_from(a.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+                if id.country().as_str() != a.country {
+                    return Err(HubError::Seed(format!("{}: country {} does not match the id", a.id, a.country)));
+                }
+                for p in &a.procedures {
+                    ProcedureCode::try_from(p.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+                }
+            }
+        }
+        Ok(seed)
+    }
+}
+
+/// What an endpoint's broker user may do: publish to the ingress exchange,
+/// consume its own inbox, configure nothing.
+pub fn endpoint_permissions(endpoint: &EndpointId) -> Permissions {
+    Permissions {
+        configure: "^$".into(),
+        write: format!("^{}$", regex_escape(imi_schemas::protocol::INGRESS_EXCHANGE)),
+        read: format!("^{}$", regex_escape(&imi_schemas::protocol::inbox_queue(endpoint.as_str()))),
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.replace('.', "\\.")
+}
+
+/// Registers the seed's endpoints and authorities (idempotent) and provisions
+/// each endpoint's broker user.
+#[instrument(skip_all, fields(endpoints = seed.endpoints.len()))]
+pub async fn apply_seed(seed: &SeedFile, pool: &PgPool, management: &Management, vhost: &str) -> Result<(), HubError> {
+    let mut tx = pool.begin().await?;
+    for e in &seed.endpoints {
+        sqlx::query("INSERT INTO endpoints (id, status) VALUES ($1, 'active') ON CONFLICT (id) DO NOTHING")
+            .bind(&e.id)
+            .execute(&mut *tx)
+            .await?;
+        for a in &e.authorities {
+            sqlx::query(
+                "INSERT INTO authorities (id, country, names, status, endpoint_id) VALUES ($1, $2, $3, 'active', $4)
+                 ON CONFLICT (id) DO UPDATE SET names = EXCLUDED.names, endpoint_id = EXCLUDED.endpoint_id",
+            )
+            .bind(&a.id)
+            .bind(&a.country)
+            .bind(serde_json::to_value(&a.names).unwrap_or_default())
+            .bind(&e.id)
+            .execute(&mut *tx)
+            .await?;
+            for p in &a.procedures {
+                sqlx::query("INSERT INTO authority_procedures VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(&a.id)
+                    .bind(p)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    for e in &seed.endpoints {
+        let id = EndpointId::try_from(e.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+        management.put_user(&e.id, &e.password).await?;
+        management.set_permissions(vhost, &e.id, &endpoint_permissions(&id)).await?;
+    }
+    info!("Seed applied.");
+    Ok(())
+}

@@ -1,0 +1,586 @@
+//! One database transaction per micro-batch (DESIGN.md §5 step 3).
+//!
+//! The transaction locks the exchanges the batch continues, finds duplicates,
+//! applies the workflow in arrival order, and writes messages, exchanges,
+//! transitions, outbox rows and rejections with one `UNNEST` statement per
+//! table. Nothing is published before it commits.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use imi_schemas::catalogue::Role;
+use imi_schemas::protocol::{
+    Receipt, RejectionCode, HEADER_RECIPIENTS, HEADER_SCHEMA_VERSION, HEADER_SENDER, HEADER_TRACEPARENT,
+    TYPE_RECEIPT, TYPE_REJECTION,
+};
+use sqlx::{PgConnection, PgPool};
+use thiserror::Error;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::outbox::for_duplicates;
+use super::{OutboxKind, OutboxRow};
+use crate::pipeline::decode::{Decoded, Inbound, Refusal};
+use crate::registry::Registry;
+
+#[derive(Debug, Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Another hub instance committed one of the batch's messages meanwhile;
+    /// the batch is planned again.
+    #[error("a message of the batch was committed concurrently")]
+    Race,
+}
+
+/// What the committed batch asks the publisher to do, and counts for metrics.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub outbox: Vec<OutboxRow>,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejections: Vec<RejectionCode>,
+}
+
+#[derive(Debug, Clone)]
+struct ExchangeState {
+    procedure: String,
+    state: String,
+    requester: String,
+    responder: String,
+}
+
+struct NewExchange {
+    id: Uuid,
+    opened_by: Uuid,
+    state: ExchangeState,
+}
+
+struct Transition {
+    exchange_id: Uuid,
+    message_id: Uuid,
+    action: String,
+    from: Option<String>,
+    to: String,
+}
+
+struct Rejected<'a> {
+    refusal: &'a Refusal,
+}
+
+#[derive(Default)]
+struct Plan<'a> {
+    new_exchanges: Vec<NewExchange>,
+    changed: HashMap<Uuid, String>,
+    messages: Vec<(&'a Inbound, Uuid, Vec<String>)>,
+    transitions: Vec<Transition>,
+    outbox: Vec<OutboxRow>,
+    rejected: Vec<Rejected<'a>>,
+    /// Refusals made by the workflow (owned, since they are built here).
+    workflow_refusals: Vec<Refusal>,
+    duplicates: Vec<String>,
+}
+
+/// Commits one batch. Safe to call again with the same batch after an error:
+/// the transaction either committed whole or not at all.
+#[instrument(skip_all, fields(messages = items.len()))]
+pub async fn commit_batch(
+    pool: &PgPool,
+    items: &[Decoded],
+    registry: &Registry,
+    now: DateTime<Utc>,
+) -> Result<BatchOutcome, CommitError> {
+    let mut tx = pool.begin().await?;
+
+    let inbound: Vec<&Inbound> = items
+        .iter()
+        .filter_map(|d| match d {
+            Decoded::Inbound(i) => Some(i.as_ref()),
+            Decoded::Refused(_) => None,
+        })
+        .collect();
+    let mut continued: Vec<Uuid> = inbound.iter().filter_map(|i| i.exchange.map(|e| e.as_uuid())).collect();
+    continued.sort();
+    continued.dedup();
+    let locked = lock_exchanges(&mut tx, &continued).await?;
+    let ids: Vec<Uuid> = inbound.iter().map(|i| i.message_id.as_uuid()).collect();
+    let existing: HashMap<Uuid, Vec<u8>> = sqlx::query_as("SELECT id, raw_sha256 FROM messages WHERE id = ANY($1)")
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+
+    let mut plan = plan(items, locked, existing, registry, now);
+    let replies: Vec<OutboxRow> = plan.workflow_refusals.iter().filter_map(rejection_reply).collect();
+    plan.outbox.extend(replies);
+    let mut rejections: Vec<RejectionCode> = plan.rejected.iter().map(|r| r.refusal.rejection.code).collect();
+    rejections.extend(plan.workflow_refusals.iter().map(|r| r.rejection.code));
+    let mut all_refusals: Vec<&Refusal> = plan.rejected.iter().map(|r| r.refusal).collect();
+    all_refusals.extend(plan.workflow_refusals.iter());
+
+    insert_exchanges(&mut tx, &plan.new_exchanges).await?;
+    update_exchanges(&mut tx, &plan.changed).await?;
+    let inserted = insert_messages(&mut tx, &plan.messages).await?;
+    if inserted != plan.messages.len() {
+        return Err(CommitError::Race);
+    }
+    insert_transitions(&mut tx, &plan.transitions).await?;
+    insert_outbox(&mut tx, &plan.outbox).await?;
+    insert_rejected(&mut tx, &all_refusals).await?;
+    let mut outbox = std::mem::take(&mut plan.outbox);
+    if !plan.duplicates.is_empty() {
+        outbox.extend(for_duplicates(&mut tx, &plan.duplicates).await?);
+    }
+    tx.commit().await?;
+
+    Ok(BatchOutcome {
+        outbox,
+        accepted: plan.messages.len(),
+        duplicates: plan.duplicates.len(),
+        rejections,
+    })
+}
+
+async fn lock_exchanges(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, ExchangeState>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Sorted ids and ORDER BY keep lock order stable across hub instances.
+    let rows: Vec<(Uuid, String, String, String, String)> = sqlx::query_as(
+        "SELECT id, procedure, state, requester, responder FROM exchanges
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, procedure, state, requester, responder)| {
+            (
+                id,
+                ExchangeState {
+                    procedure,
+                    state,
+                    requester,
+                    responder,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Applies the workflow to the batch in arrival order, in memory.
+fn plan<'a>(
+    items: &'a [Decoded],
+    mut exchanges: HashMap<Uuid, ExchangeState>,
+    existing: HashMap<Uuid, Vec<u8>>,
+    registry: &Registry,
+    now: DateTime<Utc>,
+) -> Plan<'a> {
+    let mut plan = Plan::default();
+    let mut seen: HashMap<Uuid, [u8; 32]> = HashMap::new();
+    let mut new_ids: HashSet<Uuid> = HashSet::new();
+
+    for item in items {
+        let inbound = match item {
+            Decoded::Refused(r) => {
+                plan.outbox.extend(rejection_reply(r));
+                plan.rejected.push(Rejected { refusal: r });
+                continue;
+            }
+            Decoded::Inbound(i) => i.as_ref(),
+        };
+        let id = inbound.message_id.as_uuid();
+        let earlier = existing.get(&id).map(|d| d.as_slice()).or(seen.get(&id).map(|d| d.as_slice()));
+        if let Some(digest) = earlier {
+            if digest == inbound.digest {
+                plan.duplicates.push(id.to_string());
+            } else {
+                plan.workflow_refusals.push(refuse(
+                    inbound,
+                    RejectionCode::MessageIdReused,
+                    format!("message_id {id} was already used for a message with different content"),
+                    now,
+                ));
+            }
+            continue;
+        }
+
+        let procedure = inbound.message_type.procedure.as_str();
+        let action = inbound.message_type.action.as_str();
+        let (exchange_id, from, recipients) = if inbound.step.opens {
+            let exchange_id = inbound.message_id.opened_exchange().as_uuid();
+            let responder = inbound.recipients[0].to_string();
+            let state = ExchangeState {
+                procedure: procedure.to_owned(),
+                state: inbound.step.to.clone(),
+                requester: inbound.sender.to_string(),
+                responder: responder.clone(),
+            };
+            exchanges.insert(exchange_id, state.clone());
+            new_ids.insert(exchange_id);
+            plan.new_exchanges.push(NewExchange {
+                id: exchange_id,
+                opened_by: id,
+                state,
+            });
+            (exchange_id, None, vec![responder])
+        } else {
+            let exchange_id = inbound.exchange.expect("decode guarantees a follow-up names its exchange").as_uuid();
+            let Some(exchange) = exchanges.get_mut(&exchange_id).filter(|e| e.procedure == procedure) else {
+                plan.workflow_refusals.push(refuse(
+                    inbound,
+                    RejectionCode::UnknownExchange,
+                    format!("no {procedure} exchange has id {exchange_id}"),
+                    now,
+                ));
+                continue;
+            };
+            let sender = inbound.sender.as_str();
+            let role = if sender == exchange.requester {
+                Role::Requester
+            } else if sender == exchange.responder {
+                Role::Responder
+            } else {
+                plan.workflow_refusals.push(refuse(
+                    inbound,
+                    RejectionCode::ActionNotAllowedForRole,
+                    format!("`{sender}` is not a party to exchange {exchange_id}"),
+                    now,
+                ));
+                continue;
+            };
+            if role != inbound.step.by {
+                plan.workflow_refusals.push(refuse(
+                    inbound,
+                    RejectionCode::ActionNotAllowedForRole,
+                    format!("`{action}` is taken by the {}, and `{sender}` is the {}", inbound.step.by.as_str(), role.as_str()),
+                    now,
+                ));
+                continue;
+            }
+            if !inbound.step.from.contains(&exchange.state) {
+                plan.workflow_refusals.push(refuse(
+                    inbound,
+                    RejectionCode::ActionNotAllowedInState,
+                    format!("`{action}` is not allowed in state `{}`", exchange.state),
+                    now,
+                ));
+                continue;
+            }
+            let counterpart = match role {
+                Role::Requester => exchange.responder.clone(),
+                Role::Responder => exchange.requester.clone(),
+            };
+            if !inbound.recipients.is_empty() && (inbound.recipients.len() != 1 || inbound.recipients[0].as_str() != counterpart) {
+                plan.workflow_refusals.push(refuse(
+                    inbound,
+                    RejectionCode::InvalidRecipients,
+                    format!("a follow-up goes to the other party, `{counterpart}`; leave recipients empty or name it"),
+                    now,
+                ));
+                continue;
+            }
+            let from = std::mem::replace(&mut exchange.state, inbound.step.to.clone());
+            if new_ids.contains(&exchange_id) {
+                if let Some(n) = plan.new_exchanges.iter_mut().find(|n| n.id == exchange_id) {
+                    n.state.state = inbound.step.to.clone();
+                }
+            } else {
+                plan.changed.insert(exchange_id, inbound.step.to.clone());
+            }
+            (exchange_id, Some(from), vec![counterpart])
+        };
+
+        // Group recipients by endpoint: one copy per endpoint queue.
+        let mut by_endpoint: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut missing = None;
+        for r in &recipients {
+            match registry.authority(r) {
+                Some(a) => by_endpoint.entry(a.endpoint.to_string()).or_default().push(r.clone()),
+                None => missing = Some(r.clone()),
+            }
+        }
+        if let Some(r) = missing {
+            plan.workflow_refusals.push(refuse(inbound, RejectionCode::UnknownRecipient, format!("`{r}` is no longer registered"), now));
+            continue;
+        }
+
+        seen.insert(id, inbound.digest);
+        plan.transitions.push(Transition {
+            exchange_id,
+            message_id: id,
+            action: action.to_owned(),
+            from,
+            to: inbound.step.to.clone(),
+        });
+        for (endpoint, rcpts) in by_endpoint {
+            let mut headers = BTreeMap::new();
+            headers.insert(HEADER_SENDER.to_owned(), inbound.sender.to_string());
+            headers.insert(HEADER_RECIPIENTS.to_owned(), rcpts.join(","));
+            headers.insert(HEADER_SCHEMA_VERSION.to_owned(), inbound.schema_version.to_string());
+            if let Some(tp) = &inbound.traceparent {
+                headers.insert(HEADER_TRACEPARENT.to_owned(), tp.clone());
+            }
+            plan.outbox.push(OutboxRow {
+                // The recipient sees the sender's message_id: with several
+                // endpoints each gets its own queue copy under the same id.
+                id: if recipients.len() == rcpts.len() { id } else { derived(id, &endpoint) },
+                kind: OutboxKind::Delivery,
+                source_message_id: id.to_string(),
+                endpoint,
+                recipients: rcpts,
+                exchange_id: Some(exchange_id),
+                message_type: inbound.message_type.to_string(),
+                headers,
+                body: inbound.raw.clone(),
+            });
+        }
+        let receipt = Receipt {
+            message_id: id,
+            exchange_id,
+            message_type: inbound.message_type.to_string(),
+            state: inbound.step.to.clone(),
+            recipients: recipients.clone(),
+            accepted_at: now,
+        };
+        plan.outbox.push(OutboxRow {
+            id: inbound.message_id.derive("receipt").as_uuid(),
+            kind: OutboxKind::Receipt,
+            source_message_id: id.to_string(),
+            endpoint: inbound.sender_endpoint.to_string(),
+            recipients: vec![inbound.sender.to_string()],
+            exchange_id: Some(exchange_id),
+            message_type: TYPE_RECEIPT.to_owned(),
+            headers: BTreeMap::new(),
+            body: serde_json::to_vec(&receipt).expect("receipt serializes"),
+        });
+        plan.messages.push((inbound, exchange_id, recipients));
+    }
+    plan
+}
+
+fn derived(id: Uuid, purpose: &str) -> Uuid {
+    let mut name = id.as_bytes().to_vec();
+    name.extend_from_slice(purpose.as_bytes());
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, &name)
+}
+
+fn refuse(inbound: &Inbound, code: RejectionCode, detail: String, now: DateTime<Utc>) -> Refusal {
+    let id = inbound.message_id.to_string();
+    Refusal {
+        message_id: Some(id.clone()),
+        user_id: Some(inbound.sender_endpoint.to_string()),
+        message_type: Some(inbound.message_type.to_string()),
+        reply_to: Some(inbound.sender_endpoint.clone()),
+        rejection: imi_schemas::protocol::Rejection::new(Some(id), code, detail, Vec::new(), now),
+        body: inbound.raw.clone(),
+        body_size: inbound.raw.len(),
+        digest: inbound.digest,
+    }
+}
+
+/// The rejection's outbox row, when the sender has an inbox to answer.
+fn rejection_reply(refusal: &Refusal) -> Option<OutboxRow> {
+    refusal.reply_to.as_ref().map(|endpoint| {
+        let mut name = refusal.message_id.clone().unwrap_or_default().into_bytes();
+        name.extend_from_slice(&refusal.digest);
+        name.extend_from_slice(refusal.rejection.code.as_str().as_bytes());
+        OutboxRow {
+            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &name),
+            kind: OutboxKind::Rejection,
+            source_message_id: refusal.message_id.clone().unwrap_or_default(),
+            endpoint: endpoint.to_string(),
+            recipients: Vec::new(),
+            exchange_id: None,
+            message_type: TYPE_REJECTION.to_owned(),
+            headers: BTreeMap::new(),
+            body: serde_json::to_vec(&refusal.rejection).expect("rejection serializes"),
+        }
+    })
+}
+
+async fn insert_exchanges(conn: &mut PgConnection, rows: &[NewExchange]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let procedures: Vec<&str> = rows.iter().map(|r| r.state.procedure.as_str()).collect();
+    let states: Vec<&str> = rows.iter().map(|r| r.state.state.as_str()).collect();
+    let requesters: Vec<&str> = rows.iter().map(|r| r.state.requester.as_str()).collect();
+    let responders: Vec<&str> = rows.iter().map(|r| r.state.responder.as_str()).collect();
+    let opened_by: Vec<Uuid> = rows.iter().map(|r| r.opened_by).collect();
+    sqlx::query(
+        "INSERT INTO exchanges (id, procedure, state, requester, responder, opened_by)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[])",
+    )
+    .bind(ids)
+    .bind(procedures)
+    .bind(states)
+    .bind(requesters)
+    .bind(responders)
+    .bind(opened_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn update_exchanges(conn: &mut PgConnection, changed: &HashMap<Uuid, String>) -> Result<(), sqlx::Error> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = changed.keys().copied().collect();
+    let states: Vec<&str> = ids.iter().map(|id| changed[id].as_str()).collect();
+    sqlx::query(
+        "UPDATE exchanges e SET state = u.state, updated_at = now()
+         FROM UNNEST($1::uuid[], $2::text[]) AS u(id, state) WHERE e.id = u.id",
+    )
+    .bind(ids)
+    .bind(states)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_messages(conn: &mut PgConnection, rows: &[(&Inbound, Uuid, Vec<String>)]) -> Result<usize, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|(i, _, _)| i.message_id.as_uuid()).collect();
+    let exchanges: Vec<Uuid> = rows.iter().map(|(_, e, _)| *e).collect();
+    let types: Vec<String> = rows.iter().map(|(i, _, _)| i.message_type.to_string()).collect();
+    let versions: Vec<i32> = rows.iter().map(|(i, _, _)| i.schema_version as i32).collect();
+    let senders: Vec<&str> = rows.iter().map(|(i, _, _)| i.sender.as_str()).collect();
+    let endpoints: Vec<&str> = rows.iter().map(|(i, _, _)| i.sender_endpoint.as_str()).collect();
+    let recipients: Vec<String> = rows.iter().map(|(_, _, r)| r.join(",")).collect();
+    let raws: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.raw.as_slice()).collect();
+    let digests: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.digest.as_slice()).collect();
+    let traces: Vec<Option<&str>> = rows.iter().map(|(i, _, _)| i.traceparent.as_deref()).collect();
+    // The payload column is derived from the raw bytes by PostgreSQL, so the
+    // hub does not serialize it again.
+    let inserted: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO messages (id, exchange_id, message_type, schema_version, sender, sender_endpoint,
+                               recipients, payload, raw, raw_sha256, traceparent)
+         SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','),
+                convert_from(raw, 'UTF8')::jsonb -> 'payload', raw, dg, tp
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
+                     $8::bytea[], $9::bytea[], $10::text[]) AS u(id, ex, ty, ver, snd, ep, rc, raw, dg, tp)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(ids)
+    .bind(exchanges)
+    .bind(types)
+    .bind(versions)
+    .bind(senders)
+    .bind(endpoints)
+    .bind(recipients)
+    .bind(raws)
+    .bind(digests)
+    .bind(traces)
+    .fetch_all(conn)
+    .await?;
+    Ok(inserted.len())
+}
+
+async fn insert_transitions(conn: &mut PgConnection, rows: &[Transition]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let exchanges: Vec<Uuid> = rows.iter().map(|t| t.exchange_id).collect();
+    let messages: Vec<Uuid> = rows.iter().map(|t| t.message_id).collect();
+    let actions: Vec<&str> = rows.iter().map(|t| t.action.as_str()).collect();
+    let froms: Vec<Option<&str>> = rows.iter().map(|t| t.from.as_deref()).collect();
+    let tos: Vec<&str> = rows.iter().map(|t| t.to.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO transitions (exchange_id, message_id, action, from_state, to_state)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])",
+    )
+    .bind(exchanges)
+    .bind(messages)
+    .bind(actions)
+    .bind(froms)
+    .bind(tos)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_outbox(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+    let sources: Vec<&str> = rows.iter().map(|r| r.source_message_id.as_str()).collect();
+    let endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
+    let recipients: Vec<String> = rows.iter().map(|r| r.recipients.join(",")).collect();
+    let exchanges: Vec<Option<Uuid>> = rows.iter().map(|r| r.exchange_id).collect();
+    let types: Vec<&str> = rows.iter().map(|r| r.message_type.as_str()).collect();
+    let headers: Vec<String> = rows
+        .iter()
+        .map(|r| serde_json::to_string(&r.headers).expect("headers serialize"))
+        .collect();
+    // Deliveries take their body from messages.raw: not stored twice.
+    let bodies: Vec<Option<&[u8]>> = rows
+        .iter()
+        .map(|r| (r.kind != OutboxKind::Delivery).then_some(r.body.as_slice()))
+        .collect();
+    sqlx::query(
+        "INSERT INTO outbox (id, kind, source_message_id, endpoint_id, recipients, exchange_id, message_type, headers, body)
+         SELECT id, kind, src, ep, CASE WHEN rc = '' THEN '{}'::text[] ELSE string_to_array(rc, ',') END,
+                ex, ty, hd::jsonb, body
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[],
+                     $8::text[], $9::bytea[]) AS u(id, kind, src, ep, rc, ex, ty, hd, body)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(ids)
+    .bind(kinds)
+    .bind(sources)
+    .bind(endpoints)
+    .bind(recipients)
+    .bind(exchanges)
+    .bind(types)
+    .bind(headers)
+    .bind(bodies)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_rejected(conn: &mut PgConnection, rows: &[&Refusal]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Option<&str>> = rows.iter().map(|r| r.message_id.as_deref()).collect();
+    let users: Vec<Option<&str>> = rows.iter().map(|r| r.user_id.as_deref()).collect();
+    let types: Vec<Option<&str>> = rows.iter().map(|r| r.message_type.as_deref()).collect();
+    let codes: Vec<&str> = rows.iter().map(|r| r.rejection.code.as_str()).collect();
+    let details: Vec<&str> = rows.iter().map(|r| r.rejection.detail.as_str()).collect();
+    let errors: Vec<String> = rows
+        .iter()
+        .map(|r| serde_json::to_string(&r.rejection.errors).expect("errors serialize"))
+        .collect();
+    let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
+    let sizes: Vec<i32> = rows.iter().map(|r| r.body_size.min(i32::MAX as usize) as i32).collect();
+    let digests: Vec<&[u8]> = rows.iter().map(|r| r.digest.as_slice()).collect();
+    sqlx::query(
+        "INSERT INTO rejected_messages (message_id, user_id, message_type, code, detail, errors, body, body_size, body_sha256)
+         SELECT id, usr, ty, code, detail, errs::jsonb, body, size, dg
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+                     $8::int[], $9::bytea[]) AS u(id, usr, ty, code, detail, errs, body, size, dg)",
+    )
+    .bind(ids)
+    .bind(users)
+    .bind(types)
+    .bind(codes)
+    .bind(details)
+    .bind(errors)
+    .bind(bodies)
+    .bind(sizes)
+    .bind(digests)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! PostgreSQL: the batch transaction, the outbox and its relay.
+
+mod batch;
+mod outbox;
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+pub use batch::{commit_batch, BatchOutcome, CommitError};
+pub use outbox::{mark_confirmed, unconfirmed_older_than};
+
+/// One message the hub must publish, as stored in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    /// The outgoing AMQP `message_id`.
+    pub id: Uuid,
+    pub kind: OutboxKind,
+    pub source_message_id: String,
+    pub endpoint: String,
+    pub recipients: Vec<String>,
+    pub exchange_id: Option<Uuid>,
+    pub message_type: String,
+    pub headers: BTreeMap<String, String>,
+    /// What is published. For deliveries it is the original message's raw
+    /// body, which the outbox does not store twice.
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    Delivery,
+    Receipt,
+    Rejection,
+}
+
+impl OutboxKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OutboxKind::Delivery => "delivery",
+            OutboxKind::Receipt => "receipt",
+            OutboxKind::Rejection => "rejection",
+        }
+    }
+    fn parse(raw: &str) -> OutboxKind {
+        match raw {
+            "delivery" => OutboxKind::Delivery,
+            "receipt" => OutboxKind::Receipt,
+            _ => OutboxKind::Rejection,
+        }
+    }
+}
