@@ -108,6 +108,11 @@ impl Hub {
             },
             topology,
         );
+        // Wait until the topology is declared, so nothing published after
+        // `build` returns is unroutable. A broker that is down is waited for.
+        while let Err(error) = broker.wait_connected(Duration::from_secs(10)).await {
+            warn!(%error, "Waiting for the broker.");
+        }
         let listener = TcpListener::bind(config.http.listen).await?;
         Ok(Hub {
             config,

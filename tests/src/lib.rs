@@ -1,1 +1,325 @@
+//! Test harness: every test gets its own PostgreSQL database, its own
+//! RabbitMQ vhost and uniquely named broker users, and a hub on port 0.
+//! Nothing here is mocked: the services are the machine's real ones.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use imi_adapters::{Adapter, EndpointConfig, Inbox, InboxItem, Incoming, OutgoingMessage};
+use imi_broker::{Management, ManagementConfig};
+use imi_hub::config::{AmqpSettings, DatabaseSettings, HttpSettings, PipelineSettings};
+use imi_hub::{Config, Hub};
+use imi_schemas::ids::{AuthorityId, MessageType};
+use serde_json::json;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub fn database_base_url() -> String {
+    std::env::var("IMI_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+pub fn amqp_base_url() -> String {
+    std::env::var("IMI_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
+}
+pub fn management_config() -> ManagementConfig {
+    ManagementConfig {
+        url: std::env::var("IMI_TEST_MANAGEMENT_URL").unwrap_or_else(|_| "http://127.0.0.1:15672".into()),
+        user: "guest".into(),
+        password: "guest".into(),
+    }
+}
+
+pub fn init_tracing() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// One endpoint of the test registry.
+#[derive(Debug, Clone)]
+pub struct TestEndpoint {
+    pub id: String,
+    pub password: String,
+    pub authorities: Vec<String>,
+}
+
+/// An isolated world for one test.
+pub struct TestEnv {
+    pub suffix: String,
+    pub vhost: String,
+    pub db_name: String,
+    pub db_url: String,
+    pub management: Management,
+    pub endpoints: Vec<TestEndpoint>,
+    pub dir: PathBuf,
+    pub config: Config,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl TestEnv {
+    /// Three endpoints: `fi` acts for FI-VALVIRA and FI-TEO, `de` for DE-AEKNO,
+    /// `fr` for FR-CNOM (registered for no procedure).
+    pub async fn new() -> TestEnv {
+        init_tracing();
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let vhost = format!("imi-test-{suffix}");
+        let db_name = format!("imi_test_{suffix}");
+        let mut admin = PgConnection::connect(&format!("{}/postgres", database_base_url()))
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE DATABASE {db_name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let management = Management::new(management_config());
+        management.create_vhost(&vhost).await.expect("create vhost");
+
+        let endpoints = vec![
+            TestEndpoint {
+                id: format!("fi-{suffix}"),
+                password: format!("pw-fi-{suffix}"),
+                authorities: vec!["FI-VALVIRA".into(), "FI-TEO".into()],
+            },
+            TestEndpoint {
+                id: format!("de-{suffix}"),
+                password: format!("pw-de-{suffix}"),
+                authorities: vec!["DE-AEKNO".into()],
+            },
+            TestEndpoint {
+                id: format!("fr-{suffix}"),
+                password: format!("pw-fr-{suffix}"),
+                authorities: vec!["FR-CNOM".into()],
+            },
+        ];
+        let dir = std::env::temp_dir().join(format!("imi-test-{suffix}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed = json!({"endpoints": endpoints.iter().map(|e| json!({
+            "id": e.id,
+            "password": e.password,
+            "authorities": e.authorities.iter().map(|a| json!({
+                "id": a,
+                "country": &a[..2],
+                "names": {"en": a},
+                "procedures": if a.starts_with("FR") { json!([]) } else { json!(["pq-information-request"]) },
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>()});
+        let seed_path = dir.join("seed.yaml");
+        std::fs::write(&seed_path, serde_json::to_string_pretty(&seed).unwrap()).unwrap();
+
+        let db_url = format!("{}/{db_name}", database_base_url());
+        let config = Config {
+            instance: format!("hub-{suffix}"),
+            amqp: AmqpSettings {
+                url: amqp_base_url(),
+                vhost: vhost.clone(),
+                management_url: management_config().url,
+                management_user: "guest".into(),
+                management_password: "guest".into(),
+                queue_type: "quorum".into(),
+            },
+            database: DatabaseSettings {
+                url: db_url.clone(),
+                max_connections: 8,
+            },
+            http: HttpSettings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            pipeline: PipelineSettings {
+                relay_interval_secs: 1,
+                ..PipelineSettings::default()
+            },
+            catalogue_dir: workspace().join("schemas/catalogue"),
+            seed_file: Some(seed_path),
+        };
+        TestEnv {
+            suffix,
+            vhost,
+            db_name,
+            db_url,
+            management,
+            endpoints,
+            dir,
+            config,
+        }
+    }
+
+    /// Builds and runs a hub in this process.
+    pub async fn start_hub(&self) -> RunningHub {
+        let hub = Hub::build(self.config.clone()).await.expect("hub builds");
+        let addr = hub.http_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            hub.run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("hub runs");
+        });
+        RunningHub {
+            http: format!("http://{addr}"),
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// Writes this test's configuration as a TOML file (for a hub process).
+    pub fn write_config(&self) -> PathBuf {
+        let c = &self.config;
+        let text = format!(
+            r#"instance = "{instance}"
+catalogue_dir = "{catalogue}"
+seed_file = "{seed}"
+[amqp]
+url = "{amqp}"
+vhost = "{vhost}"
+management_url = "{mgmt}"
+management_user = "guest"
+management_password = "guest"
+queue_type = "{qt}"
+[database]
+url = "{db}"
+[http]
+listen = "127.0.0.1:0"
+[pipeline]
+relay_interval_secs = 1
+"#,
+            instance = c.instance,
+            catalogue = c.catalogue_dir.display(),
+            seed = c.seed_file.as_ref().unwrap().display(),
+            amqp = c.amqp.url,
+            vhost = c.amqp.vhost,
+            mgmt = c.amqp.management_url,
+            qt = c.amqp.queue_type,
+            db = c.database.url,
+        );
+        let path = self.dir.join("hub.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Spawns the hub as a separate process (so a test can SIGKILL it).
+    /// `binary` is `env!("CARGO_BIN_EXE_imi-hub-under-test")`, which only
+    /// integration tests can name.
+    pub fn spawn_hub_process(&self, binary: &str) -> tokio::process::Child {
+        let config = self.write_config();
+        tokio::process::Command::new(binary)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn hub process")
+    }
+
+    pub fn endpoint_config(&self, endpoint: usize) -> EndpointConfig {
+        let e = &self.endpoints[endpoint];
+        EndpointConfig {
+            amqp_url: amqp_base_url()
+                .rsplit_once('@')
+                .map(|(_, h)| format!("amqp://{h}"))
+                .unwrap_or_else(amqp_base_url),
+            vhost: self.vhost.clone(),
+            endpoint: e.id.clone(),
+            password: e.password.clone(),
+        }
+    }
+
+    /// Connects as endpoint 0 (`fi`), 1 (`de`) or 2 (`fr`).
+    pub async fn adapter(&self, endpoint: usize) -> Adapter {
+        Adapter::connect(&self.endpoint_config(endpoint)).await.expect("adapter connects")
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.db_url).await.expect("test database")
+    }
+
+    /// Removes the vhost, the broker users and the database.
+    pub async fn cleanup(self) {
+        let _ = self.management.delete_vhost(&self.vhost).await;
+        for e in &self.endpoints {
+            let _ = self.management.delete_user(&e.id).await;
+        }
+        if let Ok(mut admin) = PgConnection::connect(&format!("{}/postgres", database_base_url())).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
+                .execute(&mut admin)
+                .await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A hub running in this process.
+pub struct RunningHub {
+    pub http: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningHub {
+    /// Graceful shutdown: drains, then returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(60), &mut self.task)
+            .await
+            .expect("hub stops within 60 s")
+            .expect("hub task");
+    }
+}
+
+/// A realistic diploma-verification request payload.
+pub fn diploma_request() -> serde_json::Value {
+    json!({
+        "professional": {"family_name": "Virtanen", "given_names": "Aino", "date_of_birth": "1988-04-12"},
+        "profession": "PQ-NURSE",
+        "diploma": {"title": "Sairaanhoitaja (AMK)", "awarded_by": "Metropolia", "awarded_on": "2012-06-01"},
+        "questions": ["PQ-Q-DIPLOMA-AUTHENTIC", "PQ-Q-GOOD-STANDING"],
+        "requested_answer_date": "2026-12-15"
+    })
+}
+
+/// FI-VALVIRA asks DE-AEKNO to verify a diploma.
+pub fn request_to_de() -> OutgoingMessage {
+    OutgoingMessage {
+        message_type: MessageType::try_from("pq-information-request.send").unwrap(),
+        sender: AuthorityId::try_from("FI-VALVIRA").unwrap(),
+        recipients: vec![AuthorityId::try_from("DE-AEKNO").unwrap()],
+        exchange: None,
+        payload: diploma_request(),
+        schema_version: 1,
+        message_id: None,
+    }
+}
+
+/// Opens an inbox that stops when the returned token is cancelled (or dropped
+/// with the test).
+pub fn open_inbox(adapter: &Adapter) -> (Inbox, CancellationToken) {
+    let stop = CancellationToken::new();
+    (adapter.inbox(stop.clone()), stop)
+}
+
+/// The next inbox item, acked, failing the test after `secs`.
+pub async fn next_acked(inbox: &mut Inbox, secs: u64) -> (String, Option<String>, Incoming) {
+    let item: InboxItem = inbox
+        .next_within(Duration::from_secs(secs))
+        .await
+        .expect("an inbox item in time");
+    let out = (item.message_id.clone(), item.exchange_id.clone(), item.incoming.clone());
+    item.ack().await.expect("ack");
+    out
+}
+
+/// Asserts nothing arrives within `millis`.
+pub async fn assert_quiet(inbox: &mut Inbox, millis: u64) {
+    if let Ok(item) = inbox.next_within(Duration::from_millis(millis)).await {
+        panic!("expected nothing, got {:?}", item.incoming);
+    }
+}

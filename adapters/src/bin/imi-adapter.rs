@@ -1,1 +1,195 @@
-fn main(){}
+//! `imi-adapter`: send and receive IMI Hub messages from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use imi_adapters::{Adapter, EndpointConfig, Incoming, OutgoingMessage};
+use imi_schemas::ids::{AuthorityId, ExchangeId, MessageId, MessageType};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "imi-adapter", about = "Send and receive IMI Hub messages as an endpoint")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Connection {
+    /// Broker address.
+    #[arg(long, env = "IMI_AMQP_URL", default_value = "amqp://127.0.0.1:5672")]
+    amqp_url: String,
+    #[arg(long, env = "IMI_AMQP_VHOST", default_value = "imi")]
+    vhost: String,
+    /// Endpoint id (= broker user).
+    #[arg(long, env = "IMI_ENDPOINT")]
+    endpoint: String,
+    #[arg(long, env = "IMI_ENDPOINT_PASSWORD")]
+    password: String,
+}
+
+impl Connection {
+    fn config(&self) -> EndpointConfig {
+        EndpointConfig {
+            amqp_url: self.amqp_url.clone(),
+            vhost: self.vhost.clone(),
+            endpoint: self.endpoint.clone(),
+            password: self.password.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send one message and print the hub's answer (receipt or rejection).
+    Send {
+        #[command(flatten)]
+        connection: Connection,
+        /// `<procedure>.<action>`, e.g. pq-information-request.send
+        #[arg(long = "type")]
+        message_type: String,
+        /// The authority you send for.
+        #[arg(long)]
+        sender: String,
+        /// Recipient authority (repeat for several).
+        #[arg(long = "to")]
+        recipients: Vec<String>,
+        /// The exchange a follow-up continues.
+        #[arg(long)]
+        exchange: Option<String>,
+        /// Payload JSON file (`-` for standard input).
+        #[arg(long)]
+        payload: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        schema_version: u32,
+        /// Reuse an id to retry idempotently.
+        #[arg(long)]
+        message_id: Option<String>,
+        /// Seconds to wait for the hub's answer (0: do not wait).
+        #[arg(long, default_value_t = 15)]
+        wait: u64,
+    },
+    /// Print (as JSON lines) and acknowledge what arrives in the inbox.
+    Listen {
+        #[command(flatten)]
+        connection: Connection,
+        /// Stop after this many items.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Send {
+            connection,
+            message_type,
+            sender,
+            recipients,
+            exchange,
+            payload,
+            schema_version,
+            message_id,
+            wait,
+        } => {
+            let text = if payload.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&payload).with_context(|| format!("reading {}", payload.display()))?
+            };
+            let message = OutgoingMessage {
+                message_type: MessageType::try_from(message_type.as_str())?,
+                sender: AuthorityId::try_from(sender.as_str())?,
+                recipients: recipients
+                    .iter()
+                    .map(|r| AuthorityId::try_from(r.as_str()))
+                    .collect::<Result<_, _>>()?,
+                exchange: exchange.as_deref().map(ExchangeId::try_from).transpose()?,
+                payload: serde_json::from_str(&text).context("the payload is not JSON")?,
+                schema_version,
+                message_id: message_id.as_deref().map(MessageId::try_from).transpose()?,
+            };
+            let adapter = Adapter::connect(&connection.config()).await?;
+            let stop = CancellationToken::new();
+            let mut inbox = adapter.inbox(stop.clone());
+            let id = adapter.send(&message).await?;
+            eprintln!("sent {id}");
+            if wait > 0 {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+                loop {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let item = inbox.next_within(left).await.context("no answer from the hub")?;
+                    let answer = match &item.incoming {
+                        Incoming::Receipt(r) if r.message_id.to_string() == id.to_string() => {
+                            Some(("receipt", serde_json::to_value(r)?))
+                        }
+                        Incoming::Rejection(r) if r.message_id.as_deref() == Some(&id.to_string()) => {
+                            Some(("rejection", serde_json::to_value(r)?))
+                        }
+                        // Anything else stays unacked for `listen`.
+                        _ => None,
+                    };
+                    if let Some((kind, value)) = answer {
+                        item.ack().await?;
+                        println!("{}", json!({"kind": kind, "answer": value}));
+                        stop.cancel();
+                        adapter.close().await;
+                        if kind == "rejection" {
+                            bail!("the hub rejected the message");
+                        }
+                        break;
+                    }
+                }
+            }
+            adapter.close().await;
+        }
+        Command::Listen { connection, count } => {
+            let adapter = Adapter::connect(&connection.config()).await?;
+            let stop = CancellationToken::new();
+            let mut inbox = adapter.inbox(stop.clone());
+            let mut n = 0;
+            loop {
+                let item = tokio::select! {
+                    item = inbox.next() => match item { Some(i) => i, None => break },
+                    _ = tokio::signal::ctrl_c() => break,
+                };
+                let line = match &item.incoming {
+                    Incoming::Message(m) => json!({
+                        "kind": "message", "message_id": item.message_id, "exchange_id": item.exchange_id,
+                        "type": m.message_type, "sender": m.sender, "recipients": m.recipients,
+                        "payload": m.envelope.payload,
+                    }),
+                    Incoming::Receipt(r) => json!({"kind": "receipt", "receipt": r}),
+                    Incoming::Rejection(r) => json!({"kind": "rejection", "rejection": r}),
+                    Incoming::Unknown { message_type, body } => json!({
+                        "kind": "unknown", "type": message_type, "body": String::from_utf8_lossy(body),
+                    }),
+                };
+                println!("{line}");
+                item.ack().await?;
+                n += 1;
+                if count.is_some_and(|c| n >= c) {
+                    break;
+                }
+            }
+            stop.cancel();
+            adapter.close().await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+use std::time::Duration;
+
+use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, PublishOutcome, Publisher, Topology};
+use imi_schemas::envelope::Envelope;
+use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
+use imi_schemas::protocol::{inbox_queue, HEADER_SCHEMA_VERSION, INGRESS_EXCHANGE};
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::inbox::Inbox;
+use crate::AdapterError;
+
+/// How an endpoint connects.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// `amqp://host:port` (credentials come from `endpoint`/`password`).
+    pub amqp_url: String,
+    pub vhost: String,
+    /// The endpoint id, which is also its broker user name.
+    pub endpoint: String,
+    pub password: String,
+}
+
+impl EndpointConfig {
+    fn url(&self) -> String {
+        let (scheme, rest) = self.amqp_url.split_once("://").unwrap_or(("amqp", &self.amqp_url));
+        let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest).trim_end_matches('/');
+        let enc = |s: &str| -> String {
+            s.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect()
+        };
+        format!(
+            "{scheme}://{}:{}@{host}/{}?heartbeat=10",
+            enc(&self.endpoint),
+            enc(&self.password),
+            enc(&self.vhost)
+        )
+    }
+}
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// `<procedure>.<action>`.
+    pub message_type: MessageType,
+    pub sender: AuthorityId,
+    pub recipients: Vec<AuthorityId>,
+    /// The exchange a follow-up continues (`correlation_id`).
+    pub exchange: Option<ExchangeId>,
+    pub payload: serde_json::Value,
+    pub schema_version: u32,
+    /// Set it to retry a send idempotently; a fresh one is made otherwise.
+    pub message_id: Option<MessageId>,
+}
+
+/// A connected endpoint.
+pub struct Adapter {
+    broker: Broker,
+    publisher: Publisher,
+    endpoint: EndpointId,
+}
+
+impl Adapter {
+    /// Connects (and keeps reconnecting) as the endpoint. The endpoint may
+    /// configure nothing on the broker, so it declares nothing.
+    #[instrument(skip_all, fields(endpoint = %config.endpoint))]
+    pub async fn connect(config: &EndpointConfig) -> Result<Adapter, AdapterError> {
+        let endpoint = EndpointId::try_from(config.endpoint.as_str()).map_err(|e| AdapterError::Invalid {
+            what: "endpoint",
+            detail: e.to_string(),
+        })?;
+        let broker = Broker::start(
+            BrokerConfig {
+                url: config.url(),
+                connection_name: format!("adapter {endpoint}"),
+            },
+            Topology::default(),
+        );
+        if let Err(error) = broker.wait_connected(Duration::from_secs(15)).await {
+            broker.close().await;
+            return Err(error.into());
+        }
+        Ok(Adapter {
+            publisher: broker.publisher(),
+            broker,
+            endpoint,
+        })
+    }
+
+    pub fn endpoint(&self) -> &EndpointId {
+        &self.endpoint
+    }
+
+    /// Sends a message; returns once the broker confirmed it (retrying across
+    /// reconnects with the same `message_id`). The hub answers in the inbox.
+    #[instrument(skip_all, fields(message_type = %message.message_type))]
+    pub async fn send(&self, message: &OutgoingMessage) -> Result<MessageId, AdapterError> {
+        let (id, outgoing) = self.build(message);
+        let outcome = self.publisher.publish_all(std::slice::from_ref(&outgoing)).await?;
+        if outcome.first() == Some(&PublishOutcome::Unroutable) {
+            return Err(AdapterError::Unroutable);
+        }
+        Ok(id)
+    }
+
+    fn build(&self, message: &OutgoingMessage) -> (MessageId, Outgoing) {
+        let id = message.message_id.unwrap_or_else(|| MessageId::new(Uuid::new_v4()));
+        let envelope = Envelope {
+            sender: message.sender.to_string(),
+            recipients: message.recipients.iter().map(|r| r.to_string()).collect(),
+            payload: message.payload.clone(),
+        };
+        let mut properties = Properties {
+            message_id: Some(id.to_string()),
+            correlation_id: message.exchange.map(|e| e.to_string()),
+            message_type: Some(message.message_type.to_string()),
+            user_id: Some(self.endpoint.to_string()),
+            content_type: Some("application/json".into()),
+            timestamp: Some(chrono::Utc::now().timestamp().max(0) as u64),
+            ..Default::default()
+        };
+        properties
+            .headers
+            .insert(HEADER_SCHEMA_VERSION.into(), message.schema_version.to_string());
+        let outgoing = Outgoing {
+            exchange: INGRESS_EXCHANGE.into(),
+            routing_key: message.message_type.to_string(),
+            properties,
+            body: serde_json::to_vec(&envelope).expect("envelope serializes"),
+        };
+        (id, outgoing)
+    }
+
+    /// Publishes arbitrary properties and body to the ingress exchange, once,
+    /// reporting the broker's verdict. For integration tests and tooling; real
+    /// senders use [`Adapter::send`].
+    pub async fn send_raw(&self, properties: Properties, body: Vec<u8>) -> Result<PublishOutcome, AdapterError> {
+        let outgoing = Outgoing {
+            exchange: INGRESS_EXCHANGE.into(),
+            routing_key: properties.message_type.clone().unwrap_or_default(),
+            properties,
+            body,
+        };
+        Ok(self.publisher.publish_once(&outgoing).await?)
+    }
+
+    /// Publishes to any exchange once (tests of broker permissions).
+    pub async fn publish_to(&self, exchange: &str, routing_key: &str, body: Vec<u8>) -> Result<PublishOutcome, AdapterError> {
+        let outgoing = Outgoing {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            properties: Properties {
+                user_id: Some(self.endpoint.to_string()),
+                ..Default::default()
+            },
+            body,
+        };
+        Ok(self.publisher.publish_once(&outgoing).await?)
+    }
+
+    /// Consumes this endpoint's inbox until `stop` is cancelled.
+    pub fn inbox(&self, stop: CancellationToken) -> Inbox {
+        Inbox::new(self.broker.consume(&inbox_queue(self.endpoint.as_str()), 200, stop))
+    }
+
+    /// Consumes any queue (tests of broker permissions: another endpoint's
+    /// inbox must be refused).
+    pub fn consume_queue(&self, queue: &str, stop: CancellationToken) -> Inbox {
+        Inbox::new(self.broker.consume(queue, 10, stop))
+    }
+
+    pub async fn close(&self) {
+        self.broker.close().await;
+    }
+}

@@ -1,0 +1,397 @@
+//! The backbone end to end: adapters → RabbitMQ → hub → PostgreSQL → RabbitMQ
+//! → adapters, against the machine's real services.
+
+use std::time::Duration;
+
+use imi_adapters::{Incoming, OutgoingMessage};
+use imi_broker::Properties;
+use imi_schemas::ids::{AuthorityId, ExchangeId, MessageId, MessageType};
+use imi_schemas::protocol::RejectionCode;
+use imi_tests::{assert_quiet, diploma_request, next_acked, open_inbox, request_to_de, TestEnv};
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    let id = fi.send(&request_to_de()).await.unwrap();
+
+    let (delivered_id, exchange, incoming) = next_acked(&mut de_inbox, 20).await;
+    assert_eq!(delivered_id, id.to_string(), "the recipient sees the sender's message_id");
+    let Incoming::Message(m) = incoming else { panic!("expected a routed message, got {incoming:?}") };
+    assert_eq!(m.sender, "FI-VALVIRA");
+    assert_eq!(m.recipients, vec!["DE-AEKNO".to_owned()]);
+    assert_eq!(m.message_type, "pq-information-request.send");
+    assert_eq!(m.envelope.payload, diploma_request());
+    let exchange = exchange.expect("routed messages carry the exchange id");
+
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    let Incoming::Receipt(receipt) = incoming else { panic!("expected a receipt, got {incoming:?}") };
+    assert_eq!(receipt.message_id, id.as_uuid());
+    assert_eq!(receipt.exchange_id.to_string(), exchange);
+    assert_eq!(receipt.state, "sent");
+    assert_eq!(receipt.recipients, vec!["DE-AEKNO".to_owned()]);
+
+    // All of it is in the database, the body byte for byte.
+    let pool = env.pool().await;
+    let (sender, raw, state): (String, Vec<u8>, String) = sqlx::query_as(
+        "SELECT m.sender, m.raw, e.state FROM messages m JOIN exchanges e ON e.id = m.exchange_id WHERE m.id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sender, "FI-VALVIRA");
+    assert_eq!(raw, m.raw);
+    assert_eq!(state, "sent");
+    let payload: serde_json::Value = sqlx::query_scalar("SELECT payload FROM messages WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(payload, diploma_request());
+    // Both outgoing messages were confirmed by the broker and marked so.
+    let mut unconfirmed = 1;
+    for _ in 0..50 {
+        unconfirmed = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE confirmed_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if unconfirmed == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(unconfirmed, 0);
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM outbox ORDER BY kind")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kinds, vec!["delivery", "receipt"]);
+
+    // Health and metrics answer.
+    let ready = reqwest::get(format!("{}/readyz", hub.http)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = reqwest::get(format!("{}/metrics", hub.http)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("imi_ingress_messages_total{outcome=\"accepted\"} 1"), "{metrics}");
+
+    pool.close().await;
+    fi.close().await;
+    de.close().await;
+    hub.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    fi.send(&request_to_de()).await.unwrap();
+    let (_, exchange, _) = next_acked(&mut de_inbox, 20).await;
+    let exchange = ExchangeId::try_from(exchange.unwrap().as_str()).unwrap();
+    next_acked(&mut fi_inbox, 20).await; // receipt
+
+    let answer = |sender: &str, action: &str, payload: serde_json::Value| OutgoingMessage {
+        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str()).unwrap(),
+        sender: AuthorityId::try_from(sender).unwrap(),
+        recipients: vec![],
+        exchange: Some(exchange),
+        payload,
+        schema_version: 1,
+        message_id: None,
+    };
+    let answers = json!({"answers": [{"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": "YES"}]});
+
+    // The requester may not answer its own request.
+    fi.send(&answer("FI-VALVIRA", "answer", answers.clone())).await.unwrap();
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    assert_eq!(r.code, RejectionCode::ActionNotAllowedForRole);
+
+    // Closing before the answer is not allowed in state `sent`.
+    fi.send(&answer("FI-VALVIRA", "close", json!({}))).await.unwrap();
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    assert_eq!(r.code, RejectionCode::ActionNotAllowedInState);
+
+    // The responder answers; the requester receives it under the same exchange.
+    let answer_id = de.send(&answer("DE-AEKNO", "answer", answers.clone())).await.unwrap();
+    let (_, _, incoming) = next_acked(&mut de_inbox, 20).await;
+    let Incoming::Receipt(receipt) = incoming else { panic!("expected a receipt, got {incoming:?}") };
+    assert_eq!(receipt.state, "answered");
+    assert_eq!(receipt.exchange_id, exchange.as_uuid());
+    let (id, ex, incoming) = next_acked(&mut fi_inbox, 20).await;
+    assert_eq!(id, answer_id.to_string());
+    assert_eq!(ex.as_deref(), Some(exchange.to_string().as_str()));
+    let Incoming::Message(m) = incoming else { panic!("expected the answer, got {incoming:?}") };
+    assert_eq!(m.envelope.payload, answers);
+
+    // A follow-up on an exchange that does not exist.
+    let mut lost = answer("FI-VALVIRA", "close", json!({}));
+    lost.exchange = Some(ExchangeId::new(Uuid::new_v4()));
+    fi.send(&lost).await.unwrap();
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    assert_eq!(r.code, RejectionCode::UnknownExchange);
+
+    let pool = env.pool().await;
+    let transitions: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT from_state, to_state FROM transitions WHERE exchange_id = $1 ORDER BY id")
+            .bind(exchange.as_uuid())
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(transitions, vec![(None, "sent".into()), (Some("sent".into()), "answered".into())]);
+
+    pool.close().await;
+    fi.close().await;
+    de.close().await;
+    hub.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_payload_is_rejected_naming_the_field_and_nothing_is_routed() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    let mut message = request_to_de();
+    message.payload["professional"]["date_of_birth"] = json!("12.04.1988");
+    let id = fi.send(&message).await.unwrap();
+
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    assert_eq!(r.code, RejectionCode::InvalidPayload);
+    assert_eq!(r.message_id.as_deref(), Some(id.to_string().as_str()));
+    assert_eq!(r.problem_type, "urn:imi:problem:invalid_payload");
+    assert!(
+        r.errors.iter().any(|e| e.pointer == "/payload/professional/date_of_birth"),
+        "{:?}",
+        r.errors
+    );
+    assert_quiet(&mut de_inbox, 1500).await;
+
+    // Kept for inspection, not stored as a message.
+    let pool = env.pool().await;
+    let (code, body): (String, Vec<u8>) =
+        sqlx::query_as("SELECT code, body FROM rejected_messages WHERE message_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(code, "invalid_payload");
+    assert!(String::from_utf8(body).unwrap().contains("12.04.1988"));
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&pool).await.unwrap();
+    assert_eq!(messages, 0);
+
+    pool.close().await;
+    fi.close().await;
+    de.close().await;
+    hub.stop().await;
+    env.cleanup().await;
+}
+
+fn props(message_type: &str, user: &str) -> Properties {
+    Properties {
+        message_id: Some(Uuid::new_v4().to_string()),
+        message_type: Some(message_type.into()),
+        user_id: Some(user.into()),
+        content_type: Some("application/json".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_rejections_and_the_hub_stays_up() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+    let user = env.endpoints[0].id.clone();
+    let good_body = serde_json::to_vec(&json!({
+        "sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": diploma_request()
+    }))
+    .unwrap();
+
+    let mut no_id = props("pq-information-request.send", &user);
+    no_id.message_id = None;
+    let oversized = {
+        let mut v = json!({"sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": diploma_request()});
+        v["payload"]["free_text"] = json!("x".repeat(300 * 1024));
+        serde_json::to_vec(&v).unwrap()
+    };
+    let cases: Vec<(&str, Properties, Vec<u8>, RejectionCode, &str)> = vec![
+        ("unknown type", props("pq-made-up.send", &user), good_body.clone(), RejectionCode::UnknownMessageType, "#/properties/type"),
+        ("malformed JSON", props("pq-information-request.send", &user), b"{\"sender\": ".to_vec(), RejectionCode::MalformedJson, ""),
+        ("not an envelope", props("pq-information-request.send", &user), b"[1,2,3]".to_vec(), RejectionCode::InvalidEnvelope, ""),
+        ("oversized", props("pq-information-request.send", &user), oversized, RejectionCode::OversizedBody, ""),
+        ("no message id", no_id, good_body.clone(), RejectionCode::InvalidMessageId, "#/properties/message_id"),
+        (
+            "unknown recipient",
+            props("pq-information-request.send", &user),
+            serde_json::to_vec(&json!({"sender": "FI-VALVIRA", "recipients": ["SE-NOBODY"], "payload": diploma_request()})).unwrap(),
+            RejectionCode::UnknownRecipient,
+            "/recipients/0",
+        ),
+        (
+            "recipient not registered for the procedure",
+            props("pq-information-request.send", &user),
+            serde_json::to_vec(&json!({"sender": "FI-VALVIRA", "recipients": ["FR-CNOM"], "payload": diploma_request()})).unwrap(),
+            RejectionCode::RecipientNotAuthorized,
+            "/recipients/0",
+        ),
+        (
+            "two recipients for a 1:1 request",
+            props("pq-information-request.send", &user),
+            serde_json::to_vec(&json!({"sender": "FI-VALVIRA", "recipients": ["DE-AEKNO", "FI-TEO"], "payload": diploma_request()})).unwrap(),
+            RejectionCode::InvalidRecipients,
+            "/recipients",
+        ),
+        (
+            "unsupported schema version",
+            {
+                let mut p = props("pq-information-request.send", &user);
+                p.headers.insert("imi-schema-version".into(), "7".into());
+                p
+            },
+            good_body.clone(),
+            RejectionCode::UnsupportedSchemaVersion,
+            "#/properties/headers/imi-schema-version",
+        ),
+    ];
+    for (name, properties, body, code, pointer) in cases {
+        fi.send_raw(properties, body).await.unwrap();
+        let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+        let Incoming::Rejection(r) = incoming else { panic!("{name}: expected a rejection, got {incoming:?}") };
+        assert_eq!(r.code, code, "{name}: {}", r.detail);
+        assert!(!r.detail.is_empty(), "{name}");
+        if !pointer.is_empty() {
+            assert!(r.errors.iter().any(|e| e.pointer == pointer), "{name}: {:?}", r.errors);
+        }
+    }
+    assert_quiet(&mut de_inbox, 500).await;
+
+    // Still up: a good message flows.
+    fi.send(&request_to_de()).await.unwrap();
+    let (_, _, incoming) = next_acked(&mut de_inbox, 20).await;
+    assert!(matches!(incoming, Incoming::Message(_)), "{incoming:?}");
+
+    let pool = env.pool().await;
+    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM rejected_messages").fetch_one(&pool).await.unwrap();
+    assert_eq!(rejected, 9);
+    let oversized_kept: (i32, i32) = sqlx::query_as(
+        "SELECT body_size, length(body) FROM rejected_messages WHERE code = 'oversized_body'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(oversized_kept.0 > 300 * 1024 && oversized_kept.1 == 256 * 1024, "{oversized_kept:?}");
+
+    pool.close().await;
+    fi.close().await;
+    de.close().await;
+    hub.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_cannot_speak_for_an_authority_it_does_not_serve_nor_forge_its_user_id() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    // fi claims to send for DE-AEKNO, which only de serves.
+    let mut message = request_to_de();
+    message.sender = AuthorityId::try_from("DE-AEKNO").unwrap();
+    message.recipients = vec![AuthorityId::try_from("FI-VALVIRA").unwrap()];
+    fi.send(&message).await.unwrap();
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    assert_eq!(r.code, RejectionCode::SenderNotServedByEndpoint);
+    assert!(r.errors.iter().any(|e| e.pointer == "/sender"));
+
+    // fi forges de's user_id: the broker itself refuses the publish.
+    let mut forged = props("pq-information-request.send", &env.endpoints[1].id);
+    forged.message_id = Some(Uuid::new_v4().to_string());
+    let body = serde_json::to_vec(&json!({"sender": "DE-AEKNO", "recipients": ["FI-VALVIRA"], "payload": diploma_request()})).unwrap();
+    let refused = fi.send_raw(forged, body).await;
+    assert!(refused.is_err(), "the broker must refuse a forged user_id, got {refused:?}");
+
+    assert_quiet(&mut de_inbox, 1000).await;
+    assert_quiet(&mut fi_inbox, 200).await;
+    let pool = env.pool().await;
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&pool).await.unwrap();
+    assert_eq!(messages, 0);
+
+    pool.close().await;
+    fi.close().await;
+    de.close().await;
+    hub.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_message_id_sent_twice_is_delivered_once() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    let mut message = request_to_de();
+    message.message_id = Some(MessageId::new(Uuid::new_v4()));
+    fi.send(&message).await.unwrap();
+    let (first, _, _) = next_acked(&mut de_inbox, 20).await;
+    fi.send(&message).await.unwrap();
+    // The sender gets its receipt (again: the retry probably means it missed it);
+    // its SDK inbox drops the second copy, so the application sees one receipt.
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    assert!(matches!(incoming, Incoming::Receipt(_)), "{incoming:?}");
+    assert_quiet(&mut de_inbox, 1500).await;
+    assert_quiet(&mut fi_inbox, 200).await;
+    assert_eq!(first, message.message_id.unwrap().to_string());
+
+    // The same id with different content is refused, not silently absorbed.
+    let mut reused = message.clone();
+    reused.payload["free_text"] = json!("changed");
+    fi.send(&reused).await.unwrap();
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    assert_eq!(r.code, RejectionCode::MessageIdReused);
+
+    let pool = env.pool().await;
+    let counts: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM outbox WHERE kind = 'delivery')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, (1, 1));
+
+    pool.close().await;
+    fi.close().await;
+    de.close().await;
+    hub.stop().await;
+    env.cleanup().await;
+}
