@@ -46,10 +46,15 @@ pub struct InboxItem {
 
 impl InboxItem {
     /// Acknowledges: the broker forgets it, and a redelivery of the same
-    /// `message_id` is dropped by this inbox.
+    /// `message_id` is dropped by this inbox. If the connection died before
+    /// the ack got through, the broker delivers the message again and the
+    /// inbox drops (and acks) that copy, so the application is done with it
+    /// either way.
     pub async fn ack(self) -> Result<(), AdapterError> {
-        self.acker.ack().await?;
         self.seen.lock().expect("seen lock").insert(self.message_id);
+        if let Err(error) = self.acker.ack().await {
+            tracing::debug!(%error, "Ack lost with its channel; the redelivery will be dropped.");
+        }
         Ok(())
     }
 }

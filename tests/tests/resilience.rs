@@ -1,0 +1,142 @@
+//! Failures under load: the database going away, the hub being SIGKILLed.
+//! Nothing accepted may be lost; nothing may reach the application twice.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use imi_adapters::Incoming;
+use imi_tests::{assert_quiet, next_acked, open_inbox, request_to_de, TestEnv};
+use sqlx::{Connection, PgConnection};
+
+async fn admin() -> PgConnection {
+    PgConnection::connect(&format!("{}/postgres", imi_tests::database_base_url()))
+        .await
+        .unwrap()
+}
+
+/// Makes this test's database refuse connections and cuts the open ones: a
+/// real PostgreSQL outage, scoped to one database so other tests run on.
+async fn take_database_down(db: &str) {
+    let mut admin = admin().await;
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(db)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+async fn bring_database_back(db: &str) {
+    let mut admin = admin().await;
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_postgresql_is_down_messages_wait_then_flow_and_none_is_lost() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    fi.send(&request_to_de()).await.unwrap();
+    next_acked(&mut de_inbox, 20).await;
+    next_acked(&mut fi_inbox, 20).await;
+
+    take_database_down(&env.db_name).await;
+    let mut sent = HashSet::new();
+    for _ in 0..50 {
+        sent.insert(fi.send(&request_to_de()).await.unwrap().to_string());
+    }
+    // Nothing is routed before it is committed.
+    assert_quiet(&mut de_inbox, 3000).await;
+    let ready = reqwest::get(format!("{}/readyz", hub.http)).await.unwrap();
+    assert_eq!(ready.status(), 503, "readiness reports the database outage");
+
+    bring_database_back(&env.db_name).await;
+    let mut delivered = HashSet::new();
+    while delivered.len() < sent.len() {
+        let (id, _, incoming) = next_acked(&mut de_inbox, 60).await;
+        assert!(matches!(incoming, Incoming::Message(_)), "{incoming:?}");
+        assert!(delivered.insert(id), "delivered twice to the application");
+    }
+    assert_eq!(delivered, sent);
+    let mut receipts = HashSet::new();
+    while receipts.len() < sent.len() {
+        let (_, _, incoming) = next_acked(&mut fi_inbox, 60).await;
+        let Incoming::Receipt(r) = incoming else { panic!("expected a receipt, got {incoming:?}") };
+        receipts.insert(r.message_id.to_string());
+    }
+    assert_eq!(receipts, sent);
+
+    fi.close().await;
+    de.close().await;
+    hub.stop().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_mid_flight_loses_nothing_and_delivers_nothing_twice_to_the_application() {
+    const N: usize = 1000;
+    let env = TestEnv::new().await;
+    let binary = env!("CARGO_BIN_EXE_imi-hub-under-test");
+    let mut hub = env.spawn_hub_process(binary);
+    // The hub process is up once its ingress queue exists.
+    for _ in 0..300 {
+        if env.management.queue_depth(&env.vhost, "imi.hub.ingress").await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    let sender = tokio::spawn(async move {
+        let mut ids = HashSet::new();
+        for _ in 0..N {
+            ids.insert(fi.send(&request_to_de()).await.unwrap().to_string());
+        }
+        fi.close().await;
+        ids
+    });
+
+    let mut delivered = HashSet::new();
+    while delivered.len() < N / 5 {
+        let (id, _, _) = next_acked(&mut de_inbox, 60).await;
+        assert!(delivered.insert(id), "delivered twice to the application");
+    }
+    hub.start_kill().expect("SIGKILL the hub");
+    hub.wait().await.unwrap();
+    let killed_at = delivered.len();
+
+    let sent = sender.await.unwrap();
+    let mut hub = env.spawn_hub_process(binary);
+    while delivered.len() < N {
+        let (id, _, _) = next_acked(&mut de_inbox, 90).await;
+        assert!(delivered.insert(id), "delivered twice to the application");
+    }
+    assert_eq!(delivered, sent);
+    assert!(killed_at < N, "the kill happened mid-flight ({killed_at} of {N} delivered)");
+
+    let pool = env.pool().await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored as usize, N);
+    println!(
+        "killed after {killed_at} deliveries; broker-level redeliveries dropped by the SDK: {}",
+        de_inbox.duplicates_dropped
+    );
+
+    pool.close().await;
+    de.close().await;
+    hub.start_kill().unwrap();
+    hub.wait().await.unwrap();
+    env.cleanup().await;
+}
