@@ -111,6 +111,19 @@ impl Adapter {
         Ok(id)
     }
 
+    /// Sends many messages with their publishes in flight together (one
+    /// confirm wait for the lot): what a gateway with a backlog should use.
+    /// Returns the ids in order; fails if any was unroutable.
+    #[instrument(skip_all, fields(messages = messages.len()))]
+    pub async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<MessageId>, AdapterError> {
+        let (ids, outgoing): (Vec<_>, Vec<_>) = messages.iter().map(|m| self.build(m)).unzip();
+        let outcomes = self.publisher.publish_all(&outgoing).await?;
+        if outcomes.contains(&PublishOutcome::Unroutable) {
+            return Err(AdapterError::Unroutable);
+        }
+        Ok(ids)
+    }
+
     fn build(&self, message: &OutgoingMessage) -> (MessageId, Outgoing) {
         let id = message.message_id.unwrap_or_else(|| MessageId::new(Uuid::new_v4()));
         let envelope = Envelope {

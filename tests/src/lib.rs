@@ -67,6 +67,18 @@ impl TestEnv {
     /// Three endpoints: `fi` acts for FI-VALVIRA and FI-TEO, `de` for DE-AEKNO,
     /// `fr` for FR-CNOM (registered for no procedure).
     pub async fn new() -> TestEnv {
+        Self::with_endpoints(&[
+            ("fi", &["FI-VALVIRA", "FI-TEO"]),
+            ("de", &["DE-AEKNO"]),
+            ("fr", &["FR-CNOM"]),
+        ])
+        .await
+    }
+
+    /// Endpoints named `<prefix>-<suffix>`, each acting for the authorities
+    /// given; every authority except French ones (kept unregistered for the
+    /// authorization tests) is registered for pq-information-request.
+    pub async fn with_endpoints(specs: &[(&str, &[&str])]) -> TestEnv {
         init_tracing();
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let vhost = format!("imi-test-{suffix}");
@@ -81,23 +93,14 @@ impl TestEnv {
         let management = Management::new(management_config());
         management.create_vhost(&vhost).await.expect("create vhost");
 
-        let endpoints = vec![
-            TestEndpoint {
-                id: format!("fi-{suffix}"),
-                password: format!("pw-fi-{suffix}"),
-                authorities: vec!["FI-VALVIRA".into(), "FI-TEO".into()],
-            },
-            TestEndpoint {
-                id: format!("de-{suffix}"),
-                password: format!("pw-de-{suffix}"),
-                authorities: vec!["DE-AEKNO".into()],
-            },
-            TestEndpoint {
-                id: format!("fr-{suffix}"),
-                password: format!("pw-fr-{suffix}"),
-                authorities: vec!["FR-CNOM".into()],
-            },
-        ];
+        let endpoints: Vec<TestEndpoint> = specs
+            .iter()
+            .map(|(prefix, authorities)| TestEndpoint {
+                id: format!("{prefix}-{suffix}"),
+                password: format!("pw-{prefix}-{suffix}"),
+                authorities: authorities.iter().map(|a| (*a).to_owned()).collect(),
+            })
+            .collect();
         let dir = std::env::temp_dir().join(format!("imi-test-{suffix}"));
         std::fs::create_dir_all(&dir).unwrap();
         let seed = json!({"endpoints": endpoints.iter().map(|e| json!({

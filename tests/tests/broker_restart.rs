@@ -15,7 +15,7 @@ fn rabbitmqctl(args: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_hub_reconnects_by_itself_after_a_broker_restart_and_continues() {
+async fn broker_restart_the_hub_reconnects_by_itself_and_continues() {
     const BEFORE: usize = 20;
     const DURING: usize = 200;
     let env = TestEnv::new().await;

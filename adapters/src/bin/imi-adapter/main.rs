@@ -72,6 +72,26 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         wait: u64,
     },
+    /// The demo of `run-demo.sh`: a Finnish and a German authority exchange
+    /// diploma-verification requests through the hub, narrated.
+    Demo {
+        #[arg(long, env = "IMI_AMQP_URL", default_value = "amqp://127.0.0.1:5672")]
+        amqp_url: String,
+        #[arg(long, env = "IMI_AMQP_VHOST", default_value = "imi")]
+        vhost: String,
+        /// Requesting endpoint `id:password:authority` (config/demo-seed.yaml).
+        #[arg(long, default_value = "fi-valvira-gw:demo-fi-valvira:FI-VALVIRA")]
+        requester: String,
+        /// Answering endpoint `id:password:authority`.
+        #[arg(long, default_value = "de-aekno-gw:demo-de-aekno:DE-AEKNO")]
+        responder: String,
+        /// Requests to exchange (0: until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        rounds: usize,
+        /// Pause between requests, milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+    },
     /// Print (as JSON lines) and acknowledge what arrives in the inbox.
     Listen {
         #[command(flatten)]
@@ -81,6 +101,8 @@ enum Command {
         count: Option<usize>,
     },
 }
+
+mod demo;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -158,6 +180,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             adapter.close().await;
         }
+        Command::Demo {
+            amqp_url,
+            vhost,
+            requester,
+            responder,
+            rounds,
+            interval_ms,
+        } => demo::run(&amqp_url, &vhost, &requester, &responder, rounds, interval_ms).await?,
         Command::Listen { connection, count } => {
             let adapter = Adapter::connect(&connection.config()).await?;
             let stop = CancellationToken::new();

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test of IMI Hub against the machine's real PostgreSQL
+# and RabbitMQ (installing or starting them when missing or down).
+set -euo pipefail
+cd "$(dirname "$0")"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imi-hub-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+scripts/ensure-services.sh
+scripts/clean-test-leftovers.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== tests (parallel)"
+# The broker-restart suite restarts the machine's RabbitMQ, so it runs alone, after the rest.
+cargo test --workspace -- --skip broker_restart_
+echo "== tests (broker restart, alone)"
+cargo test -p imi-tests --test broker_restart -- --test-threads=1

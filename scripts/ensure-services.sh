@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Makes sure PostgreSQL and RabbitMQ (with its management plugin) are installed
+# and running on this machine. Installs Debian packages when missing, starts
+# services when down. Idempotent: does nothing when all is well.
+set -euo pipefail
+
+log() { printf '[services] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
+command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL ---------------------------------------------------------------
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q; }
+if ! pg_up; then
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  log "starting PostgreSQL $version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 60); do pg_up && break; sleep 0.5; done
+  pg_up || { log "PostgreSQL did not start"; exit 1; }
+fi
+# The hub and the tests connect as postgres over TCP without a password (as on
+# the development and CI machines). A fresh Debian install asks for one:
+# allow local TCP connections on loopback, once.
+if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  hba=/etc/postgresql/$version/main/pg_hba.conf
+  log "allowing trusted loopback connections in $hba (development machine)"
+  as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  sleep 1
+fi
+
+# RabbitMQ -----------------------------------------------------------------
+rabbit_up() { as_root rabbitmqctl -q status >/dev/null 2>&1; }
+if ! rabbit_up; then
+  log "starting RabbitMQ"
+  # Many queues need many file handles; a shell's default 1024 makes the
+  # broker collapse under load.
+  (ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; as_root rabbitmq-server -detached)
+  as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
+  for _ in $(seq 1 120); do rabbit_up && break; sleep 1; done
+  rabbit_up || { log "RabbitMQ did not start"; exit 1; }
+fi
+if ! as_root rabbitmq-plugins list -e -m 2>/dev/null | grep -qx rabbitmq_management; then
+  log "enabling the RabbitMQ management plugin"
+  as_root rabbitmq-plugins enable rabbitmq_management >/dev/null
+fi
+for _ in $(seq 1 60); do
+  curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null && break
+  sleep 1
+done
+curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null || { log "RabbitMQ management API not reachable"; exit 1; }
+log "PostgreSQL and RabbitMQ are up"

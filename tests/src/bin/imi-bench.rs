@@ -1,0 +1,374 @@
+//! `imi-bench`: IMI Hub against a raw single-hop RabbitMQ baseline, measured
+//! in the same run on the same machine.
+//!
+//! With no arguments it creates its own vhosts and database, starts a hub
+//! in-process, and prints throughput for both, end-to-end latency p50/p99 at a
+//! fixed offered rate, and as its last line `hub/raw throughput ratio: R`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use imi_adapters::{Adapter, Incoming, OutgoingMessage};
+use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, QueueDecl, QueueType, Topology};
+use imi_hub::config::amqp_url;
+use imi_schemas::envelope::Envelope;
+use imi_schemas::ids::{AuthorityId, MessageType};
+use imi_tests::{amqp_base_url, diploma_request, TestEnv};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "imi-bench", about = "IMI Hub vs raw RabbitMQ, same run")]
+struct Args {
+    /// Messages in each throughput run.
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Sending endpoints (each acting for one authority), and as many recipients.
+    #[arg(long, default_value_t = 4)]
+    endpoints: usize,
+    /// Publishes in flight per sender (one confirm wait per window).
+    #[arg(long, default_value_t = 100)]
+    window: usize,
+    /// Offered rate for the latency runs, messages per second.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Seconds each latency run lasts.
+    #[arg(long, default_value_t = 5)]
+    latency_secs: u64,
+}
+
+const RAW_QUEUE: &str = "bench.raw";
+const RAW_LATENCY_QUEUE: &str = "bench.raw.latency";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+fn sender_authority(i: usize) -> String {
+    format!("FI-SENDER{i}")
+}
+fn recipient_authority(i: usize) -> String {
+    format!("DE-RECIPIENT{i}")
+}
+
+fn request(from: usize, to: usize) -> OutgoingMessage {
+    OutgoingMessage {
+        message_type: MessageType::try_from("pq-information-request.send").unwrap(),
+        sender: AuthorityId::try_from(sender_authority(from).as_str()).unwrap(),
+        recipients: vec![AuthorityId::try_from(recipient_authority(to).as_str()).unwrap()],
+        exchange: None,
+        payload: diploma_request(),
+        schema_version: 1,
+        message_id: None,
+    }
+}
+
+/// Arrival times by message id, and the latencies measured from them.
+#[derive(Default)]
+struct Clock {
+    sent: Mutex<HashMap<String, Instant>>,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+impl Clock {
+    fn sent(&self, id: String) {
+        self.sent.lock().unwrap().insert(id, Instant::now());
+    }
+    fn received(&self, id: &str) {
+        if let Some(t) = self.sent.lock().unwrap().remove(id) {
+            self.latencies.lock().unwrap().push(t.elapsed());
+        }
+    }
+    fn percentiles(&self) -> (f64, f64, usize) {
+        let mut l = self.latencies.lock().unwrap().clone();
+        l.sort();
+        if l.is_empty() {
+            return (f64::NAN, f64::NAN, 0);
+        }
+        let at = |q: f64| l[((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1].as_secs_f64() * 1000.0;
+        (at(0.50), at(0.99), l.len())
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let names: Vec<(String, Vec<String>)> = (0..args.endpoints)
+        .map(|i| (format!("bs{i}"), vec![sender_authority(i)]))
+        .chain((0..args.endpoints).map(|i| (format!("br{i}"), vec![recipient_authority(i)])))
+        .collect();
+    let specs: Vec<(&str, Vec<&str>)> = names
+        .iter()
+        .map(|(p, a)| (p.as_str(), a.iter().map(String::as_str).collect()))
+        .collect();
+    let specs: Vec<(&str, &[&str])> = specs.iter().map(|(p, a)| (*p, a.as_slice())).collect();
+    let env = TestEnv::with_endpoints(&specs).await;
+    let result = measure(&args, &env).await;
+    env.cleanup().await;
+    result
+}
+
+async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
+    let body_size = serde_json::to_vec(&Envelope {
+        sender: sender_authority(0),
+        recipients: vec![recipient_authority(0)],
+        payload: diploma_request(),
+    })?
+    .len();
+    println!(
+        "IMI Hub benchmark: {} messages, {} senders -> {} recipients, {} B envelope, quorum queues, window {}",
+        args.messages, args.endpoints, args.endpoints, body_size, args.window
+    );
+
+    let raw_vhost = format!("{}-raw", env.vhost);
+    env.management.create_vhost(&raw_vhost).await?;
+    let all = imi_broker::Permissions {
+        configure: ".*".into(),
+        write: ".*".into(),
+        read: ".*".into(),
+    };
+    env.management.set_permissions(&raw_vhost, "guest", &all).await?;
+    let raw = async {
+        let t = raw_throughput(args, &raw_vhost, body_size).await?;
+        let l = raw_latency(args, &raw_vhost, body_size).await?;
+        anyhow::Ok((t, l))
+    }
+    .await;
+    let _ = env.management.delete_vhost(&raw_vhost).await;
+    let (raw_rate, raw_latency) = raw?;
+
+    let hub = env.start_hub().await;
+    let hub_result = async {
+        let t = hub_throughput(args, env).await?;
+        let l = hub_latency(args, env).await?;
+        anyhow::Ok((t, l))
+    }
+    .await;
+    hub.stop().await;
+    let (hub_rate, hub_latency) = hub_result?;
+
+    println!("throughput raw single hop:  {raw_rate:>8.0} msg/s");
+    println!("throughput hub end to end:  {hub_rate:>8.0} msg/s  (each message also answered with a receipt)");
+    println!(
+        "latency at {} msg/s, raw:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
+        args.rate, raw_latency.0, raw_latency.1, raw_latency.2
+    );
+    println!(
+        "latency at {} msg/s, hub:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
+        args.rate, hub_latency.0, hub_latency.1, hub_latency.2
+    );
+    println!("hub/raw throughput ratio: {:.2}", hub_rate / raw_rate);
+    Ok(())
+}
+
+fn raw_broker(vhost: &str, name: &str, queue: &str) -> Broker {
+    Broker::start(
+        BrokerConfig {
+            url: amqp_url(&amqp_base_url(), vhost),
+            connection_name: name.into(),
+        },
+        Topology {
+            exchanges: vec![],
+            queues: vec![QueueDecl {
+                name: queue.into(),
+                queue_type: QueueType::Quorum,
+                dead_letter_exchange: None,
+                delivery_limit: None,
+                bindings: vec![],
+            }],
+        },
+    )
+}
+
+fn raw_message(queue: &str, body: &[u8]) -> (String, Outgoing) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let message = Outgoing {
+        exchange: String::new(),
+        routing_key: queue.into(),
+        properties: Properties {
+            message_id: Some(id.clone()),
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        },
+        body: body.to_vec(),
+    };
+    (id, message)
+}
+
+/// Consumes the raw queue, acking each message, until `expected` arrived.
+fn raw_consumer(broker: &Broker, queue: &str, expected: usize, clock: Arc<Clock>) -> tokio::task::JoinHandle<Instant> {
+    let stop = CancellationToken::new();
+    let mut deliveries = broker.consume(queue, 200, stop.clone());
+    tokio::spawn(async move {
+        let mut n = 0;
+        while n < expected {
+            let Some(d) = deliveries.recv().await else { break };
+            clock.received(d.properties.message_id.as_deref().unwrap_or(""));
+            let _ = d.acker.ack().await;
+            n += 1;
+        }
+        stop.cancel();
+        Instant::now()
+    })
+}
+
+async fn raw_throughput(args: &Args, vhost: &str, body_size: usize) -> anyhow::Result<f64> {
+    let broker = raw_broker(vhost, "bench raw", RAW_QUEUE);
+    broker.wait_connected(Duration::from_secs(15)).await?;
+    let body = vec![b'x'; body_size];
+    let consumer = raw_consumer(&broker, RAW_QUEUE, args.messages, Arc::default());
+    let started = Instant::now();
+    let per_sender = args.messages / args.endpoints;
+    let mut senders = Vec::new();
+    for _ in 0..args.endpoints {
+        let publisher = broker.publisher();
+        let body = body.clone();
+        let window = args.window;
+        senders.push(tokio::spawn(async move {
+            let mut left = per_sender;
+            while left > 0 {
+                let n = left.min(window);
+                let batch: Vec<_> = (0..n).map(|_| raw_message(RAW_QUEUE, &body).1).collect();
+                publisher.publish_all(&batch).await?;
+                left -= n;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for s in senders {
+        s.await??;
+    }
+    let done = tokio::time::timeout(Duration::from_secs(120), consumer).await.context("raw consumer timed out")??;
+    broker.close().await;
+    Ok((per_sender * args.endpoints) as f64 / (done - started).as_secs_f64())
+}
+
+async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Result<(f64, f64, usize)> {
+    let broker = raw_broker(vhost, "bench raw latency", RAW_LATENCY_QUEUE);
+    broker.wait_connected(Duration::from_secs(15)).await?;
+    let total = (args.rate * args.latency_secs) as usize;
+    let clock = Arc::new(Clock::default());
+    let consumer = raw_consumer(&broker, RAW_LATENCY_QUEUE, total, clock.clone());
+    let publisher = Arc::new(broker.publisher());
+    let body = vec![b'x'; body_size];
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
+    for _ in 0..total {
+        tick.tick().await;
+        let (id, message) = raw_message(RAW_LATENCY_QUEUE, &body);
+        clock.sent(id);
+        let publisher = publisher.clone();
+        tokio::spawn(async move { publisher.publish_all(std::slice::from_ref(&message)).await });
+    }
+    tokio::time::timeout(Duration::from_secs(60), consumer).await.context("raw latency consumer timed out")??;
+    broker.close().await;
+    Ok(clock.percentiles())
+}
+
+struct HubClients {
+    senders: Vec<Arc<Adapter>>,
+    stop: CancellationToken,
+    received: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// Connects every endpoint; recipients count what they receive (recording
+/// latency), senders drain their receipts.
+async fn hub_clients(env: &TestEnv, args: &Args, clock: Arc<Clock>) -> anyhow::Result<HubClients> {
+    let stop = CancellationToken::new();
+    let (tx, received) = tokio::sync::mpsc::channel(100_000);
+    let mut senders = Vec::new();
+    for i in 0..args.endpoints * 2 {
+        let adapter = Arc::new(env.adapter(i).await);
+        let mut inbox = adapter.inbox(stop.clone());
+        let is_recipient = i >= args.endpoints;
+        let tx = tx.clone();
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            while let Some(item) = inbox.next().await {
+                if let Incoming::Message(_) = &item.incoming {
+                    if is_recipient {
+                        clock.received(&item.message_id);
+                        let _ = tx.send(()).await;
+                    }
+                } else if let Incoming::Rejection(r) = &item.incoming {
+                    eprintln!("unexpected rejection: {r:?}");
+                }
+                let _ = item.ack().await;
+            }
+        });
+        if !is_recipient {
+            senders.push(adapter);
+        }
+    }
+    Ok(HubClients { senders, stop, received })
+}
+
+async fn wait_for(received: &mut tokio::sync::mpsc::Receiver<()>, n: usize, timeout: Duration) -> anyhow::Result<Instant> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for i in 0..n {
+        match tokio::time::timeout_at(deadline, received.recv()).await {
+            Ok(Some(())) => {}
+            _ => bail!("only {i} of {n} messages arrived in time"),
+        }
+    }
+    Ok(Instant::now())
+}
+
+async fn hub_throughput(args: &Args, env: &TestEnv) -> anyhow::Result<f64> {
+    let mut clients = hub_clients(env, args, Arc::default()).await?;
+    let per_sender = args.messages / args.endpoints;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, adapter) in clients.senders.iter().enumerate() {
+        let adapter = adapter.clone();
+        let window = args.window;
+        let recipients = args.endpoints;
+        tasks.push(tokio::spawn(async move {
+            let mut left = per_sender;
+            let mut k = 0;
+            while left > 0 {
+                let n = left.min(window);
+                let batch: Vec<_> = (0..n).map(|j| request(i, (i + k + j) % recipients)).collect();
+                adapter.send_batch(&batch).await?;
+                left -= n;
+                k += n;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let done = wait_for(&mut clients.received, per_sender * args.endpoints, Duration::from_secs(240)).await?;
+    clients.stop.cancel();
+    for s in &clients.senders {
+        s.close().await;
+    }
+    Ok((per_sender * args.endpoints) as f64 / (done - started).as_secs_f64())
+}
+
+async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<(f64, f64, usize)> {
+    let clock = Arc::new(Clock::default());
+    let mut clients = hub_clients(env, args, clock.clone()).await?;
+    let total = (args.rate * args.latency_secs) as usize;
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
+    for k in 0..total {
+        tick.tick().await;
+        let i = k % clients.senders.len();
+        let mut message = request(i, k % args.endpoints);
+        let id = imi_schemas::ids::MessageId::new(uuid::Uuid::new_v4());
+        message.message_id = Some(id);
+        clock.sent(id.to_string());
+        let adapter = clients.senders[i].clone();
+        tokio::spawn(async move { adapter.send(&message).await });
+    }
+    wait_for(&mut clients.received, total, Duration::from_secs(120)).await?;
+    clients.stop.cancel();
+    for s in &clients.senders {
+        s.close().await;
+    }
+    Ok(clock.percentiles())
+}
