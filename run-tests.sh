@@ -15,6 +15,6 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests (parallel)"
 # The broker-restart suite restarts the machine's RabbitMQ, so it runs alone, after the rest.
-cargo test --workspace -- --skip broker_restart_
+cargo test --workspace --no-fail-fast -- --skip broker_restart_
 echo "== tests (broker restart, alone)"
 cargo test -p imi-tests --test broker_restart -- --test-threads=1

@@ -24,8 +24,15 @@ pub struct EndpointConfig {
 
 impl EndpointConfig {
     fn url(&self) -> String {
-        let (scheme, rest) = self.amqp_url.split_once("://").unwrap_or(("amqp", &self.amqp_url));
-        let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest).trim_end_matches('/');
+        let (scheme, rest) = self
+            .amqp_url
+            .split_once("://")
+            .unwrap_or(("amqp", &self.amqp_url));
+        let host = rest
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or(rest)
+            .trim_end_matches('/');
         let enc = |s: &str| -> String {
             s.bytes()
                 .map(|b| {
@@ -73,10 +80,11 @@ impl Adapter {
     /// configure nothing on the broker, so it declares nothing.
     #[instrument(skip_all, fields(endpoint = %config.endpoint))]
     pub async fn connect(config: &EndpointConfig) -> Result<Adapter, AdapterError> {
-        let endpoint = EndpointId::try_from(config.endpoint.as_str()).map_err(|e| AdapterError::Invalid {
-            what: "endpoint",
-            detail: e.to_string(),
-        })?;
+        let endpoint =
+            EndpointId::try_from(config.endpoint.as_str()).map_err(|e| AdapterError::Invalid {
+                what: "endpoint",
+                detail: e.to_string(),
+            })?;
         let broker = Broker::start(
             BrokerConfig {
                 url: config.url(),
@@ -104,7 +112,10 @@ impl Adapter {
     #[instrument(skip_all, fields(message_type = %message.message_type))]
     pub async fn send(&self, message: &OutgoingMessage) -> Result<MessageId, AdapterError> {
         let (id, outgoing) = self.build(message);
-        let outcome = self.publisher.publish_all(std::slice::from_ref(&outgoing)).await?;
+        let outcome = self
+            .publisher
+            .publish_all(std::slice::from_ref(&outgoing))
+            .await?;
         if outcome.first() == Some(&PublishOutcome::Unroutable) {
             return Err(AdapterError::Unroutable);
         }
@@ -115,7 +126,10 @@ impl Adapter {
     /// confirm wait for the lot): what a gateway with a backlog should use.
     /// Returns the ids in order; fails if any was unroutable.
     #[instrument(skip_all, fields(messages = messages.len()))]
-    pub async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<Vec<MessageId>, AdapterError> {
+    pub async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<MessageId>, AdapterError> {
         let (ids, outgoing): (Vec<_>, Vec<_>) = messages.iter().map(|m| self.build(m)).unzip();
         let outcomes = self.publisher.publish_all(&outgoing).await?;
         if outcomes.contains(&PublishOutcome::Unroutable) {
@@ -125,7 +139,9 @@ impl Adapter {
     }
 
     fn build(&self, message: &OutgoingMessage) -> (MessageId, Outgoing) {
-        let id = message.message_id.unwrap_or_else(|| MessageId::new(Uuid::new_v4()));
+        let id = message
+            .message_id
+            .unwrap_or_else(|| MessageId::new(Uuid::new_v4()));
         let envelope = Envelope {
             sender: message.sender.to_string(),
             recipients: message.recipients.iter().map(|r| r.to_string()).collect(),
@@ -140,9 +156,10 @@ impl Adapter {
             timestamp: Some(chrono::Utc::now().timestamp().max(0) as u64),
             ..Default::default()
         };
-        properties
-            .headers
-            .insert(HEADER_SCHEMA_VERSION.into(), message.schema_version.to_string());
+        properties.headers.insert(
+            HEADER_SCHEMA_VERSION.into(),
+            message.schema_version.to_string(),
+        );
         let outgoing = Outgoing {
             exchange: INGRESS_EXCHANGE.into(),
             routing_key: message.message_type.to_string(),
@@ -155,7 +172,11 @@ impl Adapter {
     /// Publishes arbitrary properties and body to the ingress exchange, once,
     /// reporting the broker's verdict. For integration tests and tooling; real
     /// senders use [`Adapter::send`].
-    pub async fn send_raw(&self, properties: Properties, body: Vec<u8>) -> Result<PublishOutcome, AdapterError> {
+    pub async fn send_raw(
+        &self,
+        properties: Properties,
+        body: Vec<u8>,
+    ) -> Result<PublishOutcome, AdapterError> {
         let outgoing = Outgoing {
             exchange: INGRESS_EXCHANGE.into(),
             routing_key: properties.message_type.clone().unwrap_or_default(),
@@ -166,7 +187,12 @@ impl Adapter {
     }
 
     /// Publishes to any exchange once (tests of broker permissions).
-    pub async fn publish_to(&self, exchange: &str, routing_key: &str, body: Vec<u8>) -> Result<PublishOutcome, AdapterError> {
+    pub async fn publish_to(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: Vec<u8>,
+    ) -> Result<PublishOutcome, AdapterError> {
         let outgoing = Outgoing {
             exchange: exchange.into(),
             routing_key: routing_key.into(),
@@ -181,7 +207,10 @@ impl Adapter {
 
     /// Consumes this endpoint's inbox until `stop` is cancelled.
     pub fn inbox(&self, stop: CancellationToken) -> Inbox {
-        Inbox::new(self.broker.consume(&inbox_queue(self.endpoint.as_str()), 200, stop))
+        Inbox::new(
+            self.broker
+                .consume(&inbox_queue(self.endpoint.as_str()), 200, stop),
+        )
     }
 
     /// Consumes any queue (tests of broker permissions: another endpoint's

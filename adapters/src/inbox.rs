@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use imi_broker::{Acker, Deliveries, Delivery};
 use imi_schemas::envelope::Envelope;
-use imi_schemas::protocol::{Receipt, Rejection, HEADER_RECIPIENTS, HEADER_SENDER, TYPE_RECEIPT, TYPE_REJECTION};
+use imi_schemas::protocol::{
+    Receipt, Rejection, HEADER_RECIPIENTS, HEADER_SENDER, TYPE_RECEIPT, TYPE_REJECTION,
+};
 
 use crate::AdapterError;
 
@@ -29,7 +31,10 @@ pub enum Incoming {
     Receipt(Receipt),
     Rejection(Rejection),
     /// Something this SDK version does not understand (kept, not dropped).
-    Unknown { message_type: Option<String>, body: Vec<u8> },
+    Unknown {
+        message_type: Option<String>,
+        body: Vec<u8>,
+    },
 }
 
 /// One item of the inbox; ack it once it is safely handled.
@@ -123,20 +128,24 @@ impl Inbox {
         let p = &d.properties;
         let incoming = match p.message_type.as_deref() {
             Some(TYPE_RECEIPT) => serde_json::from_slice(&d.body).map(Incoming::Receipt).ok(),
-            Some(TYPE_REJECTION) => serde_json::from_slice(&d.body).map(Incoming::Rejection).ok(),
-            Some(t) => serde_json::from_slice::<Envelope>(&d.body).ok().map(|envelope| {
-                Incoming::Message(Box::new(RoutedMessage {
-                    message_type: t.to_owned(),
-                    sender: p.headers.get(HEADER_SENDER).cloned().unwrap_or_default(),
-                    recipients: p
-                        .headers
-                        .get(HEADER_RECIPIENTS)
-                        .map(|r| r.split(',').map(str::to_owned).collect())
-                        .unwrap_or_default(),
-                    envelope,
-                    raw: d.body.clone(),
-                }))
-            }),
+            Some(TYPE_REJECTION) => serde_json::from_slice(&d.body)
+                .map(Incoming::Rejection)
+                .ok(),
+            Some(t) => serde_json::from_slice::<Envelope>(&d.body)
+                .ok()
+                .map(|envelope| {
+                    Incoming::Message(Box::new(RoutedMessage {
+                        message_type: t.to_owned(),
+                        sender: p.headers.get(HEADER_SENDER).cloned().unwrap_or_default(),
+                        recipients: p
+                            .headers
+                            .get(HEADER_RECIPIENTS)
+                            .map(|r| r.split(',').map(str::to_owned).collect())
+                            .unwrap_or_default(),
+                        envelope,
+                        raw: d.body.clone(),
+                    }))
+                }),
             None => None,
         }
         .unwrap_or_else(|| Incoming::Unknown {

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::Channel;
 use tokio::sync::mpsc;
@@ -83,7 +85,12 @@ impl Deliveries {
     }
 }
 
-pub(crate) fn spawn_consumer(broker: Broker, queue: String, prefetch: u16, stop: CancellationToken) -> Deliveries {
+pub(crate) fn spawn_consumer(
+    broker: Broker,
+    queue: String,
+    prefetch: u16,
+    stop: CancellationToken,
+) -> Deliveries {
     let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
     tokio::spawn(consume_loop(broker, queue, prefetch, stop, tx));
     Deliveries { rx }
@@ -102,9 +109,16 @@ async fn consume_loop(
         let started = async {
             let (generation, conn) = broker.connection().await?;
             let channel = conn.create_channel().await?;
-            channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+            channel
+                .basic_qos(prefetch, BasicQosOptions::default())
+                .await?;
             let consumer = channel
-                .basic_consume(&queue, "", BasicConsumeOptions::default(), FieldTable::default())
+                .basic_consume(
+                    &queue,
+                    "",
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
                 .await?;
             Ok::<_, BrokerError>((generation, channel, consumer))
         };

@@ -17,7 +17,7 @@ mod publisher;
 mod topology;
 
 pub use connection::{Broker, BrokerConfig};
-pub use consumer::{Acker, Delivery, Deliveries};
+pub use consumer::{Acker, Deliveries, Delivery};
 pub use error::BrokerError;
 pub use management::{Management, ManagementConfig, Permissions};
 pub use message::{Headers, Outgoing, Properties};

@@ -70,37 +70,56 @@ impl Management {
         format!("{}/api/{}", self.config.url.trim_end_matches('/'), path)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response, BrokerError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::Response, BrokerError> {
         let response = request
             .basic_auth(&self.config.user, Some(&self.config.password))
             .send()
             .await?;
         let status = response.status();
-        if status.is_success() || status == reqwest::StatusCode::NOT_FOUND && what.starts_with("delete") {
+        if status.is_success()
+            || status == reqwest::StatusCode::NOT_FOUND && what.starts_with("delete")
+        {
             Ok(response)
         } else {
             let body = response.text().await.unwrap_or_default();
-            Err(BrokerError::Management(format!("{what}: HTTP {status}: {body}")))
+            Err(BrokerError::Management(format!(
+                "{what}: HTTP {status}: {body}"
+            )))
         }
     }
 
     /// Is the management API reachable (and the broker up)?
     pub async fn healthy(&self) -> bool {
-        self.send(self.http.get(self.url("overview")), "overview").await.is_ok()
+        self.send(self.http.get(self.url("overview")), "overview")
+            .await
+            .is_ok()
     }
 
     #[instrument(skip(self))]
     pub async fn create_vhost(&self, vhost: &str) -> Result<(), BrokerError> {
-        self.send(self.http.put(self.url(&format!("vhosts/{}", enc(vhost)))).json(&json!({})), "create vhost")
-            .await
-            .map(|_| ())
+        self.send(
+            self.http
+                .put(self.url(&format!("vhosts/{}", enc(vhost))))
+                .json(&json!({})),
+            "create vhost",
+        )
+        .await
+        .map(|_| ())
     }
 
     #[instrument(skip(self))]
     pub async fn delete_vhost(&self, vhost: &str) -> Result<(), BrokerError> {
-        self.send(self.http.delete(self.url(&format!("vhosts/{}", enc(vhost)))), "delete vhost")
-            .await
-            .map(|_| ())
+        self.send(
+            self.http
+                .delete(self.url(&format!("vhosts/{}", enc(vhost)))),
+            "delete vhost",
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Creates or updates a user (no tags: it may not use the management UI,
@@ -108,40 +127,62 @@ impl Management {
     #[instrument(skip(self, password))]
     pub async fn put_user(&self, user: &str, password: &str) -> Result<(), BrokerError> {
         let body = json!({"password": password, "tags": ""});
-        self.send(self.http.put(self.url(&format!("users/{}", enc(user)))).json(&body), "put user")
-            .await
-            .map(|_| ())
+        self.send(
+            self.http
+                .put(self.url(&format!("users/{}", enc(user))))
+                .json(&body),
+            "put user",
+        )
+        .await
+        .map(|_| ())
     }
 
     #[instrument(skip(self))]
     pub async fn delete_user(&self, user: &str) -> Result<(), BrokerError> {
-        self.send(self.http.delete(self.url(&format!("users/{}", enc(user)))), "delete user")
-            .await
-            .map(|_| ())
+        self.send(
+            self.http.delete(self.url(&format!("users/{}", enc(user)))),
+            "delete user",
+        )
+        .await
+        .map(|_| ())
     }
 
     #[instrument(skip(self))]
-    pub async fn set_permissions(&self, vhost: &str, user: &str, permissions: &Permissions) -> Result<(), BrokerError> {
+    pub async fn set_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        permissions: &Permissions,
+    ) -> Result<(), BrokerError> {
         let body = json!({
             "configure": permissions.configure,
             "write": permissions.write,
             "read": permissions.read,
         });
         let path = format!("permissions/{}/{}", enc(vhost), enc(user));
-        self.send(self.http.put(self.url(&path)).json(&body), "set permissions")
-            .await
-            .map(|_| ())
+        self.send(
+            self.http.put(self.url(&path)).json(&body),
+            "set permissions",
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Closes every open connection of `user` in `vhost`; returns how many.
     #[instrument(skip(self))]
     pub async fn close_connections(&self, vhost: &str, user: &str) -> Result<usize, BrokerError> {
-        let response = self.send(self.http.get(self.url("connections")), "list connections").await?;
+        let response = self
+            .send(self.http.get(self.url("connections")), "list connections")
+            .await?;
         let connections: Vec<ConnectionInfo> = response.json().await?;
         let mut closed = 0;
-        for c in connections.into_iter().filter(|c| c.user == user && c.vhost == vhost) {
+        for c in connections
+            .into_iter()
+            .filter(|c| c.user == user && c.vhost == vhost)
+        {
             let path = format!("connections/{}", enc(&c.name));
-            self.send(self.http.delete(self.url(&path)), "delete connection").await?;
+            self.send(self.http.delete(self.url(&path)), "delete connection")
+                .await?;
             closed += 1;
         }
         Ok(closed)

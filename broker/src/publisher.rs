@@ -43,7 +43,9 @@ impl Publisher {
         }
         let (generation, conn) = self.broker.connection().await?;
         let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         *cached = Some((generation, channel.clone()));
         Ok((generation, channel))
     }
@@ -61,7 +63,10 @@ impl Publisher {
     /// confirmed; receivers de-duplicate by `message_id`. Returns an error only
     /// when the broker is shutting down.
     #[instrument(skip_all, fields(messages = messages.len()))]
-    pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<Vec<PublishOutcome>, BrokerError> {
+    pub async fn publish_all(
+        &self,
+        messages: &[Outgoing],
+    ) -> Result<Vec<PublishOutcome>, BrokerError> {
         let mut outcomes = vec![PublishOutcome::Confirmed; messages.len()];
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         let mut attempt = 0;
@@ -94,7 +99,10 @@ impl Publisher {
                 }
             }
             if !failed.is_empty() {
-                warn!(unconfirmed = failed.len(), "Publishes not confirmed; publishing them again.");
+                warn!(
+                    unconfirmed = failed.len(),
+                    "Publishes not confirmed; publishing them again."
+                );
                 self.forget(generation).await;
                 self.pause(attempt).await?;
                 attempt += 1;
@@ -111,7 +119,9 @@ impl Publisher {
         let (generation, channel) = self.channel().await?;
         let result = async {
             match publish_one(&channel, message).await?.await? {
-                Confirmation::Ack(None) | Confirmation::NotRequested => Ok(PublishOutcome::Confirmed),
+                Confirmation::Ack(None) | Confirmation::NotRequested => {
+                    Ok(PublishOutcome::Confirmed)
+                }
                 Confirmation::Ack(Some(_)) => Ok(PublishOutcome::Unroutable),
                 Confirmation::Nack(_) => Err(BrokerError::Refused("nack".into())),
             }

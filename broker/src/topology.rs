@@ -101,7 +101,10 @@ impl Topology {
                     }
                 }
                 QueueType::Classic => {
-                    args.insert(ShortString::from("x-queue-version"), AMQPValue::LongLongInt(2));
+                    args.insert(
+                        ShortString::from("x-queue-version"),
+                        AMQPValue::LongLongInt(2),
+                    );
                 }
             }
             if let Some(dlx) = &q.dead_letter_exchange {
@@ -114,7 +117,13 @@ impl Topology {
             channel.queue_declare(&q.name, options, args).await?;
             for (exchange, key) in &q.bindings {
                 channel
-                    .queue_bind(&q.name, exchange, key, QueueBindOptions::default(), FieldTable::default())
+                    .queue_bind(
+                        &q.name,
+                        exchange,
+                        key,
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
                     .await?;
             }
         }

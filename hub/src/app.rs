@@ -60,7 +60,8 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
             Ok(pool) => return Ok(pool),
             Err(error) if attempt < 60 => {
                 warn!(%error, attempt, "Database not reachable; retrying.");
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10) + 1))).await;
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10) + 1)))
+                    .await;
                 attempt += 1;
             }
             Err(error) => return Err(error.into()),
@@ -71,8 +72,12 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
 impl Hub {
     pub async fn build(config: Config) -> Result<Hub, HubError> {
         let catalogue = catalogue::load(&config.catalogue_dir)?;
-        let queue_type = QueueType::parse(&config.amqp.queue_type)
-            .ok_or_else(|| HubError::Config(format!("amqp.queue_type `{}` is not quorum or classic", config.amqp.queue_type)))?;
+        let queue_type = QueueType::parse(&config.amqp.queue_type).ok_or_else(|| {
+            HubError::Config(format!(
+                "amqp.queue_type `{}` is not quorum or classic",
+                config.amqp.queue_type
+            ))
+        })?;
         let pool = connect_database(&config.database.url, config.database.max_connections).await?;
         sqlx::migrate!("../migrations").run(&pool).await?;
 
@@ -88,19 +93,30 @@ impl Hub {
                 write: ".*".into(),
                 read: ".*".into(),
             };
-            management.set_permissions(&config.amqp.vhost, &user, &all).await?;
+            management
+                .set_permissions(&config.amqp.vhost, &user, &all)
+                .await?;
         }
         if let Some(path) = &config.seed_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| HubError::Seed(format!("cannot read {}: {e}", path.display())))?;
-            apply_seed(&SeedFile::parse(&text)?, &pool, &management, &config.amqp.vhost).await?;
+            apply_seed(
+                &SeedFile::parse(&text)?,
+                &pool,
+                &management,
+                &config.amqp.vhost,
+            )
+            .await?;
         }
         let registry = SharedRegistry::default();
         registry.reload(&pool).await?;
 
         let mut topology = topology::core(queue_type);
         let current = registry.current();
-        topology.merge(topology::inboxes(queue_type, current.endpoints().map(|e| e.id.as_str())));
+        topology.merge(topology::inboxes(
+            queue_type,
+            current.endpoints().map(|e| e.id.as_str()),
+        ));
         let broker = Broker::start(
             BrokerConfig {
                 url: config.amqp.url_with_vhost(),
@@ -142,7 +158,10 @@ impl Hub {
 
     /// Runs until `shutdown` resolves, then drains: stops consuming, finishes
     /// in-flight batches (commit, publish, ack), and closes connections.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), HubError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), HubError> {
         let ctx = PipelineContext {
             pool: self.pool.clone(),
             catalogue: self.catalogue.clone(),
@@ -155,9 +174,17 @@ impl Hub {
         let stop_consuming = CancellationToken::new();
         let stop_background = CancellationToken::new();
 
-        let deliveries = self.broker.consume(INGRESS_QUEUE, self.config.pipeline.prefetch, stop_consuming.clone());
+        let deliveries = self.broker.consume(
+            INGRESS_QUEUE,
+            self.config.pipeline.prefetch,
+            stop_consuming.clone(),
+        );
         let pipeline = tokio::spawn(pipeline::run(ctx.clone(), deliveries));
-        let relay = tokio::spawn(pipeline::run_relay(ctx.clone(), stop_background.clone(), true));
+        let relay = tokio::spawn(pipeline::run_relay(
+            ctx.clone(),
+            stop_background.clone(),
+            true,
+        ));
         let refresher = tokio::spawn(refresh_registry(
             self.pool.clone(),
             self.registry.clone(),
@@ -182,7 +209,10 @@ impl Hub {
         info!("Shutting down: draining in-flight messages.");
         stop_consuming.cancel();
         let mut pipeline = pipeline;
-        if tokio::time::timeout(DRAIN_TIMEOUT, &mut pipeline).await.is_err() {
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut pipeline)
+            .await
+            .is_err()
+        {
             warn!("Drain timed out; leaving the rest unacked for redelivery.");
             ctx.abort.cancel();
             let _ = pipeline.await;
@@ -212,8 +242,11 @@ async fn refresh_registry(
             _ = tokio::time::sleep(REGISTRY_REFRESH) => {}
             _ = stop.cancelled() => return,
         }
-        let before: std::collections::HashSet<String> =
-            registry.current().endpoints().map(|e| e.id.to_string()).collect();
+        let before: std::collections::HashSet<String> = registry
+            .current()
+            .endpoints()
+            .map(|e| e.id.to_string())
+            .collect();
         if let Err(error) = registry.reload(&pool).await {
             warn!(%error, "Registry reload failed; keeping the previous snapshot.");
             continue;
@@ -225,7 +258,10 @@ async fn refresh_registry(
             .filter(|e| !before.contains(*e))
             .collect();
         if !new.is_empty() {
-            if let Err(error) = broker.declare(topology::inboxes(queue_type, new.into_iter())).await {
+            if let Err(error) = broker
+                .declare(topology::inboxes(queue_type, new.into_iter()))
+                .await
+            {
                 warn!(%error, "Declaring new inbox queues failed.");
             }
         }

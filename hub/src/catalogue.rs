@@ -10,7 +10,8 @@ use crate::error::HubError;
 /// Reads every `*.yaml` file below `dir`.
 pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, HubError> {
     let mut files = Vec::new();
-    collect(dir, &mut files).map_err(|e| HubError::Catalogue(format!("cannot read {}: {e}", dir.display())))?;
+    collect(dir, &mut files)
+        .map_err(|e| HubError::Catalogue(format!("cannot read {}: {e}", dir.display())))?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }

@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 use crate::{catalogue, telemetry, Config, Hub};
 
 #[derive(Parser)]
-#[command(name = "imi-hub", about = "IMI Hub: the AMQP integration hub of the Internal Market Information system")]
+#[command(
+    name = "imi-hub",
+    about = "IMI Hub: the AMQP integration hub of the Internal Market Information system"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +47,9 @@ enum CatalogueCommand {
 /// Entry point shared by the `imi-hub` binary and the test harness's copy.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Run { config } => {
@@ -63,7 +68,11 @@ pub fn main() -> anyhow::Result<()> {
             Command::Catalogue {
                 command: CatalogueCommand::Check { dir },
             } => match catalogue::load(&dir) {
-                Ok(c) => println!("areas: {}, procedures: {}", c.area_count(), c.procedures().count()),
+                Ok(c) => println!(
+                    "areas: {}, procedures: {}",
+                    c.area_count(),
+                    c.procedures().count()
+                ),
                 Err(e) => {
                     eprintln!("{e}");
                     std::process::exit(1);

@@ -121,8 +121,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, HubError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| HubError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let mut config: Config =
-            toml::from_str(&text).map_err(|e| HubError::Config(format!("{}: {e}", path.display())))?;
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|e| HubError::Config(format!("{}: {e}", path.display())))?;
         config.apply_env(|k| std::env::var(k).ok())?;
         Ok(config)
     }
@@ -175,12 +175,20 @@ mod tests {
             .apply_env(|k| (k == "IMI_DATABASE_URL").then(|| "postgres://x/y".to_owned()))
             .unwrap();
         assert_eq!(config.database.url, "postgres://x/y");
-        assert!(config.apply_env(|k| (k == "IMI_HTTP_LISTEN").then(|| "nope".into())).is_err());
+        assert!(config
+            .apply_env(|k| (k == "IMI_HTTP_LISTEN").then(|| "nope".into()))
+            .is_err());
     }
 
     #[test]
     fn vhosts_are_percent_encoded_in_the_url() {
-        assert_eq!(amqp_url("amqp://g:g@h:5672/", "/"), "amqp://g:g@h:5672/%2F?heartbeat=10");
-        assert_eq!(amqp_url("amqp://g:g@h:5672", "imi-t1"), "amqp://g:g@h:5672/imi-t1?heartbeat=10");
+        assert_eq!(
+            amqp_url("amqp://g:g@h:5672/", "/"),
+            "amqp://g:g@h:5672/%2F?heartbeat=10"
+        );
+        assert_eq!(
+            amqp_url("amqp://g:g@h:5672", "imi-t1"),
+            "amqp://g:g@h:5672/imi-t1?heartbeat=10"
+        );
     }
 }

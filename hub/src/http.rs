@@ -46,14 +46,32 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let database = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
     let broker = state.broker.is_connected();
     let ready = database && broker;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { ready, database, broker })).into_response()
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            database,
+            broker,
+        }),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    state.metrics.broker_connected.set(i64::from(state.broker.is_connected()));
+    state
+        .metrics
+        .broker_connected
+        .set(i64::from(state.broker.is_connected()));
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

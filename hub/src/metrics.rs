@@ -35,23 +35,55 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("imi");
         let ingress_messages = Family::<OutcomeLabel, Counter>::default();
-        registry.register("ingress_messages", "Ingress messages by outcome", ingress_messages.clone());
+        registry.register(
+            "ingress_messages",
+            "Ingress messages by outcome",
+            ingress_messages.clone(),
+        );
         let rejections = Family::<CodeLabel, Counter>::default();
-        registry.register("rejections", "Rejected messages by code", rejections.clone());
+        registry.register(
+            "rejections",
+            "Rejected messages by code",
+            rejections.clone(),
+        );
         let batches = Counter::default();
         registry.register("batches", "Committed micro-batches", batches.clone());
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
-        registry.register("batch_size_messages", "Messages per micro-batch", batch_size.clone());
+        registry.register(
+            "batch_size_messages",
+            "Messages per micro-batch",
+            batch_size.clone(),
+        );
         let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
-        registry.register("commit_seconds", "Batch transaction time", commit_seconds.clone());
+        registry.register(
+            "commit_seconds",
+            "Batch transaction time",
+            commit_seconds.clone(),
+        );
         let publish_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
-        registry.register("publish_seconds", "Publish-to-confirm time per batch", publish_seconds.clone());
+        registry.register(
+            "publish_seconds",
+            "Publish-to-confirm time per batch",
+            publish_seconds.clone(),
+        );
         let commit_retries = Counter::default();
-        registry.register("commit_retries", "Batch transactions retried after a failure", commit_retries.clone());
+        registry.register(
+            "commit_retries",
+            "Batch transactions retried after a failure",
+            commit_retries.clone(),
+        );
         let relayed = Counter::default();
-        registry.register("outbox_relayed", "Outbox rows re-published by the relay", relayed.clone());
+        registry.register(
+            "outbox_relayed",
+            "Outbox rows re-published by the relay",
+            relayed.clone(),
+        );
         let broker_connected = Gauge::default();
-        registry.register("broker_connected", "1 when the broker connection is up", broker_connected.clone());
+        registry.register(
+            "broker_connected",
+            "1 when the broker connection is up",
+            broker_connected.clone(),
+        );
         Self {
             registry,
             ingress_messages,
@@ -70,7 +102,8 @@ impl Default for Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("metrics encode");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("metrics encode");
         out
     }
 }

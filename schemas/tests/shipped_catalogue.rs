@@ -23,7 +23,10 @@ fn read_dir(dir: &Path, out: &mut Vec<SourceFile>) {
 
 fn shipped() -> Catalogue {
     let mut files = Vec::new();
-    read_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogue"), &mut files);
+    read_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogue"),
+        &mut files,
+    );
     Catalogue::parse(&files).unwrap()
 }
 
@@ -56,7 +59,10 @@ fn a_wrong_payload_is_refused_with_the_pointer_of_the_field() {
     payload["questions"] = json!(["PQ-Q-NOT-A-QUESTION"]);
     let errors = action.validate(&payload).unwrap_err();
     let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
-    assert!(pointers.contains(&"/payload/professional/date_of_birth"), "{pointers:?}");
+    assert!(
+        pointers.contains(&"/payload/professional/date_of_birth"),
+        "{pointers:?}"
+    );
     assert!(pointers.contains(&"/payload/questions/0"), "{pointers:?}");
 }
 

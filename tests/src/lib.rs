@@ -17,14 +17,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub fn database_base_url() -> String {
-    std::env::var("IMI_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("IMI_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 pub fn amqp_base_url() -> String {
-    std::env::var("IMI_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
+    std::env::var("IMI_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
 }
 pub fn management_config() -> ManagementConfig {
     ManagementConfig {
-        url: std::env::var("IMI_TEST_MANAGEMENT_URL").unwrap_or_else(|_| "http://127.0.0.1:15672".into()),
+        url: std::env::var("IMI_TEST_MANAGEMENT_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:15672".into()),
         user: "guest".into(),
         password: "guest".into(),
     }
@@ -236,7 +239,9 @@ relay_interval_secs = 1
 
     /// Connects as endpoint 0 (`fi`), 1 (`de`) or 2 (`fr`).
     pub async fn adapter(&self, endpoint: usize) -> Adapter {
-        Adapter::connect(&self.endpoint_config(endpoint)).await.expect("adapter connects")
+        Adapter::connect(&self.endpoint_config(endpoint))
+            .await
+            .expect("adapter connects")
     }
 
     pub async fn pool(&self) -> PgPool {
@@ -249,10 +254,15 @@ relay_interval_secs = 1
         for e in &self.endpoints {
             let _ = self.management.delete_user(&e.id).await;
         }
-        if let Ok(mut admin) = PgConnection::connect(&format!("{}/postgres", database_base_url())).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
-                .execute(&mut admin)
-                .await;
+        if let Ok(mut admin) =
+            PgConnection::connect(&format!("{}/postgres", database_base_url())).await
+        {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&mut admin)
+            .await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -315,7 +325,11 @@ pub async fn next_acked(inbox: &mut Inbox, secs: u64) -> (String, Option<String>
         .next_within(Duration::from_secs(secs))
         .await
         .expect("an inbox item in time");
-    let out = (item.message_id.clone(), item.exchange_id.clone(), item.incoming.clone());
+    let out = (
+        item.message_id.clone(),
+        item.exchange_id.clone(),
+        item.incoming.clone(),
+    );
     item.ack().await.expect("ack");
     out
 }

@@ -23,8 +23,14 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     let id = fi.send(&request_to_de()).await.unwrap();
 
     let (delivered_id, exchange, incoming) = next_acked(&mut de_inbox, 20).await;
-    assert_eq!(delivered_id, id.to_string(), "the recipient sees the sender's message_id");
-    let Incoming::Message(m) = incoming else { panic!("expected a routed message, got {incoming:?}") };
+    assert_eq!(
+        delivered_id,
+        id.to_string(),
+        "the recipient sees the sender's message_id"
+    );
+    let Incoming::Message(m) = incoming else {
+        panic!("expected a routed message, got {incoming:?}")
+    };
     assert_eq!(m.sender, "FI-VALVIRA");
     assert_eq!(m.recipients, vec!["DE-AEKNO".to_owned()]);
     assert_eq!(m.message_type, "pq-information-request.send");
@@ -32,7 +38,9 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     let exchange = exchange.expect("routed messages carry the exchange id");
 
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Receipt(receipt) = incoming else { panic!("expected a receipt, got {incoming:?}") };
+    let Incoming::Receipt(receipt) = incoming else {
+        panic!("expected a receipt, got {incoming:?}")
+    };
     assert_eq!(receipt.message_id, id.as_uuid());
     assert_eq!(receipt.exchange_id.to_string(), exchange);
     assert_eq!(receipt.state, "sent");
@@ -50,19 +58,21 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     assert_eq!(sender, "FI-VALVIRA");
     assert_eq!(raw, m.raw);
     assert_eq!(state, "sent");
-    let payload: serde_json::Value = sqlx::query_scalar("SELECT payload FROM messages WHERE id = $1")
-        .bind(id.as_uuid())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let payload: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM messages WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(payload, diploma_request());
     // Both outgoing messages were confirmed by the broker and marked so.
     let mut unconfirmed = 1;
     for _ in 0..50 {
-        unconfirmed = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE confirmed_at IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        unconfirmed =
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE confirmed_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         if unconfirmed == 0 {
             break;
         }
@@ -78,8 +88,16 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     // Health and metrics answer.
     let ready = reqwest::get(format!("{}/readyz", hub.http)).await.unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = reqwest::get(format!("{}/metrics", hub.http)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("imi_ingress_messages_total{outcome=\"accepted\"} 1"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", hub.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("imi_ingress_messages_total{outcome=\"accepted\"} 1"),
+        "{metrics}"
+    );
 
     pool.close().await;
     fi.close().await;
@@ -103,7 +121,8 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     next_acked(&mut fi_inbox, 20).await; // receipt
 
     let answer = |sender: &str, action: &str, payload: serde_json::Value| OutgoingMessage {
-        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str()).unwrap(),
+        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str())
+            .unwrap(),
         sender: AuthorityId::try_from(sender).unwrap(),
         recipients: vec![],
         exchange: Some(exchange),
@@ -114,27 +133,42 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     let answers = json!({"answers": [{"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": "YES"}]});
 
     // The requester may not answer its own request.
-    fi.send(&answer("FI-VALVIRA", "answer", answers.clone())).await.unwrap();
+    fi.send(&answer("FI-VALVIRA", "answer", answers.clone()))
+        .await
+        .unwrap();
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    let Incoming::Rejection(r) = incoming else {
+        panic!("expected a rejection, got {incoming:?}")
+    };
     assert_eq!(r.code, RejectionCode::ActionNotAllowedForRole);
 
     // Closing before the answer is not allowed in state `sent`.
-    fi.send(&answer("FI-VALVIRA", "close", json!({}))).await.unwrap();
+    fi.send(&answer("FI-VALVIRA", "close", json!({})))
+        .await
+        .unwrap();
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    let Incoming::Rejection(r) = incoming else {
+        panic!("expected a rejection, got {incoming:?}")
+    };
     assert_eq!(r.code, RejectionCode::ActionNotAllowedInState);
 
     // The responder answers; the requester receives it under the same exchange.
-    let answer_id = de.send(&answer("DE-AEKNO", "answer", answers.clone())).await.unwrap();
+    let answer_id = de
+        .send(&answer("DE-AEKNO", "answer", answers.clone()))
+        .await
+        .unwrap();
     let (_, _, incoming) = next_acked(&mut de_inbox, 20).await;
-    let Incoming::Receipt(receipt) = incoming else { panic!("expected a receipt, got {incoming:?}") };
+    let Incoming::Receipt(receipt) = incoming else {
+        panic!("expected a receipt, got {incoming:?}")
+    };
     assert_eq!(receipt.state, "answered");
     assert_eq!(receipt.exchange_id, exchange.as_uuid());
     let (id, ex, incoming) = next_acked(&mut fi_inbox, 20).await;
     assert_eq!(id, answer_id.to_string());
     assert_eq!(ex.as_deref(), Some(exchange.to_string().as_str()));
-    let Incoming::Message(m) = incoming else { panic!("expected the answer, got {incoming:?}") };
+    let Incoming::Message(m) = incoming else {
+        panic!("expected the answer, got {incoming:?}")
+    };
     assert_eq!(m.envelope.payload, answers);
 
     // A follow-up on an exchange that does not exist.
@@ -142,17 +176,26 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     lost.exchange = Some(ExchangeId::new(Uuid::new_v4()));
     fi.send(&lost).await.unwrap();
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    let Incoming::Rejection(r) = incoming else {
+        panic!("expected a rejection, got {incoming:?}")
+    };
     assert_eq!(r.code, RejectionCode::UnknownExchange);
 
     let pool = env.pool().await;
-    let transitions: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT from_state, to_state FROM transitions WHERE exchange_id = $1 ORDER BY id")
-            .bind(exchange.as_uuid())
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(transitions, vec![(None, "sent".into()), (Some("sent".into()), "answered".into())]);
+    let transitions: Vec<(Option<String>, String)> = sqlx::query_as(
+        "SELECT from_state, to_state FROM transitions WHERE exchange_id = $1 ORDER BY id",
+    )
+    .bind(exchange.as_uuid())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        transitions,
+        vec![
+            (None, "sent".into()),
+            (Some("sent".into()), "answered".into())
+        ]
+    );
 
     pool.close().await;
     fi.close().await;
@@ -175,12 +218,16 @@ async fn an_invalid_payload_is_rejected_naming_the_field_and_nothing_is_routed()
     let id = fi.send(&message).await.unwrap();
 
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    let Incoming::Rejection(r) = incoming else {
+        panic!("expected a rejection, got {incoming:?}")
+    };
     assert_eq!(r.code, RejectionCode::InvalidPayload);
     assert_eq!(r.message_id.as_deref(), Some(id.to_string().as_str()));
     assert_eq!(r.problem_type, "urn:imi:problem:invalid_payload");
     assert!(
-        r.errors.iter().any(|e| e.pointer == "/payload/professional/date_of_birth"),
+        r.errors
+            .iter()
+            .any(|e| e.pointer == "/payload/professional/date_of_birth"),
         "{:?}",
         r.errors
     );
@@ -196,7 +243,10 @@ async fn an_invalid_payload_is_rejected_naming_the_field_and_nothing_is_routed()
             .unwrap();
     assert_eq!(code, "invalid_payload");
     assert!(String::from_utf8(body).unwrap().contains("12.04.1988"));
-    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&pool).await.unwrap();
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(messages, 0);
 
     pool.close().await;
@@ -279,11 +329,17 @@ async fn bad_input_gets_clear_rejections_and_the_hub_stays_up() {
     for (name, properties, body, code, pointer) in cases {
         fi.send_raw(properties, body).await.unwrap();
         let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-        let Incoming::Rejection(r) = incoming else { panic!("{name}: expected a rejection, got {incoming:?}") };
+        let Incoming::Rejection(r) = incoming else {
+            panic!("{name}: expected a rejection, got {incoming:?}")
+        };
         assert_eq!(r.code, code, "{name}: {}", r.detail);
         assert!(!r.detail.is_empty(), "{name}");
         if !pointer.is_empty() {
-            assert!(r.errors.iter().any(|e| e.pointer == pointer), "{name}: {:?}", r.errors);
+            assert!(
+                r.errors.iter().any(|e| e.pointer == pointer),
+                "{name}: {:?}",
+                r.errors
+            );
         }
     }
     assert_quiet(&mut de_inbox, 500).await;
@@ -294,7 +350,10 @@ async fn bad_input_gets_clear_rejections_and_the_hub_stays_up() {
     assert!(matches!(incoming, Incoming::Message(_)), "{incoming:?}");
 
     let pool = env.pool().await;
-    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM rejected_messages").fetch_one(&pool).await.unwrap();
+    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM rejected_messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(rejected, 9);
     let oversized_kept: (i32, i32) = sqlx::query_as(
         "SELECT body_size, length(body) FROM rejected_messages WHERE code = 'oversized_body'",
@@ -302,7 +361,10 @@ async fn bad_input_gets_clear_rejections_and_the_hub_stays_up() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!(oversized_kept.0 > 300 * 1024 && oversized_kept.1 == 256 * 1024, "{oversized_kept:?}");
+    assert!(
+        oversized_kept.0 > 300 * 1024 && oversized_kept.1 == 256 * 1024,
+        "{oversized_kept:?}"
+    );
 
     pool.close().await;
     fi.close().await;
@@ -326,21 +388,32 @@ async fn an_endpoint_cannot_speak_for_an_authority_it_does_not_serve_nor_forge_i
     message.recipients = vec![AuthorityId::try_from("FI-VALVIRA").unwrap()];
     fi.send(&message).await.unwrap();
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    let Incoming::Rejection(r) = incoming else {
+        panic!("expected a rejection, got {incoming:?}")
+    };
     assert_eq!(r.code, RejectionCode::SenderNotServedByEndpoint);
     assert!(r.errors.iter().any(|e| e.pointer == "/sender"));
 
     // fi forges de's user_id: the broker itself refuses the publish.
     let mut forged = props("pq-information-request.send", &env.endpoints[1].id);
     forged.message_id = Some(Uuid::new_v4().to_string());
-    let body = serde_json::to_vec(&json!({"sender": "DE-AEKNO", "recipients": ["FI-VALVIRA"], "payload": diploma_request()})).unwrap();
+    let body = serde_json::to_vec(
+        &json!({"sender": "DE-AEKNO", "recipients": ["FI-VALVIRA"], "payload": diploma_request()}),
+    )
+    .unwrap();
     let refused = fi.send_raw(forged, body).await;
-    assert!(refused.is_err(), "the broker must refuse a forged user_id, got {refused:?}");
+    assert!(
+        refused.is_err(),
+        "the broker must refuse a forged user_id, got {refused:?}"
+    );
 
     assert_quiet(&mut de_inbox, 1000).await;
     assert_quiet(&mut fi_inbox, 200).await;
     let pool = env.pool().await;
-    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&pool).await.unwrap();
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(messages, 0);
 
     pool.close().await;
@@ -377,7 +450,9 @@ async fn the_same_message_id_sent_twice_is_delivered_once() {
     reused.payload["free_text"] = json!("changed");
     fi.send(&reused).await.unwrap();
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else { panic!("expected a rejection, got {incoming:?}") };
+    let Incoming::Rejection(r) = incoming else {
+        panic!("expected a rejection, got {incoming:?}")
+    };
     assert_eq!(r.code, RejectionCode::MessageIdReused);
 
     let pool = env.pool().await;

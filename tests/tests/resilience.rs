@@ -71,7 +71,9 @@ async fn while_postgresql_is_down_messages_wait_then_flow_and_none_is_lost() {
     let mut receipts = HashSet::new();
     while receipts.len() < sent.len() {
         let (_, _, incoming) = next_acked(&mut fi_inbox, 60).await;
-        let Incoming::Receipt(r) = incoming else { panic!("expected a receipt, got {incoming:?}") };
+        let Incoming::Receipt(r) = incoming else {
+            panic!("expected a receipt, got {incoming:?}")
+        };
         receipts.insert(r.message_id.to_string());
     }
     assert_eq!(receipts, sent);
@@ -90,7 +92,12 @@ async fn a_hub_killed_mid_flight_loses_nothing_and_delivers_nothing_twice_to_the
     let mut hub = env.spawn_hub_process(binary);
     // The hub process is up once its ingress queue exists.
     for _ in 0..300 {
-        if env.management.queue_depth(&env.vhost, "imi.hub.ingress").await.is_ok() {
+        if env
+            .management
+            .queue_depth(&env.vhost, "imi.hub.ingress")
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -124,10 +131,16 @@ async fn a_hub_killed_mid_flight_loses_nothing_and_delivers_nothing_twice_to_the
         assert!(delivered.insert(id), "delivered twice to the application");
     }
     assert_eq!(delivered, sent);
-    assert!(killed_at < N, "the kill happened mid-flight ({killed_at} of {N} delivered)");
+    assert!(
+        killed_at < N,
+        "the kill happened mid-flight ({killed_at} of {N} delivered)"
+    );
 
     let pool = env.pool().await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored as usize, N);
     println!(
         "killed after {killed_at} deliveries; broker-level redeliveries dropped by the SDK: {}",

@@ -14,7 +14,13 @@ async fn a_graceful_stop_finishes_in_flight_work_and_a_restart_delivers_the_rest
     let de = env.adapter(1).await;
 
     let batch: Vec<_> = (0..N).map(|_| request_to_de()).collect();
-    let sent: HashSet<String> = fi.send_batch(&batch).await.unwrap().iter().map(|id| id.to_string()).collect();
+    let sent: HashSet<String> = fi
+        .send_batch(&batch)
+        .await
+        .unwrap()
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
     hub.stop().await;
 
     // Drained: nothing committed is left unpublished.
@@ -25,7 +31,10 @@ async fn a_graceful_stop_finishes_in_flight_work_and_a_restart_delivers_the_rest
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(unconfirmed, 0, "a graceful stop publishes everything it committed");
+    assert_eq!(
+        unconfirmed, 0,
+        "a graceful stop publishes everything it committed"
+    );
     println!("committed before the stop: {committed} of {N}");
 
     let hub = env.start_hub().await;

@@ -7,7 +7,9 @@ use imi_broker::Properties;
 use imi_schemas::catalogue::{Catalogue, Role};
 use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
-use imi_schemas::protocol::{FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT};
+use imi_schemas::protocol::{
+    FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT,
+};
 use sha2::{Digest, Sha256};
 
 use crate::registry::{Registry, Status};
@@ -108,12 +110,22 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
             None => "the message has no user_id property".to_owned(),
             Some(u) => format!("user `{u}` is not an active endpoint"),
         };
-        return refuse(body, RejectionCode::UnknownEndpoint, detail, field("#/properties/user_id", "unknown endpoint"));
+        return refuse(
+            body,
+            RejectionCode::UnknownEndpoint,
+            detail,
+            field("#/properties/user_id", "unknown endpoint"),
+        );
     };
     let message_id = match properties.message_id.as_deref().map(MessageId::try_from) {
         Some(Ok(id)) => id,
         Some(Err(e)) => {
-            return refuse(body, RejectionCode::InvalidMessageId, e.to_string(), field("#/properties/message_id", "not a UUID"))
+            return refuse(
+                body,
+                RejectionCode::InvalidMessageId,
+                e.to_string(),
+                field("#/properties/message_id", "not a UUID"),
+            )
         }
         None => {
             return refuse(
@@ -125,7 +137,10 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
         }
     };
     if body_size > ctx.max_body_bytes {
-        let detail = format!("the body has {body_size} bytes; the hub accepts at most {}", ctx.max_body_bytes);
+        let detail = format!(
+            "the body has {body_size} bytes; the hub accepts at most {}",
+            ctx.max_body_bytes
+        );
         return refuse(body, RejectionCode::OversizedBody, detail, Vec::new());
     }
     let raw_type = properties.message_type.as_deref().unwrap_or("");
@@ -134,15 +149,18 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
         .and_then(|t| ctx.catalogue.resolve(&t).map(|(p, a)| (t, p, a)));
     let Some((message_type, procedure, action)) = resolved else {
         let detail = format!("`{raw_type}` is not `<procedure>.<action>` of a catalogue procedure");
-        return refuse(body, RejectionCode::UnknownMessageType, detail, field("#/properties/type", "unknown message type"));
+        return refuse(
+            body,
+            RejectionCode::UnknownMessageType,
+            detail,
+            field("#/properties/type", "unknown message type"),
+        );
     };
-    let schema_version = match properties.headers.get(HEADER_SCHEMA_VERSION) {
-        None => 1,
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => 0,
-        },
-    };
+    // An unparsable version becomes 0, which no procedure lists.
+    let schema_version = properties
+        .headers
+        .get(HEADER_SCHEMA_VERSION)
+        .map_or(1, |v| v.parse::<u32>().unwrap_or_default());
     if !procedure.accepts_version(schema_version) {
         let detail = format!(
             "{} accepts schema versions {:?}",
@@ -152,7 +170,10 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
             body,
             RejectionCode::UnsupportedSchemaVersion,
             detail,
-            field(&format!("#/properties/headers/{HEADER_SCHEMA_VERSION}"), "unsupported"),
+            field(
+                &format!("#/properties/headers/{HEADER_SCHEMA_VERSION}"),
+                "unsupported",
+            ),
         );
     }
 
@@ -160,26 +181,60 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
     let envelope: Envelope = match serde_json::from_slice(&body) {
         Ok(e) => e,
         Err(e) if e.classify() == serde_json::error::Category::Data => {
-            return refuse(body, RejectionCode::InvalidEnvelope, e.to_string(), field("", e.to_string()))
+            return refuse(
+                body,
+                RejectionCode::InvalidEnvelope,
+                e.to_string(),
+                field("", e.to_string()),
+            )
         }
-        Err(e) => return refuse(body, RejectionCode::MalformedJson, e.to_string(), field("", "not JSON")),
+        Err(e) => {
+            return refuse(
+                body,
+                RejectionCode::MalformedJson,
+                e.to_string(),
+                field("", "not JSON"),
+            )
+        }
     };
 
     let sender = match AuthorityId::try_from(envelope.sender.as_str()) {
         Ok(s) if endpoint.authorities.contains(&s) => s,
         _ => {
-            let detail = format!("endpoint `{}` does not act for `{}`", endpoint.id, envelope.sender);
-            return refuse(body, RejectionCode::SenderNotServedByEndpoint, detail, field("/sender", "not served by this endpoint"));
+            let detail = format!(
+                "endpoint `{}` does not act for `{}`",
+                endpoint.id, envelope.sender
+            );
+            return refuse(
+                body,
+                RejectionCode::SenderNotServedByEndpoint,
+                detail,
+                field("/sender", "not served by this endpoint"),
+            );
         }
     };
-    let sender_ok = ctx.registry.authority(sender.as_str()).is_some_and(|a| a.may_use(&procedure.code));
+    let sender_ok = ctx
+        .registry
+        .authority(sender.as_str())
+        .is_some_and(|a| a.may_use(&procedure.code));
     if !sender_ok {
-        let detail = format!("`{sender}` is not active or not registered for {}", procedure.code);
-        return refuse(body, RejectionCode::SenderNotAuthorized, detail, field("/sender", "not registered for the procedure"));
+        let detail = format!(
+            "`{sender}` is not active or not registered for {}",
+            procedure.code
+        );
+        return refuse(
+            body,
+            RejectionCode::SenderNotAuthorized,
+            detail,
+            field("/sender", "not registered for the procedure"),
+        );
     }
 
     if let Err(errors) = action.validate(&envelope.payload) {
-        let detail = format!("the payload does not match the form of {message_type} ({} problem(s))", errors.len());
+        let detail = format!(
+            "the payload does not match the form of {message_type} ({} problem(s))",
+            errors.len()
+        );
         return refuse(body, RejectionCode::InvalidPayload, detail, errors);
     }
 
@@ -190,27 +245,59 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
             .ok()
             .and_then(|id| ctx.registry.authority(id.as_str()))
         else {
-            return refuse(body, RejectionCode::UnknownRecipient, format!("`{raw}` is not a registered authority"), field(&pointer, "unknown authority"));
+            return refuse(
+                body,
+                RejectionCode::UnknownRecipient,
+                format!("`{raw}` is not a registered authority"),
+                field(&pointer, "unknown authority"),
+            );
         };
         if !authority.may_use(&procedure.code) {
-            let detail = format!("`{raw}` is not active or not registered for {}", procedure.code);
-            return refuse(body, RejectionCode::RecipientNotAuthorized, detail, field(&pointer, "not registered for the procedure"));
+            let detail = format!(
+                "`{raw}` is not active or not registered for {}",
+                procedure.code
+            );
+            return refuse(
+                body,
+                RejectionCode::RecipientNotAuthorized,
+                detail,
+                field(&pointer, "not registered for the procedure"),
+            );
         }
         recipients.push(authority.id.clone());
     }
 
     let exchange = if action.opens {
         if recipients.len() != 1 {
-            let detail = format!("{message_type} opens a 1:1 request and needs exactly one recipient, not {}", recipients.len());
-            return refuse(body, RejectionCode::InvalidRecipients, detail, field("/recipients", "exactly one recipient"));
+            let detail = format!(
+                "{message_type} opens a 1:1 request and needs exactly one recipient, not {}",
+                recipients.len()
+            );
+            return refuse(
+                body,
+                RejectionCode::InvalidRecipients,
+                detail,
+                field("/recipients", "exactly one recipient"),
+            );
         }
         None
     } else {
-        match properties.correlation_id.as_deref().map(ExchangeId::try_from) {
+        match properties
+            .correlation_id
+            .as_deref()
+            .map(ExchangeId::try_from)
+        {
             Some(Ok(id)) => Some(id),
             _ => {
-                let detail = format!("{message_type} continues an exchange: set correlation_id to its exchange id");
-                return refuse(body, RejectionCode::UnknownExchange, detail, field("#/properties/correlation_id", "missing or not a UUID"));
+                let detail = format!(
+                    "{message_type} continues an exchange: set correlation_id to its exchange id"
+                );
+                return refuse(
+                    body,
+                    RejectionCode::UnknownExchange,
+                    detail,
+                    field("#/properties/correlation_id", "missing or not a UUID"),
+                );
             }
         }
     };
@@ -238,7 +325,13 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
 
 impl Inbound {
     /// Turns an inbound message refused by the workflow into a refusal.
-    pub fn refuse(self, code: RejectionCode, detail: String, errors: Vec<FieldError>, now: DateTime<Utc>) -> Refusal {
+    pub fn refuse(
+        self,
+        code: RejectionCode,
+        detail: String,
+        errors: Vec<FieldError>,
+        now: DateTime<Utc>,
+    ) -> Refusal {
         let id = self.message_id.to_string();
         Refusal {
             message_id: Some(id.clone()),

@@ -68,7 +68,8 @@ struct Committed {
 /// taken has been committed, published and acked.
 pub async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
     let (commit_tx, commit_rx) = mpsc::channel::<Batch>(2);
-    let (publish_tx, publish_rx) = mpsc::channel::<Committed>(ctx.settings.publish_in_flight_batches.max(1));
+    let (publish_tx, publish_rx) =
+        mpsc::channel::<Committed>(ctx.settings.publish_in_flight_batches.max(1));
     let (confirmed_tx, confirmed_rx) = mpsc::channel::<Vec<Uuid>>(64);
     let committer = tokio::spawn(commit_stage(ctx.clone(), commit_rx, publish_tx));
     let publisher = tokio::spawn(publish_stage(ctx.clone(), publish_rx, confirmed_tx));
@@ -78,7 +79,9 @@ pub async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
     let size = ctx.settings.batch_size.max(1);
     let mut open = true;
     while open {
-        let Some(first) = deliveries.recv().await else { break };
+        let Some(first) = deliveries.recv().await else {
+            break;
+        };
         let mut taken = vec![first];
         let deadline = tokio::time::Instant::now() + linger;
         while taken.len() < size {
@@ -100,7 +103,11 @@ pub async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
         }
     }
     drop(commit_tx);
-    for (name, task) in [("commit", committer), ("publish", publisher), ("mark", marker)] {
+    for (name, task) in [
+        ("commit", committer),
+        ("publish", publisher),
+        ("mark", marker),
+    ] {
         if let Err(error) = task.await {
             error!(%error, stage = name, "Pipeline stage panicked.");
         }
@@ -125,7 +132,11 @@ fn decode_batch(ctx: &PipelineContext, taken: Vec<Delivery>) -> Batch {
     Batch { items, ackers }
 }
 
-async fn commit_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Committed>) {
+async fn commit_stage(
+    ctx: PipelineContext,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Committed>,
+) {
     while let Some(batch) = rx.recv().await {
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -150,17 +161,33 @@ async fn commit_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Batch>, tx: m
         };
         // Aborted: leave the deliveries unacked; the broker redelivers them.
         let Some(outcome) = outcome else { continue };
-        ctx.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        ctx.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         ctx.metrics.batches.inc();
         ctx.metrics.batch_size.observe(batch.items.len() as f64);
         let m = &ctx.metrics;
-        m.ingress_messages.get_or_create(&OutcomeLabel { outcome: "accepted" }).inc_by(outcome.accepted as u64);
-        m.ingress_messages.get_or_create(&OutcomeLabel { outcome: "duplicate" }).inc_by(outcome.duplicates as u64);
         m.ingress_messages
-            .get_or_create(&OutcomeLabel { outcome: "rejected" })
+            .get_or_create(&OutcomeLabel {
+                outcome: "accepted",
+            })
+            .inc_by(outcome.accepted as u64);
+        m.ingress_messages
+            .get_or_create(&OutcomeLabel {
+                outcome: "duplicate",
+            })
+            .inc_by(outcome.duplicates as u64);
+        m.ingress_messages
+            .get_or_create(&OutcomeLabel {
+                outcome: "rejected",
+            })
             .inc_by(outcome.rejections.len() as u64);
         for code in &outcome.rejections {
-            m.rejections.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+            m.rejections
+                .get_or_create(&CodeLabel {
+                    code: code.as_str(),
+                })
+                .inc();
         }
         let committed = Committed {
             outbox_ids: outcome.outbox.iter().map(|r| r.id).collect(),
@@ -191,7 +218,11 @@ pub fn to_outgoing(row: OutboxRow) -> Outgoing {
     }
 }
 
-async fn publish_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Committed>, confirmed: mpsc::Sender<Vec<Uuid>>) {
+async fn publish_stage(
+    ctx: PipelineContext,
+    mut rx: mpsc::Receiver<Committed>,
+    confirmed: mpsc::Sender<Vec<Uuid>>,
+) {
     let max_in_flight = ctx.settings.publish_in_flight_batches.max(1);
     let mut in_flight = FuturesOrdered::new();
     let mut open = true;
@@ -241,7 +272,9 @@ async fn publish_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Committed>, 
 /// (those deliveries come again and are absorbed as duplicates).
 async fn ack_batch(ackers: &[Acker]) {
     for (i, acker) in ackers.iter().enumerate() {
-        let last_of_run = ackers.get(i + 1).is_none_or(|next| !next.same_channel(acker));
+        let last_of_run = ackers
+            .get(i + 1)
+            .is_none_or(|next| !next.same_channel(acker));
         if last_of_run {
             if let Err(error) = acker.ack_up_to().await {
                 debug!(%error, "Ack failed (channel gone); the broker will redeliver.");

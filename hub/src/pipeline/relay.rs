@@ -14,9 +14,17 @@ use crate::store;
 const GRACE_SECONDS: f64 = 5.0;
 const PAGE: i64 = 500;
 
-pub async fn run_relay(ctx: PipelineContext, stop: CancellationToken, first_pass_immediately: bool) {
+pub async fn run_relay(
+    ctx: PipelineContext,
+    stop: CancellationToken,
+    first_pass_immediately: bool,
+) {
     let interval = Duration::from_secs(ctx.settings.relay_interval_secs.max(1));
-    let mut grace = if first_pass_immediately { 0.0 } else { GRACE_SECONDS };
+    let mut grace = if first_pass_immediately {
+        0.0
+    } else {
+        GRACE_SECONDS
+    };
     loop {
         match relay_once(&ctx, grace).await {
             Ok(0) => {}
@@ -32,7 +40,10 @@ pub async fn run_relay(ctx: PipelineContext, stop: CancellationToken, first_pass
 }
 
 /// One pass; returns how many rows were published.
-pub async fn relay_once(ctx: &PipelineContext, grace: f64) -> Result<usize, crate::error::HubError> {
+pub async fn relay_once(
+    ctx: &PipelineContext,
+    grace: f64,
+) -> Result<usize, crate::error::HubError> {
     let mut total = 0;
     loop {
         let rows = store::unconfirmed_older_than(&ctx.pool, grace, PAGE).await?;

@@ -80,7 +80,9 @@ impl Registry {
             .fetch_all(pool)
             .await?;
         for (id, status) in endpoints {
-            let Ok(eid) = EndpointId::try_from(id.as_str()) else { continue };
+            let Ok(eid) = EndpointId::try_from(id.as_str()) else {
+                continue;
+            };
             registry.endpoints.insert(
                 id,
                 Endpoint {
@@ -99,7 +101,10 @@ impl Registry {
         .fetch_all(pool)
         .await?;
         for (id, status, endpoint, procedures) in authorities {
-            let (Ok(aid), Ok(eid)) = (AuthorityId::try_from(id.as_str()), EndpointId::try_from(endpoint.as_str())) else {
+            let (Ok(aid), Ok(eid)) = (
+                AuthorityId::try_from(id.as_str()),
+                EndpointId::try_from(endpoint.as_str()),
+            ) else {
                 continue;
             };
             if let Some(e) = registry.endpoints.get_mut(&endpoint) {

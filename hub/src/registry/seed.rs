@@ -39,16 +39,22 @@ pub struct SeedAuthority {
 
 impl SeedFile {
     pub fn parse(text: &str) -> Result<SeedFile, HubError> {
-        let seed: SeedFile = serde_yaml::from_str(text).map_err(|e| HubError::Seed(e.to_string()))?;
+        let seed: SeedFile =
+            serde_yaml::from_str(text).map_err(|e| HubError::Seed(e.to_string()))?;
         for e in &seed.endpoints {
             EndpointId::try_from(e.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
             for a in &e.authorities {
-                let id = AuthorityId::try_from(a.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+                let id = AuthorityId::try_from(a.id.as_str())
+                    .map_err(|err| HubError::Seed(err.to_string()))?;
                 if id.country().as_str() != a.country {
-                    return Err(HubError::Seed(format!("{}: country {} does not match the id", a.id, a.country)));
+                    return Err(HubError::Seed(format!(
+                        "{}: country {} does not match the id",
+                        a.id, a.country
+                    )));
                 }
                 for p in &a.procedures {
-                    ProcedureCode::try_from(p.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+                    ProcedureCode::try_from(p.as_str())
+                        .map_err(|err| HubError::Seed(err.to_string()))?;
                 }
             }
         }
@@ -61,8 +67,14 @@ impl SeedFile {
 pub fn endpoint_permissions(endpoint: &EndpointId) -> Permissions {
     Permissions {
         configure: "^$".into(),
-        write: format!("^{}$", regex_escape(imi_schemas::protocol::INGRESS_EXCHANGE)),
-        read: format!("^{}$", regex_escape(&imi_schemas::protocol::inbox_queue(endpoint.as_str()))),
+        write: format!(
+            "^{}$",
+            regex_escape(imi_schemas::protocol::INGRESS_EXCHANGE)
+        ),
+        read: format!(
+            "^{}$",
+            regex_escape(&imi_schemas::protocol::inbox_queue(endpoint.as_str()))
+        ),
     }
 }
 
@@ -73,13 +85,20 @@ fn regex_escape(s: &str) -> String {
 /// Registers the seed's endpoints and authorities (idempotent) and provisions
 /// each endpoint's broker user.
 #[instrument(skip_all, fields(endpoints = seed.endpoints.len()))]
-pub async fn apply_seed(seed: &SeedFile, pool: &PgPool, management: &Management, vhost: &str) -> Result<(), HubError> {
+pub async fn apply_seed(
+    seed: &SeedFile,
+    pool: &PgPool,
+    management: &Management,
+    vhost: &str,
+) -> Result<(), HubError> {
     let mut tx = pool.begin().await?;
     for e in &seed.endpoints {
-        sqlx::query("INSERT INTO endpoints (id, status) VALUES ($1, 'active') ON CONFLICT (id) DO NOTHING")
-            .bind(&e.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO endpoints (id, status) VALUES ($1, 'active') ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&e.id)
+        .execute(&mut *tx)
+        .await?;
         for a in &e.authorities {
             sqlx::query(
                 "INSERT INTO authorities (id, country, names, status, endpoint_id) VALUES ($1, $2, $3, 'active', $4)
@@ -92,19 +111,24 @@ pub async fn apply_seed(seed: &SeedFile, pool: &PgPool, management: &Management,
             .execute(&mut *tx)
             .await?;
             for p in &a.procedures {
-                sqlx::query("INSERT INTO authority_procedures VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(&a.id)
-                    .bind(p)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO authority_procedures VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(&a.id)
+                .bind(p)
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }
     tx.commit().await?;
     for e in &seed.endpoints {
-        let id = EndpointId::try_from(e.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+        let id =
+            EndpointId::try_from(e.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
         management.put_user(&e.id, &e.password).await?;
-        management.set_permissions(vhost, &e.id, &endpoint_permissions(&id)).await?;
+        management
+            .set_permissions(vhost, &e.id, &endpoint_permissions(&id))
+            .await?;
     }
     info!("Seed applied.");
     Ok(())

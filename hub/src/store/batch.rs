@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use imi_schemas::catalogue::Role;
 use imi_schemas::protocol::{
-    Receipt, RejectionCode, HEADER_RECIPIENTS, HEADER_SCHEMA_VERSION, HEADER_SENDER, HEADER_TRACEPARENT,
-    TYPE_RECEIPT, TYPE_REJECTION,
+    Receipt, RejectionCode, HEADER_RECIPIENTS, HEADER_SCHEMA_VERSION, HEADER_SENDER,
+    HEADER_TRACEPARENT, TYPE_RECEIPT, TYPE_REJECTION,
 };
 use sqlx::{PgConnection, PgPool};
 use thiserror::Error;
@@ -99,22 +99,34 @@ pub async fn commit_batch(
             Decoded::Refused(_) => None,
         })
         .collect();
-    let mut continued: Vec<Uuid> = inbound.iter().filter_map(|i| i.exchange.map(|e| e.as_uuid())).collect();
+    let mut continued: Vec<Uuid> = inbound
+        .iter()
+        .filter_map(|i| i.exchange.map(|e| e.as_uuid()))
+        .collect();
     continued.sort();
     continued.dedup();
     let locked = lock_exchanges(&mut tx, &continued).await?;
     let ids: Vec<Uuid> = inbound.iter().map(|i| i.message_id.as_uuid()).collect();
-    let existing: HashMap<Uuid, Vec<u8>> = sqlx::query_as("SELECT id, raw_sha256 FROM messages WHERE id = ANY($1)")
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+    let existing: HashMap<Uuid, Vec<u8>> =
+        sqlx::query_as("SELECT id, raw_sha256 FROM messages WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
 
     let mut plan = plan(items, locked, existing, registry, now);
-    let replies: Vec<OutboxRow> = plan.workflow_refusals.iter().filter_map(rejection_reply).collect();
+    let replies: Vec<OutboxRow> = plan
+        .workflow_refusals
+        .iter()
+        .filter_map(rejection_reply)
+        .collect();
     plan.outbox.extend(replies);
-    let mut rejections: Vec<RejectionCode> = plan.rejected.iter().map(|r| r.refusal.rejection.code).collect();
+    let mut rejections: Vec<RejectionCode> = plan
+        .rejected
+        .iter()
+        .map(|r| r.refusal.rejection.code)
+        .collect();
     rejections.extend(plan.workflow_refusals.iter().map(|r| r.rejection.code));
     let mut all_refusals: Vec<&Refusal> = plan.rejected.iter().map(|r| r.refusal).collect();
     all_refusals.extend(plan.workflow_refusals.iter());
@@ -142,7 +154,10 @@ pub async fn commit_batch(
     })
 }
 
-async fn lock_exchanges(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, ExchangeState>, sqlx::Error> {
+async fn lock_exchanges(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, ExchangeState>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -192,7 +207,10 @@ fn plan<'a>(
             Decoded::Inbound(i) => i.as_ref(),
         };
         let id = inbound.message_id.as_uuid();
-        let earlier = existing.get(&id).map(|d| d.as_slice()).or(seen.get(&id).map(|d| d.as_slice()));
+        let earlier = existing
+            .get(&id)
+            .map(|d| d.as_slice())
+            .or(seen.get(&id).map(|d| d.as_slice()));
         if let Some(digest) = earlier {
             if digest == inbound.digest {
                 plan.duplicates.push(id.to_string());
@@ -200,7 +218,9 @@ fn plan<'a>(
                 plan.workflow_refusals.push(refuse(
                     inbound,
                     RejectionCode::MessageIdReused,
-                    format!("message_id {id} was already used for a message with different content"),
+                    format!(
+                        "message_id {id} was already used for a message with different content"
+                    ),
                     now,
                 ));
             }
@@ -227,8 +247,14 @@ fn plan<'a>(
             });
             (exchange_id, None, vec![responder])
         } else {
-            let exchange_id = inbound.exchange.expect("decode guarantees a follow-up names its exchange").as_uuid();
-            let Some(exchange) = exchanges.get_mut(&exchange_id).filter(|e| e.procedure == procedure) else {
+            let exchange_id = inbound
+                .exchange
+                .expect("decode guarantees a follow-up names its exchange")
+                .as_uuid();
+            let Some(exchange) = exchanges
+                .get_mut(&exchange_id)
+                .filter(|e| e.procedure == procedure)
+            else {
                 plan.workflow_refusals.push(refuse(
                     inbound,
                     RejectionCode::UnknownExchange,
@@ -255,7 +281,11 @@ fn plan<'a>(
                 plan.workflow_refusals.push(refuse(
                     inbound,
                     RejectionCode::ActionNotAllowedForRole,
-                    format!("`{action}` is taken by the {}, and `{sender}` is the {}", inbound.step.by.as_str(), role.as_str()),
+                    format!(
+                        "`{action}` is taken by the {}, and `{sender}` is the {}",
+                        inbound.step.by.as_str(),
+                        role.as_str()
+                    ),
                     now,
                 ));
                 continue;
@@ -273,7 +303,9 @@ fn plan<'a>(
                 Role::Requester => exchange.responder.clone(),
                 Role::Responder => exchange.requester.clone(),
             };
-            if !inbound.recipients.is_empty() && (inbound.recipients.len() != 1 || inbound.recipients[0].as_str() != counterpart) {
+            if !inbound.recipients.is_empty()
+                && (inbound.recipients.len() != 1 || inbound.recipients[0].as_str() != counterpart)
+            {
                 plan.workflow_refusals.push(refuse(
                     inbound,
                     RejectionCode::InvalidRecipients,
@@ -298,12 +330,20 @@ fn plan<'a>(
         let mut missing = None;
         for r in &recipients {
             match registry.authority(r) {
-                Some(a) => by_endpoint.entry(a.endpoint.to_string()).or_default().push(r.clone()),
+                Some(a) => by_endpoint
+                    .entry(a.endpoint.to_string())
+                    .or_default()
+                    .push(r.clone()),
                 None => missing = Some(r.clone()),
             }
         }
         if let Some(r) = missing {
-            plan.workflow_refusals.push(refuse(inbound, RejectionCode::UnknownRecipient, format!("`{r}` is no longer registered"), now));
+            plan.workflow_refusals.push(refuse(
+                inbound,
+                RejectionCode::UnknownRecipient,
+                format!("`{r}` is no longer registered"),
+                now,
+            ));
             continue;
         }
 
@@ -319,14 +359,21 @@ fn plan<'a>(
             let mut headers = BTreeMap::new();
             headers.insert(HEADER_SENDER.to_owned(), inbound.sender.to_string());
             headers.insert(HEADER_RECIPIENTS.to_owned(), rcpts.join(","));
-            headers.insert(HEADER_SCHEMA_VERSION.to_owned(), inbound.schema_version.to_string());
+            headers.insert(
+                HEADER_SCHEMA_VERSION.to_owned(),
+                inbound.schema_version.to_string(),
+            );
             if let Some(tp) = &inbound.traceparent {
                 headers.insert(HEADER_TRACEPARENT.to_owned(), tp.clone());
             }
             plan.outbox.push(OutboxRow {
                 // The recipient sees the sender's message_id: with several
                 // endpoints each gets its own queue copy under the same id.
-                id: if recipients.len() == rcpts.len() { id } else { derived(id, &endpoint) },
+                id: if recipients.len() == rcpts.len() {
+                    id
+                } else {
+                    derived(id, &endpoint)
+                },
                 kind: OutboxKind::Delivery,
                 source_message_id: id.to_string(),
                 endpoint,
@@ -401,7 +448,10 @@ fn rejection_reply(refusal: &Refusal) -> Option<OutboxRow> {
     })
 }
 
-async fn insert_exchanges(conn: &mut PgConnection, rows: &[NewExchange]) -> Result<(), sqlx::Error> {
+async fn insert_exchanges(
+    conn: &mut PgConnection,
+    rows: &[NewExchange],
+) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -426,7 +476,10 @@ async fn insert_exchanges(conn: &mut PgConnection, rows: &[NewExchange]) -> Resu
     Ok(())
 }
 
-async fn update_exchanges(conn: &mut PgConnection, changed: &HashMap<Uuid, String>) -> Result<(), sqlx::Error> {
+async fn update_exchanges(
+    conn: &mut PgConnection,
+    changed: &HashMap<Uuid, String>,
+) -> Result<(), sqlx::Error> {
     if changed.is_empty() {
         return Ok(());
     }
@@ -443,20 +496,38 @@ async fn update_exchanges(conn: &mut PgConnection, changed: &HashMap<Uuid, Strin
     Ok(())
 }
 
-async fn insert_messages(conn: &mut PgConnection, rows: &[(&Inbound, Uuid, Vec<String>)]) -> Result<usize, sqlx::Error> {
+async fn insert_messages(
+    conn: &mut PgConnection,
+    rows: &[(&Inbound, Uuid, Vec<String>)],
+) -> Result<usize, sqlx::Error> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<Uuid> = rows.iter().map(|(i, _, _)| i.message_id.as_uuid()).collect();
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .map(|(i, _, _)| i.message_id.as_uuid())
+        .collect();
     let exchanges: Vec<Uuid> = rows.iter().map(|(_, e, _)| *e).collect();
-    let types: Vec<String> = rows.iter().map(|(i, _, _)| i.message_type.to_string()).collect();
-    let versions: Vec<i32> = rows.iter().map(|(i, _, _)| i.schema_version as i32).collect();
+    let types: Vec<String> = rows
+        .iter()
+        .map(|(i, _, _)| i.message_type.to_string())
+        .collect();
+    let versions: Vec<i32> = rows
+        .iter()
+        .map(|(i, _, _)| i.schema_version as i32)
+        .collect();
     let senders: Vec<&str> = rows.iter().map(|(i, _, _)| i.sender.as_str()).collect();
-    let endpoints: Vec<&str> = rows.iter().map(|(i, _, _)| i.sender_endpoint.as_str()).collect();
+    let endpoints: Vec<&str> = rows
+        .iter()
+        .map(|(i, _, _)| i.sender_endpoint.as_str())
+        .collect();
     let recipients: Vec<String> = rows.iter().map(|(_, _, r)| r.join(",")).collect();
     let raws: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.raw.as_slice()).collect();
     let digests: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.digest.as_slice()).collect();
-    let traces: Vec<Option<&str>> = rows.iter().map(|(i, _, _)| i.traceparent.as_deref()).collect();
+    let traces: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(i, _, _)| i.traceparent.as_deref())
+        .collect();
     // The payload column is derived from the raw bytes by PostgreSQL, so the
     // hub does not serialize it again.
     let inserted: Vec<(Uuid,)> = sqlx::query_as(
@@ -484,7 +555,10 @@ async fn insert_messages(conn: &mut PgConnection, rows: &[(&Inbound, Uuid, Vec<S
     Ok(inserted.len())
 }
 
-async fn insert_transitions(conn: &mut PgConnection, rows: &[Transition]) -> Result<(), sqlx::Error> {
+async fn insert_transitions(
+    conn: &mut PgConnection,
+    rows: &[Transition],
+) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -563,7 +637,10 @@ async fn insert_rejected(conn: &mut PgConnection, rows: &[&Refusal]) -> Result<(
         .map(|r| serde_json::to_string(&r.rejection.errors).expect("errors serialize"))
         .collect();
     let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
-    let sizes: Vec<i32> = rows.iter().map(|r| r.body_size.min(i32::MAX as usize) as i32).collect();
+    let sizes: Vec<i32> = rows
+        .iter()
+        .map(|r| r.body_size.min(i32::MAX as usize) as i32)
+        .collect();
     let digests: Vec<&[u8]> = rows.iter().map(|r| r.digest.as_slice()).collect();
     sqlx::query(
         "INSERT INTO rejected_messages (message_id, user_id, message_type, code, detail, errors, body, body_size, body_sha256)

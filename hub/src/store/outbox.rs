@@ -11,10 +11,12 @@ use super::{OutboxKind, OutboxRow};
 /// Marks rows as confirmed by the broker.
 #[instrument(skip_all, fields(rows = ids.len()))]
 pub async fn mark_confirmed(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET confirmed_at = now() WHERE id = ANY($1) AND confirmed_at IS NULL")
-        .bind(ids)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET confirmed_at = now() WHERE id = ANY($1) AND confirmed_at IS NULL",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -56,12 +58,20 @@ pub(super) fn to_outbox_row(row: Row) -> OutboxRow {
 /// Rows not confirmed `seconds` after they were written: a crash or a broker
 /// outage left them; the relay publishes them again.
 #[instrument(skip_all)]
-pub async fn unconfirmed_older_than(pool: &PgPool, seconds: f64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+pub async fn unconfirmed_older_than(
+    pool: &PgPool,
+    seconds: f64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
     let sql = format!(
         "{SELECT_ROWS} WHERE o.confirmed_at IS NULL AND o.created_at < now() - make_interval(secs => $1)
          ORDER BY o.created_at LIMIT $2"
     );
-    let rows: Vec<Row> = sqlx::query_as(&sql).bind(seconds).bind(limit).fetch_all(pool).await?;
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(seconds)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(to_outbox_row).collect())
 }
 
@@ -75,6 +85,9 @@ pub(super) async fn for_duplicates(
     let sql = format!(
         "{SELECT_ROWS} WHERE o.source_message_id = ANY($1) AND (o.kind <> 'delivery' OR o.confirmed_at IS NULL)"
     );
-    let rows: Vec<Row> = sqlx::query_as(&sql).bind(message_ids).fetch_all(conn).await?;
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(message_ids)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(to_outbox_row).collect())
 }

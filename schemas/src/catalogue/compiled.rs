@@ -144,7 +144,11 @@ impl Catalogue {
             match compile_procedure(&file.path, raw, &catalogue) {
                 Ok(p) => {
                     if catalogue.procedures.contains_key(&p.code) {
-                        errors.push(err(&file.path, "code", format!("procedure `{}` is declared twice", p.code)));
+                        errors.push(err(
+                            &file.path,
+                            "code",
+                            format!("procedure `{}` is declared twice", p.code),
+                        ));
                     } else {
                         catalogue.procedures.insert(p.code.clone(), p);
                     }
@@ -205,9 +209,10 @@ fn compile_procedure(
     }
     let area = AreaCode::try_from(raw.area.as_str());
     match &area {
-        Ok(a) if !catalogue.areas.contains_key(a) => {
-            push("area".into(), format!("unknown area `{a}` (no area.yaml declares it)"))
-        }
+        Ok(a) if !catalogue.areas.contains_key(a) => push(
+            "area".into(),
+            format!("unknown area `{a}` (no area.yaml declares it)"),
+        ),
         Err(e) => push("area".into(), e.to_string()),
         _ => {}
     }
@@ -217,7 +222,10 @@ fn compile_procedure(
         "repository" => Some(ProcedureKind::Repository),
         "intake" => Some(ProcedureKind::Intake),
         other => {
-            push("kind".into(), format!("unknown kind `{other}` (request, notification, repository, intake)"));
+            push(
+                "kind".into(),
+                format!("unknown kind `{other}` (request, notification, repository, intake)"),
+            );
             None
         }
     };
@@ -240,7 +248,10 @@ fn compile_procedure(
             "requester" => Role::Requester,
             "responder" => Role::Responder,
             other => {
-                push(at("by"), format!("unknown role `{other}` (requester, responder)"));
+                push(
+                    at("by"),
+                    format!("unknown role `{other}` (requester, responder)"),
+                );
                 continue;
             }
         };
@@ -269,7 +280,10 @@ fn compile_procedure(
             }
         };
         if actions.contains_key(&action_code) {
-            push(at("code"), format!("action `{action_code}` is declared twice"));
+            push(
+                at("code"),
+                format!("action `{action_code}` is declared twice"),
+            );
             continue;
         }
         actions.insert(
@@ -285,7 +299,10 @@ fn compile_procedure(
         );
     }
     if openers != 1 {
-        push("actions".into(), format!("needs exactly one opening action, found {openers}"));
+        push(
+            "actions".into(),
+            format!("needs exactly one opening action, found {openers}"),
+        );
     }
 
     match (code, area, kind) {

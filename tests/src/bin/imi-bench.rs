@@ -91,7 +91,9 @@ impl Clock {
         if l.is_empty() {
             return (f64::NAN, f64::NAN, 0);
         }
-        let at = |q: f64| l[((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1].as_secs_f64() * 1000.0;
+        let at = |q: f64| {
+            l[((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1].as_secs_f64() * 1000.0
+        };
         (at(0.50), at(0.99), l.len())
     }
 }
@@ -131,7 +133,9 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
         write: ".*".into(),
         read: ".*".into(),
     };
-    env.management.set_permissions(&raw_vhost, "guest", &all).await?;
+    env.management
+        .set_permissions(&raw_vhost, "guest", &all)
+        .await?;
     let raw = async {
         let t = raw_throughput(args, &raw_vhost, body_size).await?;
         let l = raw_latency(args, &raw_vhost, body_size).await?;
@@ -200,13 +204,20 @@ fn raw_message(queue: &str, body: &[u8]) -> (String, Outgoing) {
 }
 
 /// Consumes the raw queue, acking each message, until `expected` arrived.
-fn raw_consumer(broker: &Broker, queue: &str, expected: usize, clock: Arc<Clock>) -> tokio::task::JoinHandle<Instant> {
+fn raw_consumer(
+    broker: &Broker,
+    queue: &str,
+    expected: usize,
+    clock: Arc<Clock>,
+) -> tokio::task::JoinHandle<Instant> {
     let stop = CancellationToken::new();
     let mut deliveries = broker.consume(queue, 200, stop.clone());
     tokio::spawn(async move {
         let mut n = 0;
         while n < expected {
-            let Some(d) = deliveries.recv().await else { break };
+            let Some(d) = deliveries.recv().await else {
+                break;
+            };
             clock.received(d.properties.message_id.as_deref().unwrap_or(""));
             let _ = d.acker.ack().await;
             n += 1;
@@ -242,12 +253,18 @@ async fn raw_throughput(args: &Args, vhost: &str, body_size: usize) -> anyhow::R
     for s in senders {
         s.await??;
     }
-    let done = tokio::time::timeout(Duration::from_secs(120), consumer).await.context("raw consumer timed out")??;
+    let done = tokio::time::timeout(Duration::from_secs(120), consumer)
+        .await
+        .context("raw consumer timed out")??;
     broker.close().await;
     Ok((per_sender * args.endpoints) as f64 / (done - started).as_secs_f64())
 }
 
-async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Result<(f64, f64, usize)> {
+async fn raw_latency(
+    args: &Args,
+    vhost: &str,
+    body_size: usize,
+) -> anyhow::Result<(f64, f64, usize)> {
     let broker = raw_broker(vhost, "bench raw latency", RAW_LATENCY_QUEUE);
     broker.wait_connected(Duration::from_secs(15)).await?;
     let total = (args.rate * args.latency_secs) as usize;
@@ -263,7 +280,9 @@ async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Resu
         let publisher = publisher.clone();
         tokio::spawn(async move { publisher.publish_all(std::slice::from_ref(&message)).await });
     }
-    tokio::time::timeout(Duration::from_secs(60), consumer).await.context("raw latency consumer timed out")??;
+    tokio::time::timeout(Duration::from_secs(60), consumer)
+        .await
+        .context("raw latency consumer timed out")??;
     broker.close().await;
     Ok(clock.percentiles())
 }
@@ -303,10 +322,18 @@ async fn hub_clients(env: &TestEnv, args: &Args, clock: Arc<Clock>) -> anyhow::R
             senders.push(adapter);
         }
     }
-    Ok(HubClients { senders, stop, received })
+    Ok(HubClients {
+        senders,
+        stop,
+        received,
+    })
 }
 
-async fn wait_for(received: &mut tokio::sync::mpsc::Receiver<()>, n: usize, timeout: Duration) -> anyhow::Result<Instant> {
+async fn wait_for(
+    received: &mut tokio::sync::mpsc::Receiver<()>,
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
     let deadline = tokio::time::Instant::now() + timeout;
     for i in 0..n {
         match tokio::time::timeout_at(deadline, received.recv()).await {
@@ -331,7 +358,9 @@ async fn hub_throughput(args: &Args, env: &TestEnv) -> anyhow::Result<f64> {
             let mut k = 0;
             while left > 0 {
                 let n = left.min(window);
-                let batch: Vec<_> = (0..n).map(|j| request(i, (i + k + j) % recipients)).collect();
+                let batch: Vec<_> = (0..n)
+                    .map(|j| request(i, (i + k + j) % recipients))
+                    .collect();
                 adapter.send_batch(&batch).await?;
                 left -= n;
                 k += n;
@@ -342,7 +371,12 @@ async fn hub_throughput(args: &Args, env: &TestEnv) -> anyhow::Result<f64> {
     for t in tasks {
         t.await??;
     }
-    let done = wait_for(&mut clients.received, per_sender * args.endpoints, Duration::from_secs(240)).await?;
+    let done = wait_for(
+        &mut clients.received,
+        per_sender * args.endpoints,
+        Duration::from_secs(240),
+    )
+    .await?;
     clients.stop.cancel();
     for s in &clients.senders {
         s.close().await;

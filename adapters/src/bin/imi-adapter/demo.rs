@@ -16,9 +16,16 @@ struct Party {
     authority: AuthorityId,
 }
 
-async fn connect(amqp_url: &str, vhost: &str, spec: &str, stop: &CancellationToken) -> anyhow::Result<Party> {
+async fn connect(
+    amqp_url: &str,
+    vhost: &str,
+    spec: &str,
+    stop: &CancellationToken,
+) -> anyhow::Result<Party> {
     let mut parts = spec.splitn(3, ':');
-    let (Some(endpoint), Some(password), Some(authority)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(endpoint), Some(password), Some(authority)) =
+        (parts.next(), parts.next(), parts.next())
+    else {
         bail!("`{spec}` is not id:password:authority");
     };
     let adapter = Adapter::connect(&EndpointConfig {
@@ -37,9 +44,16 @@ async fn connect(amqp_url: &str, vhost: &str, spec: &str, stop: &CancellationTok
     })
 }
 
-fn message(action: &str, from: &Party, to: Option<&Party>, exchange: Option<ExchangeId>, payload: serde_json::Value) -> OutgoingMessage {
+fn message(
+    action: &str,
+    from: &Party,
+    to: Option<&Party>,
+    exchange: Option<ExchangeId>,
+    payload: serde_json::Value,
+) -> OutgoingMessage {
     OutgoingMessage {
-        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str()).expect("demo type"),
+        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str())
+            .expect("demo type"),
         sender: from.authority.clone(),
         recipients: to.map(|t| vec![t.authority.clone()]).unwrap_or_default(),
         exchange,
@@ -63,18 +77,34 @@ async fn next(party: &mut Party) -> anyhow::Result<(Option<String>, Incoming)> {
 async fn expect_receipt(party: &mut Party) -> anyhow::Result<()> {
     match next(party).await?.1 {
         Incoming::Receipt(r) => {
-            println!("   hub  ✓ receipt to {}: exchange {} is now `{}`", party.authority, r.exchange_id, r.state);
+            println!(
+                "   hub  ✓ receipt to {}: exchange {} is now `{}`",
+                party.authority, r.exchange_id, r.state
+            );
             Ok(())
         }
         other => bail!("expected a receipt, got {other:?}"),
     }
 }
 
-pub async fn run(amqp_url: &str, vhost: &str, requester: &str, responder: &str, rounds: usize, interval_ms: u64) -> anyhow::Result<()> {
+pub async fn run(
+    amqp_url: &str,
+    vhost: &str,
+    requester: &str,
+    responder: &str,
+    rounds: usize,
+    interval_ms: u64,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let mut fi = connect(amqp_url, vhost, requester, &stop).await?;
     let mut de = connect(amqp_url, vhost, responder, &stop).await?;
-    println!("connected: {} (endpoint {}) and {} (endpoint {})", fi.authority, fi.adapter.endpoint(), de.authority, de.adapter.endpoint());
+    println!(
+        "connected: {} (endpoint {}) and {} (endpoint {})",
+        fi.authority,
+        fi.adapter.endpoint(),
+        de.authority,
+        de.adapter.endpoint()
+    );
 
     println!("\n── an invalid request: the date of birth is not an ISO date");
     let mut bad = json!({
@@ -84,17 +114,28 @@ pub async fn run(amqp_url: &str, vhost: &str, requester: &str, responder: &str, 
         "questions": ["PQ-Q-GOOD-STANDING"],
         "requested_answer_date": "2026-12-31"
     });
-    fi.adapter.send(&message("send", &fi, Some(&de), None, bad.clone())).await?;
+    fi.adapter
+        .send(&message("send", &fi, Some(&de), None, bad.clone()))
+        .await?;
     match next(&mut fi).await?.1 {
         Incoming::Rejection(r) => {
             let at: Vec<_> = r.errors.iter().map(|e| e.pointer.as_str()).collect();
-            println!("   hub  ✗ rejection `{}` at {:?}: {}", r.code.as_str(), at, r.detail);
+            println!(
+                "   hub  ✗ rejection `{}` at {:?}: {}",
+                r.code.as_str(),
+                at,
+                r.detail
+            );
         }
         other => bail!("expected a rejection, got {other:?}"),
     }
     bad["professional"]["date_of_birth"] = json!("1980-12-31");
 
-    let people = [("Virtanen", "Aino", "PQ-NURSE"), ("Korhonen", "Eero", "PQ-DOCTOR"), ("Nieminen", "Liisa", "PQ-DENTIST")];
+    let people = [
+        ("Virtanen", "Aino", "PQ-NURSE"),
+        ("Korhonen", "Eero", "PQ-DOCTOR"),
+        ("Nieminen", "Liisa", "PQ-DENTIST"),
+    ];
     let mut round = 0;
     loop {
         if rounds > 0 && round >= rounds {
@@ -102,7 +143,10 @@ pub async fn run(amqp_url: &str, vhost: &str, requester: &str, responder: &str, 
         }
         let (family, given, profession) = people[round % people.len()];
         round += 1;
-        println!("\n── request {round}: {} asks {} to verify {given} {family}'s diploma ({profession})", fi.authority, de.authority);
+        println!(
+            "\n── request {round}: {} asks {} to verify {given} {family}'s diploma ({profession})",
+            fi.authority, de.authority
+        );
         let payload = json!({
             "professional": {"family_name": family, "given_names": given, "date_of_birth": "1988-04-12"},
             "profession": profession,
@@ -110,26 +154,52 @@ pub async fn run(amqp_url: &str, vhost: &str, requester: &str, responder: &str, 
             "questions": ["PQ-Q-DIPLOMA-AUTHENTIC", "PQ-Q-GOOD-STANDING"],
             "requested_answer_date": "2026-12-15"
         });
-        let id = fi.adapter.send(&message("send", &fi, Some(&de), None, payload)).await?;
-        println!("   {}  → sent pq-information-request.send (message {id})", fi.authority);
+        let id = fi
+            .adapter
+            .send(&message("send", &fi, Some(&de), None, payload))
+            .await?;
+        println!(
+            "   {}  → sent pq-information-request.send (message {id})",
+            fi.authority
+        );
         expect_receipt(&mut fi).await?;
 
         let (exchange, incoming) = next(&mut de).await?;
-        let Incoming::Message(m) = incoming else { bail!("expected the request, got {incoming:?}") };
+        let Incoming::Message(m) = incoming else {
+            bail!("expected the request, got {incoming:?}")
+        };
         let exchange = ExchangeId::try_from(exchange.unwrap_or_default().as_str())?;
-        println!("   {}  ← received from {}: questions {}", de.authority, m.sender, m.envelope.payload["questions"]);
+        println!(
+            "   {}  ← received from {}: questions {}",
+            de.authority, m.sender, m.envelope.payload["questions"]
+        );
         let answers = json!({"answers": [
             {"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": "YES"},
             {"question": "PQ-Q-GOOD-STANDING", "answer": "YES", "comment": "Registered without restrictions."}
         ]});
-        de.adapter.send(&message("answer", &de, None, Some(exchange), answers)).await?;
+        de.adapter
+            .send(&message("answer", &de, None, Some(exchange), answers))
+            .await?;
         println!("   {}  → answered on exchange {exchange}", de.authority);
         expect_receipt(&mut de).await?;
 
         let (_, incoming) = next(&mut fi).await?;
-        let Incoming::Message(m) = incoming else { bail!("expected the answer, got {incoming:?}") };
-        println!("   {}  ← answer: {}", fi.authority, m.envelope.payload["answers"]);
-        fi.adapter.send(&message("close", &fi, None, Some(exchange), json!({"satisfied": true}))).await?;
+        let Incoming::Message(m) = incoming else {
+            bail!("expected the answer, got {incoming:?}")
+        };
+        println!(
+            "   {}  ← answer: {}",
+            fi.authority, m.envelope.payload["answers"]
+        );
+        fi.adapter
+            .send(&message(
+                "close",
+                &fi,
+                None,
+                Some(exchange),
+                json!({"satisfied": true}),
+            ))
+            .await?;
         println!("   {}  → closed the exchange", fi.authority);
         expect_receipt(&mut fi).await?;
 

@@ -11,7 +11,10 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "imi-adapter", about = "Send and receive IMI Hub messages as an endpoint")]
+#[command(
+    name = "imi-adapter",
+    about = "Send and receive IMI Hub messages as an endpoint"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,7 +109,9 @@ mod demo;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -132,7 +137,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = if payload.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(&payload).with_context(|| format!("reading {}", payload.display()))?
+                std::fs::read_to_string(&payload)
+                    .with_context(|| format!("reading {}", payload.display()))?
             };
             let message = OutgoingMessage {
                 message_type: MessageType::try_from(message_type.as_str())?,
@@ -155,12 +161,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
                 loop {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    let item = inbox.next_within(left).await.context("no answer from the hub")?;
+                    let item = inbox
+                        .next_within(left)
+                        .await
+                        .context("no answer from the hub")?;
                     let answer = match &item.incoming {
                         Incoming::Receipt(r) if r.message_id.to_string() == id.to_string() => {
                             Some(("receipt", serde_json::to_value(r)?))
                         }
-                        Incoming::Rejection(r) if r.message_id.as_deref() == Some(&id.to_string()) => {
+                        Incoming::Rejection(r)
+                            if r.message_id.as_deref() == Some(&id.to_string()) =>
+                        {
                             Some(("rejection", serde_json::to_value(r)?))
                         }
                         // Anything else stays unacked for `listen`.
@@ -187,7 +198,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             responder,
             rounds,
             interval_ms,
-        } => demo::run(&amqp_url, &vhost, &requester, &responder, rounds, interval_ms).await?,
+        } => {
+            demo::run(
+                &amqp_url,
+                &vhost,
+                &requester,
+                &responder,
+                rounds,
+                interval_ms,
+            )
+            .await?
+        }
         Command::Listen { connection, count } => {
             let adapter = Adapter::connect(&connection.config()).await?;
             let stop = CancellationToken::new();
