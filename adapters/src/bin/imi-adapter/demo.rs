@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use imi_adapters::{Adapter, EndpointConfig, Inbox, Incoming, OutgoingMessage};
-use imi_schemas::ids::{AuthorityId, ExchangeId, MessageType};
+use imi_schemas::ids::{AuthorityId, ExchangeId, MessageId, MessageType};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -63,19 +63,39 @@ fn message(
     }
 }
 
-async fn next(party: &mut Party) -> anyhow::Result<(Option<String>, Incoming)> {
-    let item = party
-        .inbox
-        .next_within(Duration::from_secs(30))
-        .await
-        .context("the hub did not answer in 30 s: is it running?")?;
-    let out = (item.exchange_id.clone(), item.incoming.clone());
-    item.ack().await?;
-    Ok(out)
+fn is_type(incoming: &Incoming, action: &str) -> bool {
+    matches!(incoming, Incoming::Message(m) if m.message_type == format!("pq-information-request.{action}"))
 }
 
-async fn expect_receipt(party: &mut Party) -> anyhow::Result<()> {
-    match next(party).await?.1 {
+/// The next inbox item that `wanted` accepts; anything else (left over from
+/// an earlier, interrupted demo run) is acknowledged and skipped.
+async fn next_matching(
+    party: &mut Party,
+    what: &str,
+    wanted: impl Fn(&Incoming) -> bool,
+) -> anyhow::Result<(Option<String>, Incoming)> {
+    loop {
+        let item = party
+            .inbox
+            .next_within(Duration::from_secs(30))
+            .await
+            .with_context(|| format!("no {what} from the hub in 30 s: is it running?"))?;
+        let out = (item.exchange_id.clone(), item.incoming.clone());
+        item.ack().await?;
+        if wanted(&out.1) {
+            return Ok(out);
+        }
+        println!("   ({} skips an older inbox item)", party.authority);
+    }
+}
+
+async fn expect_receipt(party: &mut Party, message: MessageId) -> anyhow::Result<()> {
+    let answers_it = |i: &Incoming| match i {
+        Incoming::Receipt(r) => r.message_id == message.as_uuid(),
+        Incoming::Rejection(r) => r.message_id.as_deref() == Some(message.to_string().as_str()),
+        _ => false,
+    };
+    match next_matching(party, "receipt", answers_it).await?.1 {
         Incoming::Receipt(r) => {
             println!(
                 "   hub  ✓ receipt to {}: exchange {} is now `{}`",
@@ -107,29 +127,28 @@ pub async fn run(
     );
 
     println!("\n── an invalid request: the date of birth is not an ISO date");
-    let mut bad = json!({
+    let bad = json!({
         "professional": {"family_name": "Meikäläinen", "given_names": "Matti", "date_of_birth": "31.12.1980"},
         "profession": "PQ-DOCTOR",
         "diploma": {"title": "Lääketieteen lisensiaatti", "awarded_by": "Helsingin yliopisto", "awarded_on": "2006-06-01"},
         "questions": ["PQ-Q-GOOD-STANDING"],
         "requested_answer_date": "2026-12-31"
     });
-    fi.adapter
-        .send(&message("send", &fi, Some(&de), None, bad.clone()))
-        .await?;
-    match next(&mut fi).await?.1 {
-        Incoming::Rejection(r) => {
-            let at: Vec<_> = r.errors.iter().map(|e| e.pointer.as_str()).collect();
-            println!(
-                "   hub  ✗ rejection `{}` at {:?}: {}",
-                r.code.as_str(),
-                at,
-                r.detail
-            );
-        }
-        other => bail!("expected a rejection, got {other:?}"),
+    let bad_id = fi
+        .adapter
+        .send(&message("send", &fi, Some(&de), None, bad))
+        .await?
+        .to_string();
+    let answer_to_bad = |i: &Incoming| matches!(i, Incoming::Rejection(r) if r.message_id.as_deref() == Some(bad_id.as_str()));
+    if let (_, Incoming::Rejection(r)) = next_matching(&mut fi, "rejection", answer_to_bad).await? {
+        let at: Vec<_> = r.errors.iter().map(|e| e.pointer.as_str()).collect();
+        println!(
+            "   hub  ✗ rejection `{}` at {:?}: {}",
+            r.code.as_str(),
+            at,
+            r.detail
+        );
     }
-    bad["professional"]["date_of_birth"] = json!("1980-12-31");
 
     let people = [
         ("Virtanen", "Aino", "PQ-NURSE"),
@@ -137,10 +156,7 @@ pub async fn run(
         ("Nieminen", "Liisa", "PQ-DENTIST"),
     ];
     let mut round = 0;
-    loop {
-        if rounds > 0 && round >= rounds {
-            break;
-        }
+    while rounds == 0 || round < rounds {
         let (family, given, profession) = people[round % people.len()];
         round += 1;
         println!(
@@ -162,11 +178,12 @@ pub async fn run(
             "   {}  → sent pq-information-request.send (message {id})",
             fi.authority
         );
-        expect_receipt(&mut fi).await?;
+        expect_receipt(&mut fi, id).await?;
 
-        let (exchange, incoming) = next(&mut de).await?;
+        let (exchange, incoming) =
+            next_matching(&mut de, "request", |i| is_type(i, "send")).await?;
         let Incoming::Message(m) = incoming else {
-            bail!("expected the request, got {incoming:?}")
+            unreachable!("matched a message")
         };
         let exchange = ExchangeId::try_from(exchange.unwrap_or_default().as_str())?;
         println!(
@@ -177,21 +194,22 @@ pub async fn run(
             {"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": "YES"},
             {"question": "PQ-Q-GOOD-STANDING", "answer": "YES", "comment": "Registered without restrictions."}
         ]});
-        de.adapter
+        let answer_id = de
+            .adapter
             .send(&message("answer", &de, None, Some(exchange), answers))
             .await?;
         println!("   {}  → answered on exchange {exchange}", de.authority);
-        expect_receipt(&mut de).await?;
+        expect_receipt(&mut de, answer_id).await?;
 
-        let (_, incoming) = next(&mut fi).await?;
-        let Incoming::Message(m) = incoming else {
-            bail!("expected the answer, got {incoming:?}")
-        };
-        println!(
-            "   {}  ← answer: {}",
-            fi.authority, m.envelope.payload["answers"]
-        );
-        fi.adapter
+        let (_, incoming) = next_matching(&mut fi, "answer", |i| is_type(i, "answer")).await?;
+        if let Incoming::Message(m) = incoming {
+            println!(
+                "   {}  ← answer: {}",
+                fi.authority, m.envelope.payload["answers"]
+            );
+        }
+        let close_id = fi
+            .adapter
             .send(&message(
                 "close",
                 &fi,
@@ -201,7 +219,12 @@ pub async fn run(
             ))
             .await?;
         println!("   {}  → closed the exchange", fi.authority);
-        expect_receipt(&mut fi).await?;
+        expect_receipt(&mut fi, close_id).await?;
+        next_matching(&mut de, "closure", |i| is_type(i, "close")).await?;
+        println!(
+            "   {}  ← {} closed exchange {exchange}",
+            de.authority, fi.authority
+        );
 
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(interval_ms)) => {}
