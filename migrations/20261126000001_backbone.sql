@@ -34,6 +34,15 @@ CREATE TABLE exchanges (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- One committed micro-batch. Its outbox rows are published together and
+-- marked published with one row update, not one per message.
+CREATE TABLE batches (
+    id           uuid PRIMARY KEY,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz
+);
+CREATE INDEX batches_unpublished ON batches (created_at) WHERE published_at IS NULL;
+
 -- Every accepted message, exactly as received (raw bytes + their digest), and
 -- its payload as jsonb for queries.
 CREATE TABLE messages (
@@ -48,6 +57,7 @@ CREATE TABLE messages (
     raw             bytea NOT NULL,
     raw_sha256      bytea NOT NULL,
     traceparent     text,
+    batch_id        uuid NOT NULL REFERENCES batches (id),
     received_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX messages_exchange ON messages (exchange_id, received_at);
@@ -64,12 +74,14 @@ CREATE TABLE transitions (
 );
 CREATE INDEX transitions_exchange ON transitions (exchange_id, id);
 
--- What the hub must publish. A row is written in the same transaction as the
--- message it answers or routes, and marked confirmed after the broker's
--- confirm. Rows of kind 'delivery' take their body from messages.raw.
+-- What the hub must publish, written in the same transaction as the batch
+-- that caused it. The batch is marked published after every confirm; a row
+-- the broker returned as unroutable is marked so and retried by the relay.
+-- Rows of kind 'delivery' take their body from messages.raw.
 CREATE TABLE outbox (
     id                uuid PRIMARY KEY,
-    kind              text NOT NULL CHECK (kind IN ('delivery', 'receipt', 'rejection')),
+    batch_id          uuid NOT NULL REFERENCES batches (id),
+    kind              text NOT NULL CHECK (kind IN ('delivery', 'receipts', 'rejection')),
     source_message_id text NOT NULL,
     endpoint_id       text NOT NULL,
     recipients        text[] NOT NULL DEFAULT '{}',
@@ -78,10 +90,10 @@ CREATE TABLE outbox (
     headers           jsonb NOT NULL DEFAULT '{}',
     body              bytea,
     created_at        timestamptz NOT NULL DEFAULT now(),
-    confirmed_at      timestamptz
+    unroutable_since  timestamptz
 );
-CREATE INDEX outbox_unconfirmed ON outbox (created_at) WHERE confirmed_at IS NULL;
-CREATE INDEX outbox_source ON outbox (source_message_id);
+CREATE INDEX outbox_batch ON outbox (batch_id);
+CREATE INDEX outbox_unroutable ON outbox (unroutable_since) WHERE unroutable_since IS NOT NULL;
 
 -- Messages that can never pass, with their reasons, kept for inspection.
 CREATE TABLE rejected_messages (

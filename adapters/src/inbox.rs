@@ -1,11 +1,14 @@
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imi_broker::{Acker, Deliveries, Delivery};
 use imi_schemas::envelope::Envelope;
+use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
-    Receipt, Rejection, HEADER_RECIPIENTS, HEADER_SENDER, TYPE_RECEIPT, TYPE_REJECTION,
+    receipt_id, Receipt, ReceiptBatch, Rejection, HEADER_RECIPIENTS, HEADER_SENDER, TYPE_RECEIPTS,
+    TYPE_REJECTION,
 };
 
 use crate::AdapterError;
@@ -45,8 +48,16 @@ pub struct InboxItem {
     pub exchange_id: Option<String>,
     pub redelivered: bool,
     pub incoming: Incoming,
-    acker: Acker,
+    ack: Arc<SharedAck>,
     seen: Arc<Mutex<Seen>>,
+}
+
+/// One AMQP delivery may carry several items (a batch of receipts): it is
+/// acknowledged when the last of them is.
+#[derive(Debug)]
+struct SharedAck {
+    acker: Acker,
+    remaining: AtomicUsize,
 }
 
 impl InboxItem {
@@ -57,8 +68,10 @@ impl InboxItem {
     /// either way.
     pub async fn ack(self) -> Result<(), AdapterError> {
         self.seen.lock().expect("seen lock").insert(self.message_id);
-        if let Err(error) = self.acker.ack().await {
-            tracing::debug!(%error, "Ack lost with its channel; the redelivery will be dropped.");
+        if self.ack.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Err(error) = self.ack.acker.ack().await {
+                tracing::debug!(%error, "Ack lost with its channel; the redelivery will be dropped.");
+            }
         }
         Ok(())
     }
@@ -87,6 +100,8 @@ impl Seen {
 pub struct Inbox {
     deliveries: Deliveries,
     seen: Arc<Mutex<Seen>>,
+    /// Items split from a delivery and not yet handed out.
+    pending: VecDeque<InboxItem>,
     /// Redeliveries dropped so far (already acknowledged by the application).
     pub duplicates_dropped: u64,
 }
@@ -96,6 +111,7 @@ impl Inbox {
         Self {
             deliveries,
             seen: Arc::default(),
+            pending: VecDeque::new(),
             duplicates_dropped: 0,
         }
     }
@@ -104,15 +120,63 @@ impl Inbox {
     /// inbox stopped.
     pub async fn next(&mut self) -> Option<InboxItem> {
         loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
             let delivery = self.deliveries.recv().await?;
-            let id = delivery.properties.message_id.clone().unwrap_or_default();
-            if self.seen.lock().expect("seen lock").set.contains(&id) {
-                self.duplicates_dropped += 1;
-                let _ = delivery.acker.ack().await;
+            let items = self.split(delivery);
+            if items.is_empty() {
                 continue;
             }
-            return Some(self.item(delivery, id));
+            self.pending.extend(items);
         }
+    }
+
+    fn is_seen(&self, id: &str) -> bool {
+        self.seen.lock().expect("seen lock").set.contains(id)
+    }
+
+    /// The items of one delivery the application has not acknowledged yet;
+    /// a delivery with none left is acked here.
+    fn split(&mut self, d: Delivery) -> Vec<InboxItem> {
+        let mut items: Vec<(String, Option<String>, Incoming)> = Vec::new();
+        if d.properties.message_type.as_deref() == Some(TYPE_RECEIPTS) {
+            if let Ok(batch) = serde_json::from_slice::<ReceiptBatch>(&d.body) {
+                for r in batch.receipts {
+                    let id = receipt_id(MessageId::new(r.message_id)).to_string();
+                    let exchange = Some(r.exchange_id.to_string());
+                    items.push((id, exchange, Incoming::Receipt(r)));
+                }
+            }
+        }
+        if items.is_empty() {
+            let id = d.properties.message_id.clone().unwrap_or_default();
+            items.push((id, d.properties.correlation_id.clone(), incoming(&d)));
+        }
+        let before = items.len();
+        items.retain(|(id, _, _)| !self.is_seen(id));
+        self.duplicates_dropped += (before - items.len()) as u64;
+        let ack = Arc::new(SharedAck {
+            acker: d.acker,
+            remaining: AtomicUsize::new(items.len()),
+        });
+        if items.is_empty() {
+            let acker = ack.acker.clone();
+            tokio::spawn(async move {
+                let _ = acker.ack().await;
+            });
+        }
+        items
+            .into_iter()
+            .map(|(message_id, exchange_id, incoming)| InboxItem {
+                message_id,
+                exchange_id,
+                redelivered: d.redelivered,
+                incoming,
+                ack: ack.clone(),
+                seen: self.seen.clone(),
+            })
+            .collect()
     }
 
     /// Like [`Inbox::next`], with a timeout.
@@ -123,42 +187,33 @@ impl Inbox {
             Err(_) => Err(AdapterError::Timeout("an inbox message")),
         }
     }
+}
 
-    fn item(&self, d: Delivery, message_id: String) -> InboxItem {
-        let p = &d.properties;
-        let incoming = match p.message_type.as_deref() {
-            Some(TYPE_RECEIPT) => serde_json::from_slice(&d.body).map(Incoming::Receipt).ok(),
-            Some(TYPE_REJECTION) => serde_json::from_slice(&d.body)
-                .map(Incoming::Rejection)
-                .ok(),
-            Some(t) => serde_json::from_slice::<Envelope>(&d.body)
-                .ok()
-                .map(|envelope| {
-                    Incoming::Message(Box::new(RoutedMessage {
-                        message_type: t.to_owned(),
-                        sender: p.headers.get(HEADER_SENDER).cloned().unwrap_or_default(),
-                        recipients: p
-                            .headers
-                            .get(HEADER_RECIPIENTS)
-                            .map(|r| r.split(',').map(str::to_owned).collect())
-                            .unwrap_or_default(),
-                        envelope,
-                        raw: d.body.clone(),
-                    }))
-                }),
-            None => None,
-        }
-        .unwrap_or_else(|| Incoming::Unknown {
-            message_type: p.message_type.clone(),
-            body: d.body.clone(),
-        });
-        InboxItem {
-            message_id,
-            exchange_id: p.correlation_id.clone(),
-            redelivered: d.redelivered,
-            incoming,
-            acker: d.acker,
-            seen: self.seen.clone(),
-        }
+fn incoming(d: &Delivery) -> Incoming {
+    let p = &d.properties;
+    match p.message_type.as_deref() {
+        Some(TYPE_REJECTION) => serde_json::from_slice(&d.body)
+            .map(Incoming::Rejection)
+            .ok(),
+        Some(t) => serde_json::from_slice::<Envelope>(&d.body)
+            .ok()
+            .map(|envelope| {
+                Incoming::Message(Box::new(RoutedMessage {
+                    message_type: t.to_owned(),
+                    sender: p.headers.get(HEADER_SENDER).cloned().unwrap_or_default(),
+                    recipients: p
+                        .headers
+                        .get(HEADER_RECIPIENTS)
+                        .map(|r| r.split(',').map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                    envelope,
+                    raw: d.body.clone(),
+                }))
+            }),
+        None => None,
     }
+    .unwrap_or_else(|| Incoming::Unknown {
+        message_type: p.message_type.clone(),
+        body: d.body.clone(),
+    })
 }

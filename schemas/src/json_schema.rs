@@ -6,13 +6,13 @@
 use schemars::schema_for;
 
 use crate::envelope::Envelope;
-use crate::protocol::{Receipt, Rejection};
+use crate::protocol::{ReceiptBatch, Rejection};
 
 /// Every generated schema: (file name, schema).
 pub fn wire_schemas() -> Vec<(&'static str, serde_json::Value)> {
     vec![
         ("envelope.schema.json", schema_for!(Envelope).to_value()),
-        ("receipt.schema.json", schema_for!(Receipt).to_value()),
+        ("receipts.schema.json", schema_for!(ReceiptBatch).to_value()),
         ("rejection.schema.json", schema_for!(Rejection).to_value()),
     ]
 }

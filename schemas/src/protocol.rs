@@ -6,6 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::ids::MessageId;
+
 /// Exchange every adapter publishes to (fanout to the hub's ingress queue).
 pub const INGRESS_EXCHANGE: &str = "imi.ingress";
 /// Direct exchange the hub publishes to; routing key = recipient endpoint id.
@@ -32,10 +34,25 @@ pub const HEADER_SENDER: &str = "imi-sender";
 /// receiving endpoint, comma-separated.
 pub const HEADER_RECIPIENTS: &str = "imi-recipients";
 
-/// AMQP `type` of a receipt.
-pub const TYPE_RECEIPT: &str = "imi.receipt";
+/// AMQP `type` of a batch of receipts (one per accepted message).
+pub const TYPE_RECEIPTS: &str = "imi.receipts";
 /// AMQP `type` of a rejection.
 pub const TYPE_REJECTION: &str = "imi.rejection";
+
+/// The receipts for one endpoint's messages accepted in one hub batch. The hub
+/// answers in batches so that a busy sender gets one AMQP message per batch,
+/// not one per message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "IMI Hub receipts", extend("$id" = "urn:imi:schema:receipts"))]
+pub struct ReceiptBatch {
+    pub receipts: Vec<Receipt>,
+}
+
+/// The id a receipt is known by (for de-duplication): derived from the
+/// accepted message's id, so a re-sent receipt has the same id.
+pub fn receipt_id(message_id: MessageId) -> MessageId {
+    message_id.derive("receipt")
+}
 
 /// The hub accepted a message: it is stored and will reach its recipients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -65,11 +65,11 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
             .await
             .unwrap();
     assert_eq!(payload, diploma_request());
-    // Both outgoing messages were confirmed by the broker and marked so.
+    // The batch's publishes were all confirmed by the broker and marked so.
     let mut unconfirmed = 1;
     for _ in 0..50 {
         unconfirmed =
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE confirmed_at IS NULL")
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM batches WHERE published_at IS NULL")
                 .fetch_one(&pool)
                 .await
                 .unwrap();
@@ -83,7 +83,7 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(kinds, vec!["delivery", "receipt"]);
+    assert_eq!(kinds, vec!["delivery", "receipts"]);
 
     // Health and metrics answer.
     let ready = reqwest::get(format!("{}/readyz", hub.http)).await.unwrap();

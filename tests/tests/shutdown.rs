@@ -26,7 +26,7 @@ async fn a_graceful_stop_finishes_in_flight_work_and_a_restart_delivers_the_rest
     // Drained: nothing committed is left unpublished.
     let pool = env.pool().await;
     let (committed, unconfirmed): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM outbox WHERE confirmed_at IS NULL)",
+        "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM batches WHERE published_at IS NULL)",
     )
     .fetch_one(&pool)
     .await

@@ -59,9 +59,16 @@ struct Batch {
 }
 
 struct Committed {
+    batch_id: Uuid,
     outgoing: Vec<Outgoing>,
     outbox_ids: Vec<Uuid>,
     ackers: Vec<Acker>,
+}
+
+/// What the publish stage learned about one batch, for the marker.
+struct Published {
+    batch_id: Uuid,
+    unroutable: Vec<Uuid>,
 }
 
 /// Runs until `deliveries` ends (the consumer was stopped) and everything
@@ -70,7 +77,7 @@ pub async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
     let (commit_tx, commit_rx) = mpsc::channel::<Batch>(2);
     let (publish_tx, publish_rx) =
         mpsc::channel::<Committed>(ctx.settings.publish_in_flight_batches.max(1));
-    let (confirmed_tx, confirmed_rx) = mpsc::channel::<Vec<Uuid>>(64);
+    let (confirmed_tx, confirmed_rx) = mpsc::channel::<Published>(64);
     let committer = tokio::spawn(commit_stage(ctx.clone(), commit_rx, publish_tx));
     let publisher = tokio::spawn(publish_stage(ctx.clone(), publish_rx, confirmed_tx));
     let marker = tokio::spawn(mark_stage(ctx.clone(), confirmed_rx));
@@ -190,6 +197,7 @@ async fn commit_stage(
                 .inc();
         }
         let committed = Committed {
+            batch_id: outcome.batch_id,
             outbox_ids: outcome.outbox.iter().map(|r| r.id).collect(),
             outgoing: outcome.outbox.into_iter().map(to_outgoing).collect(),
             ackers: batch.ackers,
@@ -221,7 +229,7 @@ pub fn to_outgoing(row: OutboxRow) -> Outgoing {
 async fn publish_stage(
     ctx: PipelineContext,
     mut rx: mpsc::Receiver<Committed>,
-    confirmed: mpsc::Sender<Vec<Uuid>>,
+    confirmed: mpsc::Sender<Published>,
 ) {
     let max_in_flight = ctx.settings.publish_in_flight_batches.max(1);
     let mut in_flight = FuturesOrdered::new();
@@ -247,17 +255,19 @@ async fn publish_stage(
                     continue;
                 };
                 ack_batch(&committed.ackers).await;
-                let ids: Vec<Uuid> = committed
+                let unroutable: Vec<Uuid> = committed
                     .outbox_ids
                     .iter()
                     .zip(&outcomes)
-                    .filter(|(_, o)| **o == PublishOutcome::Confirmed)
+                    .filter(|(_, o)| **o == PublishOutcome::Unroutable)
                     .map(|(id, _)| *id)
                     .collect();
-                if ids.len() < outcomes.len() {
-                    warn!(unroutable = outcomes.len() - ids.len(), "Publishes returned unroutable; the relay retries them.");
+                if !unroutable.is_empty() {
+                    warn!(unroutable = unroutable.len(), "Publishes returned unroutable; the relay retries them.");
                 }
-                let _ = confirmed.send(ids).await;
+                let _ = confirmed
+                    .send(Published { batch_id: committed.batch_id, unroutable })
+                    .await;
             }
             else => break,
         }
@@ -283,18 +293,23 @@ async fn ack_batch(ackers: &[Acker]) {
     }
 }
 
-async fn mark_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Vec<Uuid>>) {
-    while let Some(mut ids) = rx.recv().await {
+async fn mark_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Published>) {
+    while let Some(first) = rx.recv().await {
         // Coalesce what is waiting into one statement.
+        let mut batches = vec![first.batch_id];
+        let mut unroutable = first.unroutable;
         while let Ok(more) = rx.try_recv() {
-            ids.extend(more);
+            batches.push(more.batch_id);
+            unroutable.extend(more.unroutable);
         }
-        if ids.is_empty() {
-            continue;
-        }
-        if let Err(error) = store::mark_confirmed(&ctx.pool, &ids).await {
-            // Not fatal: the relay will publish these again; receivers de-duplicate.
-            warn!(%error, rows = ids.len(), "Could not mark outbox rows confirmed.");
+        let marked = async {
+            store::mark_unroutable(&ctx.pool, &unroutable, &[]).await?;
+            store::mark_published(&ctx.pool, &batches).await
+        };
+        if let Err(error) = marked.await {
+            // Not fatal: the relay publishes these batches again; receivers
+            // de-duplicate.
+            warn!(%error, batches = batches.len(), "Could not mark batches published.");
         }
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use imi_broker::PublishOutcome;
+
 use super::{to_outgoing, PipelineContext};
 use crate::store;
 
@@ -46,25 +48,30 @@ pub async fn relay_once(
 ) -> Result<usize, crate::error::HubError> {
     let mut total = 0;
     loop {
-        let rows = store::unconfirmed_older_than(&ctx.pool, grace, PAGE).await?;
+        let rows = store::unpublished(&ctx.pool, grace, PAGE).await?;
         if rows.is_empty() {
             return Ok(total);
         }
         let n = rows.len();
-        let ids: Vec<_> = rows.iter().map(|r| r.id).collect();
-        let outgoing: Vec<_> = rows.into_iter().map(to_outgoing).collect();
+        let mut batches: Vec<_> = rows.iter().map(|(b, _)| *b).collect();
+        batches.dedup();
+        let ids: Vec<_> = rows.iter().map(|(_, r)| r.id).collect();
+        let outgoing: Vec<_> = rows.into_iter().map(|(_, r)| to_outgoing(r)).collect();
         let outcomes = ctx.publisher.publish_all(&outgoing).await?;
-        let confirmed: Vec<_> = ids
-            .into_iter()
-            .zip(outcomes)
-            .filter(|(_, o)| *o == imi_broker::PublishOutcome::Confirmed)
-            .map(|(id, _)| id)
-            .collect();
-        let stuck = confirmed.len() < n;
-        store::mark_confirmed(&ctx.pool, &confirmed).await?;
-        ctx.metrics.relayed.inc_by(confirmed.len() as u64);
-        total += confirmed.len();
-        if stuck || (n as i64) < PAGE {
+        let (mut routed, mut unroutable) = (Vec::new(), Vec::new());
+        for (id, outcome) in ids.into_iter().zip(outcomes) {
+            match outcome {
+                PublishOutcome::Confirmed => routed.push(id),
+                PublishOutcome::Unroutable => unroutable.push(id),
+            }
+        }
+        store::mark_unroutable(&ctx.pool, &unroutable, &routed).await?;
+        store::mark_published(&ctx.pool, &batches).await?;
+        ctx.metrics.relayed.inc_by(routed.len() as u64);
+        total += routed.len();
+        // A page that was cut may have split a batch: the next pass takes the
+        // rest (its batch is marked published only once all rows went out).
+        if !unroutable.is_empty() || (n as i64) < PAGE {
             return Ok(total);
         }
     }

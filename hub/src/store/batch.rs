@@ -9,16 +9,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use imi_schemas::catalogue::Role;
+use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
-    Receipt, RejectionCode, HEADER_RECIPIENTS, HEADER_SCHEMA_VERSION, HEADER_SENDER,
-    HEADER_TRACEPARENT, TYPE_RECEIPT, TYPE_REJECTION,
+    receipt_id, Receipt, ReceiptBatch, RejectionCode, HEADER_RECIPIENTS, HEADER_SCHEMA_VERSION,
+    HEADER_SENDER, HEADER_TRACEPARENT, TYPE_RECEIPTS, TYPE_REJECTION,
 };
 use sqlx::{PgConnection, PgPool};
 use thiserror::Error;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::outbox::for_duplicates;
 use super::{OutboxKind, OutboxRow};
 use crate::pipeline::decode::{Decoded, Inbound, Refusal};
 use crate::registry::Registry;
@@ -36,6 +36,7 @@ pub enum CommitError {
 /// What the committed batch asks the publisher to do, and counts for metrics.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
+    pub batch_id: Uuid,
     pub outbox: Vec<OutboxRow>,
     pub accepted: usize,
     pub duplicates: usize,
@@ -78,7 +79,9 @@ struct Plan<'a> {
     rejected: Vec<Rejected<'a>>,
     /// Refusals made by the workflow (owned, since they are built here).
     workflow_refusals: Vec<Refusal>,
-    duplicates: Vec<String>,
+    /// (sender endpoint, receipt) in arrival order.
+    receipts: Vec<(String, Receipt)>,
+    duplicates: Vec<Uuid>,
 }
 
 /// Commits one batch. Safe to call again with the same batch after an error:
@@ -122,6 +125,11 @@ pub async fn commit_batch(
         .filter_map(rejection_reply)
         .collect();
     plan.outbox.extend(replies);
+    let batch_id = Uuid::new_v4();
+    sqlx::query("INSERT INTO batches (id) VALUES ($1)")
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
     let mut rejections: Vec<RejectionCode> = plan
         .rejected
         .iter()
@@ -133,21 +141,24 @@ pub async fn commit_batch(
 
     insert_exchanges(&mut tx, &plan.new_exchanges).await?;
     update_exchanges(&mut tx, &plan.changed).await?;
-    let inserted = insert_messages(&mut tx, &plan.messages).await?;
+    let inserted = insert_messages(&mut tx, batch_id, &plan.messages).await?;
     if inserted != plan.messages.len() {
         return Err(CommitError::Race);
     }
     insert_transitions(&mut tx, &plan.transitions).await?;
-    insert_outbox(&mut tx, &plan.outbox).await?;
+    // A duplicate gets its receipt again (the sender probably retried because
+    // it missed it), rebuilt from what was stored; deliveries not yet
+    // published are the relay's job.
+    let mut receipts = std::mem::take(&mut plan.receipts);
+    receipts.extend(stored_receipts(&mut tx, &plan.duplicates).await?);
+    plan.outbox.extend(receipt_rows(receipts));
+    insert_outbox(&mut tx, batch_id, &plan.outbox).await?;
     insert_rejected(&mut tx, &all_refusals).await?;
-    let mut outbox = std::mem::take(&mut plan.outbox);
-    if !plan.duplicates.is_empty() {
-        outbox.extend(for_duplicates(&mut tx, &plan.duplicates).await?);
-    }
     tx.commit().await?;
 
     Ok(BatchOutcome {
-        outbox,
+        batch_id,
+        outbox: plan.outbox,
         accepted: plan.messages.len(),
         duplicates: plan.duplicates.len(),
         rejections,
@@ -213,7 +224,7 @@ fn plan<'a>(
             .or(seen.get(&id).map(|d| d.as_slice()));
         if let Some(digest) = earlier {
             if digest == inbound.digest {
-                plan.duplicates.push(id.to_string());
+                plan.duplicates.push(id);
             } else {
                 plan.workflow_refusals.push(refuse(
                     inbound,
@@ -392,20 +403,91 @@ fn plan<'a>(
             recipients: recipients.clone(),
             accepted_at: now,
         };
-        plan.outbox.push(OutboxRow {
-            id: inbound.message_id.derive("receipt").as_uuid(),
-            kind: OutboxKind::Receipt,
-            source_message_id: id.to_string(),
-            endpoint: inbound.sender_endpoint.to_string(),
-            recipients: vec![inbound.sender.to_string()],
-            exchange_id: Some(exchange_id),
-            message_type: TYPE_RECEIPT.to_owned(),
-            headers: BTreeMap::new(),
-            body: serde_json::to_vec(&receipt).expect("receipt serializes"),
-        });
+        plan.receipts
+            .push((inbound.sender_endpoint.to_string(), receipt));
         plan.messages.push((inbound, exchange_id, recipients));
     }
     plan
+}
+
+/// One outbox row per sender endpoint, carrying all its receipts. The row id
+/// is derived from the receipts it carries, so the same set re-sent has the
+/// same id.
+fn receipt_rows(receipts: Vec<(String, Receipt)>) -> Vec<OutboxRow> {
+    let mut by_endpoint: BTreeMap<String, Vec<Receipt>> = BTreeMap::new();
+    for (endpoint, receipt) in receipts {
+        by_endpoint.entry(endpoint).or_default().push(receipt);
+    }
+    by_endpoint
+        .into_iter()
+        .map(|(endpoint, receipts)| {
+            let mut name = Vec::with_capacity(receipts.len() * 16);
+            for r in &receipts {
+                name.extend_from_slice(
+                    receipt_id(MessageId::new(r.message_id))
+                        .as_uuid()
+                        .as_bytes(),
+                );
+            }
+            OutboxRow {
+                id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &name),
+                kind: OutboxKind::Receipts,
+                source_message_id: receipts
+                    .first()
+                    .map(|r| r.message_id.to_string())
+                    .unwrap_or_default(),
+                endpoint,
+                recipients: Vec::new(),
+                exchange_id: None,
+                message_type: TYPE_RECEIPTS.to_owned(),
+                headers: BTreeMap::new(),
+                body: serde_json::to_vec(&ReceiptBatch { receipts }).expect("receipts serialize"),
+            }
+        })
+        .collect()
+}
+
+/// Receipts of messages already stored, rebuilt from the database.
+async fn stored_receipts(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(String, Receipt)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    type Row = (
+        Uuid,
+        Uuid,
+        String,
+        String,
+        Vec<String>,
+        DateTime<Utc>,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT m.id, m.exchange_id, m.message_type, t.to_state, m.recipients, m.received_at, m.sender_endpoint
+         FROM messages m JOIN transitions t ON t.message_id = m.id
+         WHERE m.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(message_id, exchange_id, message_type, state, recipients, accepted_at, endpoint)| {
+                let receipt = Receipt {
+                    message_id,
+                    exchange_id,
+                    message_type,
+                    state,
+                    recipients,
+                    accepted_at,
+                };
+                (endpoint, receipt)
+            },
+        )
+        .collect())
 }
 
 fn derived(id: Uuid, purpose: &str) -> Uuid {
@@ -498,6 +580,7 @@ async fn update_exchanges(
 
 async fn insert_messages(
     conn: &mut PgConnection,
+    batch_id: Uuid,
     rows: &[(&Inbound, Uuid, Vec<String>)],
 ) -> Result<usize, sqlx::Error> {
     if rows.is_empty() {
@@ -532,9 +615,9 @@ async fn insert_messages(
     // hub does not serialize it again.
     let inserted: Vec<(Uuid,)> = sqlx::query_as(
         "INSERT INTO messages (id, exchange_id, message_type, schema_version, sender, sender_endpoint,
-                               recipients, payload, raw, raw_sha256, traceparent)
+                               recipients, payload, raw, raw_sha256, traceparent, batch_id)
          SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','),
-                convert_from(raw, 'UTF8')::jsonb -> 'payload', raw, dg, tp
+                convert_from(raw, 'UTF8')::jsonb -> 'payload', raw, dg, tp, $11
          FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
                      $8::bytea[], $9::bytea[], $10::text[]) AS u(id, ex, ty, ver, snd, ep, rc, raw, dg, tp)
          ON CONFLICT (id) DO NOTHING
@@ -550,6 +633,7 @@ async fn insert_messages(
     .bind(raws)
     .bind(digests)
     .bind(traces)
+    .bind(batch_id)
     .fetch_all(conn)
     .await?;
     Ok(inserted.len())
@@ -581,7 +665,11 @@ async fn insert_transitions(
     Ok(())
 }
 
-async fn insert_outbox(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
+async fn insert_outbox(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    rows: &[OutboxRow],
+) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -602,8 +690,9 @@ async fn insert_outbox(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<()
         .map(|r| (r.kind != OutboxKind::Delivery).then_some(r.body.as_slice()))
         .collect();
     sqlx::query(
-        "INSERT INTO outbox (id, kind, source_message_id, endpoint_id, recipients, exchange_id, message_type, headers, body)
-         SELECT id, kind, src, ep, CASE WHEN rc = '' THEN '{}'::text[] ELSE string_to_array(rc, ',') END,
+        "INSERT INTO outbox (id, batch_id, kind, source_message_id, endpoint_id, recipients, exchange_id,
+                             message_type, headers, body)
+         SELECT id, $10, kind, src, ep, CASE WHEN rc = '' THEN '{}'::text[] ELSE string_to_array(rc, ',') END,
                 ex, ty, hd::jsonb, body
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[],
                      $8::text[], $9::bytea[]) AS u(id, kind, src, ep, rc, ex, ty, hd, body)
@@ -618,6 +707,7 @@ async fn insert_outbox(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<()
     .bind(types)
     .bind(headers)
     .bind(bodies)
+    .bind(batch_id)
     .execute(conn)
     .await?;
     Ok(())

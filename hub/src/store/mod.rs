@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 pub use batch::{commit_batch, BatchOutcome, CommitError};
-pub use outbox::{mark_confirmed, unconfirmed_older_than};
+pub use outbox::{mark_published, mark_unroutable, unpublished};
 
 /// One message the hub must publish, as stored in the outbox.
 #[derive(Debug, Clone)]
@@ -30,7 +30,8 @@ pub struct OutboxRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxKind {
     Delivery,
-    Receipt,
+    /// One batch's receipts for one sender endpoint.
+    Receipts,
     Rejection,
 }
 
@@ -38,14 +39,14 @@ impl OutboxKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             OutboxKind::Delivery => "delivery",
-            OutboxKind::Receipt => "receipt",
+            OutboxKind::Receipts => "receipts",
             OutboxKind::Rejection => "rejection",
         }
     }
     fn parse(raw: &str) -> OutboxKind {
         match raw {
             "delivery" => OutboxKind::Delivery,
-            "receipt" => OutboxKind::Receipt,
+            "receipts" => OutboxKind::Receipts,
             _ => OutboxKind::Rejection,
         }
     }

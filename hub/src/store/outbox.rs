@@ -1,4 +1,5 @@
-//! Outbox queries: marking rows confirmed, finding rows a crash left behind.
+//! Outbox queries: marking batches published, finding what a crash or an
+//! outage left unpublished.
 
 use std::collections::BTreeMap;
 
@@ -8,26 +9,43 @@ use uuid::Uuid;
 
 use super::{OutboxKind, OutboxRow};
 
-/// Marks rows as confirmed by the broker.
-#[instrument(skip_all, fields(rows = ids.len()))]
-pub async fn mark_confirmed(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+/// Marks batches published: every row confirmed (or recorded unroutable).
+#[instrument(skip_all, fields(batches = batch_ids.len()))]
+pub async fn mark_published(pool: &PgPool, batch_ids: &[Uuid]) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE outbox SET confirmed_at = now() WHERE id = ANY($1) AND confirmed_at IS NULL",
+        "UPDATE batches SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
     )
-    .bind(ids)
+    .bind(batch_ids)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-pub(super) const SELECT_ROWS: &str = "
-    SELECT o.id, o.kind, o.source_message_id, o.endpoint_id, o.recipients, o.exchange_id,
-           o.message_type, o.headers, coalesce(o.body, m.raw) AS body
-    FROM outbox o
-    LEFT JOIN messages m
-           ON o.kind = 'delivery' AND m.id = CASE WHEN o.kind = 'delivery' THEN o.source_message_id::uuid END";
+/// Records rows the broker returned as unroutable (their endpoint's queue is
+/// missing), so the relay keeps retrying them; clears rows now confirmed.
+#[instrument(skip_all, fields(unroutable = unroutable.len(), routed = routed.len()))]
+pub async fn mark_unroutable(
+    pool: &PgPool,
+    unroutable: &[Uuid],
+    routed: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if !unroutable.is_empty() {
+        sqlx::query("UPDATE outbox SET unroutable_since = coalesce(unroutable_since, now()) WHERE id = ANY($1)")
+            .bind(unroutable)
+            .execute(pool)
+            .await?;
+    }
+    if !routed.is_empty() {
+        sqlx::query("UPDATE outbox SET unroutable_since = NULL WHERE id = ANY($1) AND unroutable_since IS NOT NULL")
+            .bind(routed)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
 
 type Row = (
+    Uuid,
     Uuid,
     String,
     String,
@@ -39,10 +57,21 @@ type Row = (
     Option<Vec<u8>>,
 );
 
-pub(super) fn to_outbox_row(row: Row) -> OutboxRow {
-    let (id, kind, source, endpoint, recipients, exchange_id, message_type, headers, body) = row;
+fn to_outbox_row(row: Row) -> (Uuid, OutboxRow) {
+    let (
+        batch_id,
+        id,
+        kind,
+        source,
+        endpoint,
+        recipients,
+        exchange_id,
+        message_type,
+        headers,
+        body,
+    ) = row;
     let headers: BTreeMap<String, String> = serde_json::from_value(headers).unwrap_or_default();
-    OutboxRow {
+    let row = OutboxRow {
         id,
         kind: OutboxKind::parse(&kind),
         source_message_id: source,
@@ -52,42 +81,34 @@ pub(super) fn to_outbox_row(row: Row) -> OutboxRow {
         message_type,
         headers,
         body: body.unwrap_or_default(),
-    }
+    };
+    (batch_id, row)
 }
 
-/// Rows not confirmed `seconds` after they were written: a crash or a broker
-/// outage left them; the relay publishes them again.
+/// Rows of batches not published `grace_seconds` after they committed (a
+/// crash or a broker outage left them), and rows recorded unroutable: the
+/// relay publishes them again. Returns (batch id, row) in commit order.
 #[instrument(skip_all)]
-pub async fn unconfirmed_older_than(
+pub async fn unpublished(
     pool: &PgPool,
-    seconds: f64,
+    grace_seconds: f64,
     limit: i64,
-) -> Result<Vec<OutboxRow>, sqlx::Error> {
-    let sql = format!(
-        "{SELECT_ROWS} WHERE o.confirmed_at IS NULL AND o.created_at < now() - make_interval(secs => $1)
-         ORDER BY o.created_at LIMIT $2"
-    );
-    let rows: Vec<Row> = sqlx::query_as(&sql)
-        .bind(seconds)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(to_outbox_row).collect())
-}
-
-/// Rows to publish again for a message that arrived a second time: its
-/// receipt always (the sender is probably retrying because it missed it) and
-/// any delivery not yet confirmed.
-pub(super) async fn for_duplicates(
-    conn: &mut sqlx::PgConnection,
-    message_ids: &[String],
-) -> Result<Vec<OutboxRow>, sqlx::Error> {
-    let sql = format!(
-        "{SELECT_ROWS} WHERE o.source_message_id = ANY($1) AND (o.kind <> 'delivery' OR o.confirmed_at IS NULL)"
-    );
-    let rows: Vec<Row> = sqlx::query_as(&sql)
-        .bind(message_ids)
-        .fetch_all(conn)
-        .await?;
+) -> Result<Vec<(Uuid, OutboxRow)>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT o.batch_id, o.id, o.kind, o.source_message_id, o.endpoint_id, o.recipients, o.exchange_id,
+                o.message_type, o.headers, coalesce(o.body, m.raw)
+         FROM outbox o
+         JOIN batches b ON b.id = o.batch_id
+         LEFT JOIN messages m
+                ON o.kind = 'delivery' AND m.id = CASE WHEN o.kind = 'delivery' THEN o.source_message_id::uuid END
+         WHERE (b.published_at IS NULL AND b.created_at < now() - make_interval(secs => $1))
+            OR o.unroutable_since IS NOT NULL
+         ORDER BY b.created_at, o.id
+         LIMIT $2",
+    )
+    .bind(grace_seconds)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().map(to_outbox_row).collect())
 }
