@@ -87,6 +87,9 @@ pub struct PipelineSettings {
     pub prefetch: u16,
     /// Larger bodies are refused (and kept truncated).
     pub max_body_bytes: usize,
+    /// Batch transactions that may run at once (on separate connections);
+    /// results are still published and acked in arrival order.
+    pub commit_concurrency: usize,
     /// Committed batches whose publishes may be awaiting confirms at once.
     pub publish_in_flight_batches: usize,
     /// Seconds between outbox relay passes (re-publishing what a crash left).
@@ -98,8 +101,9 @@ impl Default for PipelineSettings {
         Self {
             batch_size: 200,
             batch_linger_ms: 2,
-            prefetch: 1000,
+            prefetch: 2000,
             max_body_bytes: 256 * 1024,
+            commit_concurrency: 3,
             publish_in_flight_batches: 8,
             relay_interval_secs: 2,
         }

@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures_util::future::{self, BoxFuture, FutureExt, Shared};
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use imi_broker::{Acker, Deliveries, Delivery, Outgoing, Properties, PublishOutcome, Publisher};
 use imi_schemas::protocol::DELIVER_EXCHANGE;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
@@ -139,73 +140,100 @@ fn decode_batch(ctx: &PipelineContext, taken: Vec<Delivery>) -> Batch {
     Batch { items, ackers }
 }
 
-async fn commit_stage(
-    ctx: PipelineContext,
-    mut rx: mpsc::Receiver<Batch>,
-    tx: mpsc::Sender<Committed>,
-) {
-    while let Some(batch) = rx.recv().await {
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        let outcome = loop {
-            let registry = ctx.registry.current();
-            match store::commit_batch(&ctx.pool, &batch.items, &registry, Utc::now()).await {
-                Ok(outcome) => break Some(outcome),
-                Err(CommitError::Race) => {
-                    debug!("Batch raced with another hub instance; planning it again.");
+/// Commits up to `commit_concurrency` batches at once and hands them on in
+/// arrival order. Each batch signals `done` only once it and every earlier
+/// batch committed, so a batch that must see its predecessors' effects (see
+/// `CommitError::NeedsEarlier`) waits on one signal.
+async fn commit_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Committed>) {
+    let max = ctx.settings.commit_concurrency.max(1);
+    let mut in_flight = FuturesOrdered::new();
+    let mut previous: Shared<BoxFuture<'static, ()>> = future::ready(()).boxed().shared();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = rx.recv(), if open && in_flight.len() < max => match next {
+                Some(batch) => {
+                    let (done_tx, done_rx) = oneshot::channel::<()>();
+                    let earlier = std::mem::replace(
+                        &mut previous,
+                        async move {
+                            let _ = done_rx.await;
+                        }
+                        .boxed()
+                        .shared(),
+                    );
+                    in_flight.push_back(commit_one(ctx.clone(), batch, earlier, done_tx));
                 }
-                Err(CommitError::Database(error)) => {
-                    ctx.metrics.commit_retries.inc();
-                    warn!(%error, attempt, "Batch transaction failed; retrying (nothing is acked).");
-                    let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = ctx.abort.cancelled() => break None,
+                None => open = false,
+            },
+            Some(committed) = in_flight.next(), if !in_flight.is_empty() => {
+                // None: aborted; the deliveries stay unacked and come back.
+                if let Some(committed) = committed {
+                    if tx.send(committed).await.is_err() {
+                        return;
                     }
-                    attempt += 1;
                 }
             }
-        };
-        // Aborted: leave the deliveries unacked; the broker redelivers them.
-        let Some(outcome) = outcome else { continue };
-        ctx.metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        ctx.metrics.batches.inc();
-        ctx.metrics.batch_size.observe(batch.items.len() as f64);
-        let m = &ctx.metrics;
-        m.ingress_messages
-            .get_or_create(&OutcomeLabel {
-                outcome: "accepted",
-            })
-            .inc_by(outcome.accepted as u64);
-        m.ingress_messages
-            .get_or_create(&OutcomeLabel {
-                outcome: "duplicate",
-            })
-            .inc_by(outcome.duplicates as u64);
-        m.ingress_messages
-            .get_or_create(&OutcomeLabel {
-                outcome: "rejected",
-            })
-            .inc_by(outcome.rejections.len() as u64);
-        for code in &outcome.rejections {
-            m.rejections
-                .get_or_create(&CodeLabel {
-                    code: code.as_str(),
-                })
-                .inc();
+            else => break,
         }
-        let committed = Committed {
-            batch_id: outcome.batch_id,
-            outbox_ids: outcome.outbox.iter().map(|r| r.id).collect(),
-            outgoing: outcome.outbox.into_iter().map(to_outgoing).collect(),
-            ackers: batch.ackers,
-        };
-        if tx.send(committed).await.is_err() {
-            return;
+        if !open && in_flight.is_empty() {
+            break;
         }
     }
+}
+
+async fn commit_one(
+    ctx: PipelineContext,
+    batch: Batch,
+    earlier: Shared<BoxFuture<'static, ()>>,
+    done: oneshot::Sender<()>,
+) -> Option<Committed> {
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    let outcome = loop {
+        let registry = ctx.registry.current();
+        let earlier_in_flight = earlier.peek().is_none();
+        match store::commit_batch(&ctx.pool, &batch.items, &registry, Utc::now(), earlier_in_flight).await {
+            Ok(outcome) => break Some(outcome),
+            Err(CommitError::Race) => debug!("Batch raced with another transaction; planning it again."),
+            Err(CommitError::NeedsEarlier) => {
+                debug!("Batch waits for earlier batches before its workflow verdicts.");
+                earlier.clone().await;
+            }
+            Err(CommitError::Database(error)) => {
+                ctx.metrics.commit_retries.inc();
+                warn!(%error, attempt, "Batch transaction failed; retrying (nothing is acked).");
+                let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = ctx.abort.cancelled() => break None,
+                }
+                attempt += 1;
+            }
+        }
+    };
+    earlier.await;
+    let _ = done.send(());
+    let outcome = outcome?;
+    let m = &ctx.metrics;
+    m.commit_seconds.observe(started.elapsed().as_secs_f64());
+    m.batches.inc();
+    m.batch_size.observe(batch.items.len() as f64);
+    let count = |outcome: &'static str, n: usize| {
+        m.ingress_messages.get_or_create(&OutcomeLabel { outcome }).inc_by(n as u64);
+    };
+    count("accepted", outcome.accepted);
+    count("duplicate", outcome.duplicates);
+    count("rejected", outcome.rejections.len());
+    for code in &outcome.rejections {
+        m.rejections.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+    }
+    Some(Committed {
+        batch_id: outcome.batch_id,
+        outbox_ids: outcome.outbox.iter().map(|r| r.id).collect(),
+        outgoing: outcome.outbox.into_iter().map(to_outgoing).collect(),
+        ackers: batch.ackers,
+    })
 }
 
 /// The AMQP message for an outbox row.

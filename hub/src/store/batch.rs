@@ -27,10 +27,16 @@ use crate::registry::Registry;
 pub enum CommitError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    /// Another hub instance committed one of the batch's messages meanwhile;
-    /// the batch is planned again.
+    /// Another transaction (another hub instance, or an earlier batch of this
+    /// one) committed one of the batch's messages meanwhile; the batch is
+    /// planned again.
     #[error("a message of the batch was committed concurrently")]
     Race,
+    /// The workflow refused a message while earlier batches were still being
+    /// committed; their commits may change the verdict (e.g. open the exchange
+    /// the message continues), so the batch is planned again after them.
+    #[error("the batch must be planned again after the earlier batches")]
+    NeedsEarlier,
 }
 
 /// What the committed batch asks the publisher to do, and counts for metrics.
@@ -85,13 +91,16 @@ struct Plan<'a> {
 }
 
 /// Commits one batch. Safe to call again with the same batch after an error:
-/// the transaction either committed whole or not at all.
+/// the transaction either committed whole or not at all. `earlier_in_flight`
+/// says whether earlier batches may still be uncommitted (batches commit
+/// concurrently); a workflow refusal is then not final.
 #[instrument(skip_all, fields(messages = items.len()))]
 pub async fn commit_batch(
     pool: &PgPool,
     items: &[Decoded],
     registry: &Registry,
     now: DateTime<Utc>,
+    earlier_in_flight: bool,
 ) -> Result<BatchOutcome, CommitError> {
     let mut tx = pool.begin().await?;
 
@@ -119,6 +128,9 @@ pub async fn commit_batch(
             .collect();
 
     let mut plan = plan(items, locked, existing, registry, now);
+    if earlier_in_flight && !plan.workflow_refusals.is_empty() {
+        return Err(CommitError::NeedsEarlier);
+    }
     let replies: Vec<OutboxRow> = plan
         .workflow_refusals
         .iter()

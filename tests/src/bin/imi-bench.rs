@@ -148,6 +148,7 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     let hub = env.start_hub().await;
     let hub_result = async {
         let t = hub_throughput(args, env).await?;
+        internals(&hub.http).await;
         let l = hub_latency(args, env).await?;
         anyhow::Ok((t, l))
     }
@@ -167,6 +168,25 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     );
     println!("hub/raw throughput ratio: {:.2}", hub_rate / raw_rate);
     Ok(())
+}
+
+/// The hub's own view of the throughput run, from its metrics.
+async fn internals(http: &str) {
+    let Ok(text) = async { reqwest::get(format!("{http}/metrics")).await?.text().await }.await else {
+        return;
+    };
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(f64::NAN)
+    };
+    let batches = value("imi_batch_size_messages_count ");
+    println!(
+        "hub internals: {batches} batches, mean {:.0} msgs/batch, mean commit {:.1} ms, mean publish+confirm {:.1} ms",
+        value("imi_batch_size_messages_sum ") / batches,
+        value("imi_commit_seconds_sum ") / value("imi_commit_seconds_count ") * 1000.0,
+        value("imi_publish_seconds_sum ") / value("imi_publish_seconds_count ") * 1000.0,
+    );
 }
 
 fn raw_broker(vhost: &str, name: &str, queue: &str) -> Broker {
