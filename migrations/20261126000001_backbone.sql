@@ -43,8 +43,9 @@ CREATE TABLE batches (
 );
 CREATE INDEX batches_unpublished ON batches (created_at) WHERE published_at IS NULL;
 
--- Every accepted message, exactly as received (raw bytes + their digest), and
--- its payload as jsonb for queries.
+-- Every accepted message, exactly as received: the raw bytes are the record
+-- (with their SHA-256). The payload is not stored a second time as jsonb: the
+-- view message_payloads derives it for queries.
 CREATE TABLE messages (
     id              uuid PRIMARY KEY,
     exchange_id     uuid NOT NULL REFERENCES exchanges (id),
@@ -53,7 +54,6 @@ CREATE TABLE messages (
     sender          text NOT NULL,
     sender_endpoint text NOT NULL,
     recipients      text[] NOT NULL,
-    payload         jsonb NOT NULL,
     raw             bytea NOT NULL,
     raw_sha256      bytea NOT NULL,
     traceparent     text,
@@ -61,6 +61,9 @@ CREATE TABLE messages (
     received_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX messages_exchange ON messages (exchange_id, received_at);
+
+CREATE VIEW message_payloads AS
+    SELECT id, convert_from(raw, 'UTF8')::jsonb -> 'payload' AS payload FROM messages;
 
 -- Workflow history: the source of every figure and timeline.
 CREATE TABLE transitions (
@@ -77,7 +80,7 @@ CREATE INDEX transitions_exchange ON transitions (exchange_id, id);
 -- What the hub must publish, written in the same transaction as the batch
 -- that caused it. The batch is marked published after every confirm; a row
 -- the broker returned as unroutable is marked so and retried by the relay.
--- Rows of kind 'delivery' take their body from messages.raw.
+-- Rows of kind 'delivery' take their body and headers from messages.
 CREATE TABLE outbox (
     id                uuid PRIMARY KEY,
     batch_id          uuid NOT NULL REFERENCES batches (id),

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, PublishOutcome, Publisher, Topology};
-use imi_schemas::envelope::Envelope;
+use serde::Serialize;
 use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
 use imi_schemas::protocol::{inbox_queue, HEADER_SCHEMA_VERSION, INGRESS_EXCHANGE};
 use tokio_util::sync::CancellationToken;
@@ -142,10 +142,19 @@ impl Adapter {
         let id = message
             .message_id
             .unwrap_or_else(|| MessageId::new(Uuid::new_v4()));
-        let envelope = Envelope {
-            sender: message.sender.to_string(),
-            recipients: message.recipients.iter().map(|r| r.to_string()).collect(),
-            payload: message.payload.clone(),
+        // Borrowed, so the payload is serialized without being copied first;
+        // same fields and order as `imi_schemas::envelope::Envelope`.
+        #[derive(Serialize)]
+        struct EnvelopeRef<'a> {
+            sender: &'a str,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            recipients: Vec<&'a str>,
+            payload: &'a serde_json::Value,
+        }
+        let envelope = EnvelopeRef {
+            sender: message.sender.as_str(),
+            recipients: message.recipients.iter().map(|r| r.as_str()).collect(),
+            payload: &message.payload,
         };
         let mut properties = Properties {
             message_id: Some(id.to_string()),

@@ -59,7 +59,7 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     assert_eq!(raw, m.raw);
     assert_eq!(state, "sent");
     let payload: serde_json::Value =
-        sqlx::query_scalar("SELECT payload FROM messages WHERE id = $1")
+        sqlx::query_scalar("SELECT payload FROM message_payloads WHERE id = $1")
             .bind(id.as_uuid())
             .fetch_one(&pool)
             .await

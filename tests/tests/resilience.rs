@@ -127,7 +127,12 @@ async fn a_hub_killed_mid_flight_loses_nothing_and_delivers_nothing_twice_to_the
     let sent = sender.await.unwrap();
     let mut hub = env.spawn_hub_process(binary);
     while delivered.len() < N {
-        let (id, _, _) = next_acked(&mut de_inbox, 90).await;
+        let (id, exchange, incoming) = next_acked(&mut de_inbox, 90).await;
+        // Whether routed live or re-published by the relay, a delivery
+        // carries the same routing facts.
+        let Incoming::Message(m) = incoming else { panic!("expected a message, got {incoming:?}") };
+        assert_eq!((m.sender.as_str(), m.recipients.as_slice()), ("FI-VALVIRA", &["DE-AEKNO".to_owned()][..]));
+        assert!(exchange.is_some());
         assert!(delivered.insert(id), "delivered twice to the application");
     }
     assert_eq!(delivered, sent);

@@ -623,13 +623,10 @@ async fn insert_messages(
         .iter()
         .map(|(i, _, _)| i.traceparent.as_deref())
         .collect();
-    // The payload column is derived from the raw bytes by PostgreSQL, so the
-    // hub does not serialize it again.
     let inserted: Vec<(Uuid,)> = sqlx::query_as(
         "INSERT INTO messages (id, exchange_id, message_type, schema_version, sender, sender_endpoint,
-                               recipients, payload, raw, raw_sha256, traceparent, batch_id)
-         SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','),
-                convert_from(raw, 'UTF8')::jsonb -> 'payload', raw, dg, tp, $11
+                               recipients, raw, raw_sha256, traceparent, batch_id)
+         SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','), raw, dg, tp, $11
          FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
                      $8::bytea[], $9::bytea[], $10::text[]) AS u(id, ex, ty, ver, snd, ep, rc, raw, dg, tp)
          ON CONFLICT (id) DO NOTHING
@@ -692,9 +689,14 @@ async fn insert_outbox(
     let recipients: Vec<String> = rows.iter().map(|r| r.recipients.join(",")).collect();
     let exchanges: Vec<Option<Uuid>> = rows.iter().map(|r| r.exchange_id).collect();
     let types: Vec<&str> = rows.iter().map(|r| r.message_type.as_str()).collect();
-    let headers: Vec<String> = rows
+    // Deliveries' headers are derived from the message when the relay needs
+    // them (store::outbox), so only receipts and rejections store theirs.
+    let headers: Vec<Option<String>> = rows
         .iter()
-        .map(|r| serde_json::to_string(&r.headers).expect("headers serialize"))
+        .map(|r| {
+            (r.kind != OutboxKind::Delivery)
+                .then(|| serde_json::to_string(&r.headers).expect("headers serialize"))
+        })
         .collect();
     // Deliveries take their body from messages.raw: not stored twice.
     let bodies: Vec<Option<&[u8]>> = rows
@@ -705,7 +707,7 @@ async fn insert_outbox(
         "INSERT INTO outbox (id, batch_id, kind, source_message_id, endpoint_id, recipients, exchange_id,
                              message_type, headers, body)
          SELECT id, $10, kind, src, ep, CASE WHEN rc = '' THEN '{}'::text[] ELSE string_to_array(rc, ',') END,
-                ex, ty, hd::jsonb, body
+                ex, ty, coalesce(hd::jsonb, '{}'), body
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[],
                      $8::text[], $9::bytea[]) AS u(id, kind, src, ep, rc, ex, ty, hd, body)
          ON CONFLICT (id) DO NOTHING",

@@ -95,8 +95,16 @@ pub async fn unpublished(
     limit: i64,
 ) -> Result<Vec<(Uuid, OutboxRow)>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(
+        // A delivery's headers are those store::batch builds for it.
         "SELECT o.batch_id, o.id, o.kind, o.source_message_id, o.endpoint_id, o.recipients, o.exchange_id,
-                o.message_type, o.headers, coalesce(o.body, m.raw)
+                o.message_type,
+                CASE WHEN o.kind = 'delivery' THEN jsonb_strip_nulls(jsonb_build_object(
+                    'imi-sender', m.sender,
+                    'imi-recipients', array_to_string(o.recipients, ','),
+                    'imi-schema-version', m.schema_version::text,
+                    'traceparent', m.traceparent))
+                ELSE o.headers END,
+                coalesce(o.body, m.raw)
          FROM outbox o
          JOIN batches b ON b.id = o.batch_id
          LEFT JOIN messages m

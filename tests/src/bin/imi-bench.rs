@@ -37,6 +37,18 @@ struct Args {
     /// Seconds each latency run lasts.
     #[arg(long, default_value_t = 5)]
     latency_secs: u64,
+    /// Hub: ingress prefetch (default: the hub's default).
+    #[arg(long)]
+    prefetch: Option<u16>,
+    /// Hub: milliseconds a batch waits for more messages.
+    #[arg(long)]
+    linger_ms: Option<u64>,
+    /// Hub: most messages per batch transaction.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Queue type for the hub's queues and the raw baseline alike.
+    #[arg(long, default_value = "quorum", value_parser = ["quorum", "classic"])]
+    queue_type: String,
 }
 
 const RAW_QUEUE: &str = "bench.raw";
@@ -108,7 +120,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .map(|(p, a)| (p.as_str(), a.iter().map(String::as_str).collect()))
         .collect();
     let specs: Vec<(&str, &[&str])> = specs.iter().map(|(p, a)| (*p, a.as_slice())).collect();
-    let env = TestEnv::with_endpoints(&specs).await;
+    let mut env = TestEnv::with_endpoints(&specs).await;
+    env.config.amqp.queue_type = args.queue_type.clone();
+    if let Some(p) = args.prefetch {
+        env.config.pipeline.prefetch = p;
+    }
+    if let Some(l) = args.linger_ms {
+        env.config.pipeline.batch_linger_ms = l;
+    }
+    if let Some(b) = args.batch_size {
+        env.config.pipeline.batch_size = b;
+    }
     let result = measure(&args, &env).await;
     env.cleanup().await;
     result
@@ -122,8 +144,8 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     })?
     .len();
     println!(
-        "IMI Hub benchmark: {} messages, {} senders -> {} recipients, {} B envelope, quorum queues, window {}",
-        args.messages, args.endpoints, args.endpoints, body_size, args.window
+        "IMI Hub benchmark: {} messages, {} senders -> {} recipients, {} B envelope, {} queues, window {}",
+        args.messages, args.endpoints, args.endpoints, body_size, args.queue_type, args.window
     );
 
     let raw_vhost = format!("{}-raw", env.vhost);
@@ -189,7 +211,7 @@ async fn internals(http: &str) {
     );
 }
 
-fn raw_broker(vhost: &str, name: &str, queue: &str) -> Broker {
+fn raw_broker(vhost: &str, name: &str, queue: &str, queue_type: &str) -> Broker {
     Broker::start(
         BrokerConfig {
             url: amqp_url(&amqp_base_url(), vhost),
@@ -199,7 +221,7 @@ fn raw_broker(vhost: &str, name: &str, queue: &str) -> Broker {
             exchanges: vec![],
             queues: vec![QueueDecl {
                 name: queue.into(),
-                queue_type: QueueType::Quorum,
+                queue_type: QueueType::parse(queue_type).expect("checked by clap"),
                 dead_letter_exchange: None,
                 delivery_limit: None,
                 bindings: vec![],
@@ -248,7 +270,7 @@ fn raw_consumer(
 }
 
 async fn raw_throughput(args: &Args, vhost: &str, body_size: usize) -> anyhow::Result<f64> {
-    let broker = raw_broker(vhost, "bench raw", RAW_QUEUE);
+    let broker = raw_broker(vhost, "bench raw", RAW_QUEUE, &args.queue_type);
     broker.wait_connected(Duration::from_secs(15)).await?;
     let body = vec![b'x'; body_size];
     let consumer = raw_consumer(&broker, RAW_QUEUE, args.messages, Arc::default());
@@ -285,7 +307,7 @@ async fn raw_latency(
     vhost: &str,
     body_size: usize,
 ) -> anyhow::Result<(f64, f64, usize)> {
-    let broker = raw_broker(vhost, "bench raw latency", RAW_LATENCY_QUEUE);
+    let broker = raw_broker(vhost, "bench raw latency", RAW_LATENCY_QUEUE, &args.queue_type);
     broker.wait_connected(Duration::from_secs(15)).await?;
     let total = (args.rate * args.latency_secs) as usize;
     let clock = Arc::new(Clock::default());
