@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, PublishOutcome, Publisher, Topology};
-use serde::Serialize;
 use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
 use imi_schemas::protocol::{inbox_queue, HEADER_SCHEMA_VERSION, INGRESS_EXCHANGE};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 use uuid::Uuid;

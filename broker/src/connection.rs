@@ -9,7 +9,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-use crate::consumer::{spawn_consumer, Deliveries};
+use crate::consumer::{spawn_consumers, Deliveries};
 use crate::publisher::Publisher;
 use crate::{BrokerError, Topology};
 
@@ -138,7 +138,20 @@ impl Broker {
     /// Consumes `queue` with manual acks and `prefetch`, re-consuming after a
     /// reconnect, until `stop` is cancelled.
     pub fn consume(&self, queue: &str, prefetch: u16, stop: CancellationToken) -> Deliveries {
-        spawn_consumer(self.clone(), queue.to_owned(), prefetch, stop)
+        spawn_consumers(self.clone(), queue.to_owned(), prefetch, 1, stop)
+    }
+
+    /// Like [`Broker::consume`] with several consumers (each on its own
+    /// channel, each with `prefetch`) feeding one stream: RabbitMQ runs a
+    /// channel as one process, so one channel caps the delivery rate.
+    pub fn consume_many(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        consumers: usize,
+        stop: CancellationToken,
+    ) -> Deliveries {
+        spawn_consumers(self.clone(), queue.to_owned(), prefetch, consumers, stop)
     }
 
     /// Closes the connection and stops reconnecting.

@@ -61,10 +61,10 @@ impl Acker {
             .await?)
     }
 
-    /// True when `other` came from the same channel, so one multiple-ack
-    /// covers both.
-    pub fn same_channel(&self, other: &Acker) -> bool {
-        self.generation == other.generation && self.channel.id() == other.channel.id()
+    /// Identifies the channel a delivery came from: one multiple-ack per
+    /// channel covers every earlier delivery of that channel.
+    pub fn channel_key(&self) -> (u64, u16) {
+        (self.generation, self.channel.id())
     }
 }
 
@@ -85,14 +85,24 @@ impl Deliveries {
     }
 }
 
-pub(crate) fn spawn_consumer(
+pub(crate) fn spawn_consumers(
     broker: Broker,
     queue: String,
     prefetch: u16,
+    consumers: usize,
     stop: CancellationToken,
 ) -> Deliveries {
     let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
-    tokio::spawn(consume_loop(broker, queue, prefetch, stop, tx));
+    for _ in 0..consumers.max(1) {
+        let loop_ = consume_loop(
+            broker.clone(),
+            queue.clone(),
+            prefetch,
+            stop.clone(),
+            tx.clone(),
+        );
+        tokio::spawn(loop_);
+    }
     Deliveries { rx }
 }
 

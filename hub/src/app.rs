@@ -166,7 +166,11 @@ impl Hub {
             pool: self.pool.clone(),
             catalogue: self.catalogue.clone(),
             registry: self.registry.clone(),
-            publisher: Arc::new(self.broker.publisher()),
+            publishers: Arc::new(
+                (0..self.config.pipeline.publish_channels.max(1))
+                    .map(|_| self.broker.publisher())
+                    .collect(),
+            ),
             settings: self.config.pipeline.clone(),
             metrics: self.metrics.clone(),
             abort: CancellationToken::new(),

@@ -83,8 +83,10 @@ pub struct PipelineSettings {
     pub batch_size: usize,
     /// How long a batch waits for more messages once it has one.
     pub batch_linger_ms: u64,
-    /// Unacknowledged ingress deliveries the broker may push to the hub.
+    /// Unacknowledged ingress deliveries the broker may push to each consumer.
     pub prefetch: u16,
+    /// Consumers (channels) on the ingress queue.
+    pub ingress_consumers: usize,
     /// Larger bodies are refused (and kept truncated).
     pub max_body_bytes: usize,
     /// Batch transactions that may run at once (on separate connections);
@@ -92,6 +94,8 @@ pub struct PipelineSettings {
     pub commit_concurrency: usize,
     /// Committed batches whose publishes may be awaiting confirms at once.
     pub publish_in_flight_batches: usize,
+    /// AMQP channels the hub publishes on (batches take them in turn).
+    pub publish_channels: usize,
     /// Seconds between outbox relay passes (re-publishing what a crash left).
     pub relay_interval_secs: u64,
 }
@@ -102,9 +106,11 @@ impl Default for PipelineSettings {
             batch_size: 200,
             batch_linger_ms: 2,
             prefetch: 2000,
+            ingress_consumers: 1,
             max_body_bytes: 256 * 1024,
             commit_concurrency: 3,
             publish_in_flight_batches: 8,
+            publish_channels: 4,
             relay_interval_secs: 2,
         }
     }

@@ -130,8 +130,13 @@ async fn a_hub_killed_mid_flight_loses_nothing_and_delivers_nothing_twice_to_the
         let (id, exchange, incoming) = next_acked(&mut de_inbox, 90).await;
         // Whether routed live or re-published by the relay, a delivery
         // carries the same routing facts.
-        let Incoming::Message(m) = incoming else { panic!("expected a message, got {incoming:?}") };
-        assert_eq!((m.sender.as_str(), m.recipients.as_slice()), ("FI-VALVIRA", &["DE-AEKNO".to_owned()][..]));
+        let Incoming::Message(m) = incoming else {
+            panic!("expected a message, got {incoming:?}")
+        };
+        assert_eq!(
+            (m.sender.as_str(), m.recipients.as_slice()),
+            ("FI-VALVIRA", &["DE-AEKNO".to_owned()][..])
+        );
         assert!(exchange.is_some());
         assert!(delivered.insert(id), "delivered twice to the application");
     }

@@ -46,7 +46,9 @@ pub struct PipelineContext {
     pub pool: PgPool,
     pub catalogue: SharedCatalogue,
     pub registry: SharedRegistry,
-    pub publisher: Arc<Publisher>,
+    /// Several channels: RabbitMQ runs each channel as one process, so one
+    /// channel caps the hub's publish rate at what one core can route.
+    pub publishers: Arc<Vec<Publisher>>,
     pub settings: PipelineSettings,
     pub metrics: Arc<Metrics>,
     /// Cancelled when draining takes too long: retries give up and the
@@ -144,7 +146,11 @@ fn decode_batch(ctx: &PipelineContext, taken: Vec<Delivery>) -> Batch {
 /// arrival order. Each batch signals `done` only once it and every earlier
 /// batch committed, so a batch that must see its predecessors' effects (see
 /// `CommitError::NeedsEarlier`) waits on one signal.
-async fn commit_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Batch>, tx: mpsc::Sender<Committed>) {
+async fn commit_stage(
+    ctx: PipelineContext,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Committed>,
+) {
     let max = ctx.settings.commit_concurrency.max(1);
     let mut in_flight = FuturesOrdered::new();
     let mut previous: Shared<BoxFuture<'static, ()>> = future::ready(()).boxed().shared();
@@ -193,9 +199,19 @@ async fn commit_one(
     let outcome = loop {
         let registry = ctx.registry.current();
         let earlier_in_flight = earlier.peek().is_none();
-        match store::commit_batch(&ctx.pool, &batch.items, &registry, Utc::now(), earlier_in_flight).await {
+        match store::commit_batch(
+            &ctx.pool,
+            &batch.items,
+            &registry,
+            Utc::now(),
+            earlier_in_flight,
+        )
+        .await
+        {
             Ok(outcome) => break Some(outcome),
-            Err(CommitError::Race) => debug!("Batch raced with another transaction; planning it again."),
+            Err(CommitError::Race) => {
+                debug!("Batch raced with another transaction; planning it again.")
+            }
             Err(CommitError::NeedsEarlier) => {
                 debug!("Batch waits for earlier batches before its workflow verdicts.");
                 earlier.clone().await;
@@ -220,13 +236,19 @@ async fn commit_one(
     m.batches.inc();
     m.batch_size.observe(batch.items.len() as f64);
     let count = |outcome: &'static str, n: usize| {
-        m.ingress_messages.get_or_create(&OutcomeLabel { outcome }).inc_by(n as u64);
+        m.ingress_messages
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc_by(n as u64);
     };
     count("accepted", outcome.accepted);
     count("duplicate", outcome.duplicates);
     count("rejected", outcome.rejections.len());
     for code in &outcome.rejections {
-        m.rejections.get_or_create(&CodeLabel { code: code.as_str() }).inc();
+        m.rejections
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
     }
     Some(Committed {
         batch_id: outcome.batch_id,
@@ -262,14 +284,17 @@ async fn publish_stage(
     let max_in_flight = ctx.settings.publish_in_flight_batches.max(1);
     let mut in_flight = FuturesOrdered::new();
     let mut open = true;
+    let mut next_channel = 0;
     loop {
         tokio::select! {
             next = rx.recv(), if open && in_flight.len() < max_in_flight => match next {
                 Some(committed) => {
-                    let publisher = ctx.publisher.clone();
+                    let publishers = ctx.publishers.clone();
+                    let channel = next_channel % publishers.len();
+                    next_channel += 1;
                     in_flight.push_back(async move {
                         let started = Instant::now();
-                        let result = publisher.publish_all(&committed.outgoing).await;
+                        let result = publishers[channel].publish_all(&committed.outgoing).await;
                         (committed, result, started.elapsed())
                     });
                 }
@@ -305,18 +330,24 @@ async fn publish_stage(
     }
 }
 
-/// One multiple-ack per channel run: deliveries of one batch normally come
-/// from one channel; after a reconnect the old channel's acks fail harmlessly
-/// (those deliveries come again and are absorbed as duplicates).
+/// One multiple-ack per channel: the last delivery of each channel in the
+/// batch covers the channel's earlier ones (earlier batches are acked first).
+/// After a reconnect the old channel's acks fail harmlessly: those deliveries
+/// come again and are absorbed as duplicates.
 async fn ack_batch(ackers: &[Acker]) {
-    for (i, acker) in ackers.iter().enumerate() {
-        let last_of_run = ackers
-            .get(i + 1)
-            .is_none_or(|next| !next.same_channel(acker));
-        if last_of_run {
-            if let Err(error) = acker.ack_up_to().await {
-                debug!(%error, "Ack failed (channel gone); the broker will redeliver.");
-            }
+    let mut last: Vec<&Acker> = Vec::new();
+    for acker in ackers {
+        match last
+            .iter_mut()
+            .find(|a| a.channel_key() == acker.channel_key())
+        {
+            Some(slot) => *slot = acker,
+            None => last.push(acker),
+        }
+    }
+    for acker in last {
+        if let Err(error) = acker.ack_up_to().await {
+            debug!(%error, "Ack failed (channel gone); the broker will redeliver.");
         }
     }
 }

@@ -57,7 +57,7 @@ pub async fn relay_once(
         batches.dedup();
         let ids: Vec<_> = rows.iter().map(|(_, r)| r.id).collect();
         let outgoing: Vec<_> = rows.into_iter().map(|(_, r)| to_outgoing(r)).collect();
-        let outcomes = ctx.publisher.publish_all(&outgoing).await?;
+        let outcomes = ctx.publishers[0].publish_all(&outgoing).await?;
         let (mut routed, mut unroutable) = (Vec::new(), Vec::new());
         for (id, outcome) in ids.into_iter().zip(outcomes) {
             match outcome {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use imi_adapters::{Adapter, Incoming, OutgoingMessage};
 use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, QueueDecl, QueueType, Topology};
@@ -50,9 +50,6 @@ struct Args {
     #[arg(long, default_value = "quorum", value_parser = ["quorum", "classic"])]
     queue_type: String,
 }
-
-const RAW_QUEUE: &str = "bench.raw";
-const RAW_LATENCY_QUEUE: &str = "bench.raw.latency";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -159,13 +156,14 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
         .set_permissions(&raw_vhost, "guest", &all)
         .await?;
     let raw = async {
-        let t = raw_throughput(args, &raw_vhost, body_size).await?;
+        let t = raw_throughput(args, &raw_vhost, body_size, false).await?;
+        let shared = raw_throughput(args, &raw_vhost, body_size, true).await?;
         let l = raw_latency(args, &raw_vhost, body_size).await?;
-        anyhow::Ok((t, l))
+        anyhow::Ok((t, shared, l))
     }
     .await;
     let _ = env.management.delete_vhost(&raw_vhost).await;
-    let (raw_rate, raw_latency) = raw?;
+    let (raw_rate, raw_shared_rate, raw_latency) = raw?;
 
     let hub = env.start_hub().await;
     let hub_result = async {
@@ -178,7 +176,13 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     hub.stop().await;
     let (hub_rate, hub_latency) = hub_result?;
 
-    println!("throughput raw single hop:  {raw_rate:>8.0} msg/s");
+    println!(
+        "throughput raw single hop:  {raw_rate:>8.0} msg/s  (same client topology as the hub run)"
+    );
+    println!(
+        "  for reference, raw with all clients on one shared connection: {raw_shared_rate:.0} msg/s (hub/that: {:.2})",
+        hub_rate / raw_shared_rate
+    );
     println!("throughput hub end to end:  {hub_rate:>8.0} msg/s  (each message also answered with a receipt)");
     println!(
         "latency at {} msg/s, raw:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
@@ -194,7 +198,8 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
 
 /// The hub's own view of the throughput run, from its metrics.
 async fn internals(http: &str) {
-    let Ok(text) = async { reqwest::get(format!("{http}/metrics")).await?.text().await }.await else {
+    let Ok(text) = async { reqwest::get(format!("{http}/metrics")).await?.text().await }.await
+    else {
         return;
     };
     let value = |name: &str| -> f64 {
@@ -211,7 +216,8 @@ async fn internals(http: &str) {
     );
 }
 
-fn raw_broker(vhost: &str, name: &str, queue: &str, queue_type: &str) -> Broker {
+fn raw_broker(vhost: &str, name: &str, queues: &[String], queue_type: &str) -> Broker {
+    let queue_type = QueueType::parse(queue_type).expect("checked by clap");
     Broker::start(
         BrokerConfig {
             url: amqp_url(&amqp_base_url(), vhost),
@@ -219,13 +225,16 @@ fn raw_broker(vhost: &str, name: &str, queue: &str, queue_type: &str) -> Broker 
         },
         Topology {
             exchanges: vec![],
-            queues: vec![QueueDecl {
-                name: queue.into(),
-                queue_type: QueueType::parse(queue_type).expect("checked by clap"),
-                dead_letter_exchange: None,
-                delivery_limit: None,
-                bindings: vec![],
-            }],
+            queues: queues
+                .iter()
+                .map(|q| QueueDecl {
+                    name: q.clone(),
+                    queue_type,
+                    dead_letter_exchange: None,
+                    delivery_limit: None,
+                    bindings: vec![],
+                })
+                .collect(),
         },
     )
 }
@@ -245,60 +254,133 @@ fn raw_message(queue: &str, body: &[u8]) -> (String, Outgoing) {
     (id, message)
 }
 
-/// Consumes the raw queue, acking each message, until `expected` arrived.
-fn raw_consumer(
-    broker: &Broker,
-    queue: &str,
-    expected: usize,
-    clock: Arc<Clock>,
-) -> tokio::task::JoinHandle<Instant> {
-    let stop = CancellationToken::new();
-    let mut deliveries = broker.consume(queue, 200, stop.clone());
-    tokio::spawn(async move {
-        let mut n = 0;
-        while n < expected {
-            let Some(d) = deliveries.recv().await else {
-                break;
-            };
-            clock.received(d.properties.message_id.as_deref().unwrap_or(""));
-            let _ = d.acker.ack().await;
-            n += 1;
+/// The raw baseline mirrors the hub run's client topology: one connection
+/// per sending system, one queue and one consuming connection per recipient
+/// system, the same prefetch (200) and per-message acks as the SDK inbox.
+struct RawClients {
+    senders: Vec<(Broker, Arc<imi_broker::Publisher>)>,
+    consumers: Vec<Broker>,
+    queues: Vec<String>,
+    stop: CancellationToken,
+    received: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl RawClients {
+    async fn close(self) {
+        self.stop.cancel();
+        for (b, _) in &self.senders {
+            b.close().await;
         }
-        stop.cancel();
-        Instant::now()
+        for b in &self.consumers {
+            b.close().await;
+        }
+    }
+}
+
+/// With `shared`, every client uses one connection (channels of their own),
+/// which lapin handles with far less CPU than one connection per system.
+async fn raw_clients(
+    args: &Args,
+    vhost: &str,
+    prefix: &str,
+    shared: bool,
+    clock: Arc<Clock>,
+) -> anyhow::Result<RawClients> {
+    let queues: Vec<String> = (0..args.endpoints)
+        .map(|i| format!("{prefix}.{i}"))
+        .collect();
+    let stop = CancellationToken::new();
+    let (tx, received) = tokio::sync::mpsc::channel(100_000);
+    let one = raw_broker(vhost, "bench raw shared", &queues, &args.queue_type);
+    one.wait_connected(Duration::from_secs(15)).await?;
+    let connect = |name: String, queues: &[String]| {
+        let broker = if shared {
+            one.clone()
+        } else {
+            raw_broker(vhost, &name, queues, &args.queue_type)
+        };
+        async move {
+            broker.wait_connected(Duration::from_secs(15)).await?;
+            anyhow::Ok(broker)
+        }
+    };
+    let mut consumers = vec![one.clone()];
+    for (i, queue) in queues.iter().enumerate() {
+        let broker = connect(
+            format!("bench raw recipient {i}"),
+            std::slice::from_ref(queue),
+        )
+        .await?;
+        let mut deliveries = broker.consume(queue, 200, stop.clone());
+        let (tx, clock) = (tx.clone(), clock.clone());
+        tokio::spawn(async move {
+            while let Some(d) = deliveries.recv().await {
+                clock.received(d.properties.message_id.as_deref().unwrap_or(""));
+                let _ = d.acker.ack().await;
+                let _ = tx.send(()).await;
+            }
+        });
+        consumers.push(broker);
+    }
+    let mut senders = Vec::new();
+    for i in 0..args.endpoints {
+        let broker = connect(format!("bench raw sender {i}"), &[]).await?;
+        let publisher = Arc::new(broker.publisher());
+        senders.push((broker, publisher));
+    }
+    Ok(RawClients {
+        senders,
+        consumers,
+        queues,
+        stop,
+        received,
     })
 }
 
-async fn raw_throughput(args: &Args, vhost: &str, body_size: usize) -> anyhow::Result<f64> {
-    let broker = raw_broker(vhost, "bench raw", RAW_QUEUE, &args.queue_type);
-    broker.wait_connected(Duration::from_secs(15)).await?;
+async fn raw_throughput(
+    args: &Args,
+    vhost: &str,
+    body_size: usize,
+    shared: bool,
+) -> anyhow::Result<f64> {
+    let prefix = if shared {
+        "bench.raw.shared"
+    } else {
+        "bench.raw"
+    };
+    let mut clients = raw_clients(args, vhost, prefix, shared, Arc::default()).await?;
     let body = vec![b'x'; body_size];
-    let consumer = raw_consumer(&broker, RAW_QUEUE, args.messages, Arc::default());
-    let started = Instant::now();
     let per_sender = args.messages / args.endpoints;
-    let mut senders = Vec::new();
-    for _ in 0..args.endpoints {
-        let publisher = broker.publisher();
-        let body = body.clone();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (_, publisher)) in clients.senders.iter().enumerate() {
+        let (publisher, body, queues) = (publisher.clone(), body.clone(), clients.queues.clone());
         let window = args.window;
-        senders.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut left = per_sender;
+            let mut k = 0;
             while left > 0 {
                 let n = left.min(window);
-                let batch: Vec<_> = (0..n).map(|_| raw_message(RAW_QUEUE, &body).1).collect();
+                let batch: Vec<_> = (0..n)
+                    .map(|j| raw_message(&queues[(i + k + j) % queues.len()], &body).1)
+                    .collect();
                 publisher.publish_all(&batch).await?;
                 left -= n;
+                k += n;
             }
             anyhow::Ok(())
         }));
     }
-    for s in senders {
-        s.await??;
+    for t in tasks {
+        t.await??;
     }
-    let done = tokio::time::timeout(Duration::from_secs(120), consumer)
-        .await
-        .context("raw consumer timed out")??;
-    broker.close().await;
+    let done = wait_for(
+        &mut clients.received,
+        per_sender * args.endpoints,
+        Duration::from_secs(120),
+    )
+    .await?;
+    clients.close().await;
     Ok((per_sender * args.endpoints) as f64 / (done - started).as_secs_f64())
 }
 
@@ -307,25 +389,20 @@ async fn raw_latency(
     vhost: &str,
     body_size: usize,
 ) -> anyhow::Result<(f64, f64, usize)> {
-    let broker = raw_broker(vhost, "bench raw latency", RAW_LATENCY_QUEUE, &args.queue_type);
-    broker.wait_connected(Duration::from_secs(15)).await?;
-    let total = (args.rate * args.latency_secs) as usize;
     let clock = Arc::new(Clock::default());
-    let consumer = raw_consumer(&broker, RAW_LATENCY_QUEUE, total, clock.clone());
-    let publisher = Arc::new(broker.publisher());
+    let mut clients = raw_clients(args, vhost, "bench.raw.latency", false, clock.clone()).await?;
+    let total = (args.rate * args.latency_secs) as usize;
     let body = vec![b'x'; body_size];
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
-    for _ in 0..total {
+    for k in 0..total {
         tick.tick().await;
-        let (id, message) = raw_message(RAW_LATENCY_QUEUE, &body);
+        let (id, message) = raw_message(&clients.queues[k % clients.queues.len()], &body);
         clock.sent(id);
-        let publisher = publisher.clone();
+        let publisher = clients.senders[k % clients.senders.len()].1.clone();
         tokio::spawn(async move { publisher.publish_all(std::slice::from_ref(&message)).await });
     }
-    tokio::time::timeout(Duration::from_secs(60), consumer)
-        .await
-        .context("raw latency consumer timed out")??;
-    broker.close().await;
+    wait_for(&mut clients.received, total, Duration::from_secs(60)).await?;
+    clients.close().await;
     Ok(clock.percentiles())
 }
 
