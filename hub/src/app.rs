@@ -130,12 +130,13 @@ impl Hub {
             warn!(%error, "Waiting for the broker.");
         }
         let listener = TcpListener::bind(config.http.listen).await?;
+        let catalogue = SharedCatalogue::new(catalogue, &config.catalogue_dir);
         Ok(Hub {
             config,
             pool,
             broker,
             management,
-            catalogue: SharedCatalogue::new(catalogue),
+            catalogue,
             registry,
             metrics: Arc::new(Metrics::default()),
             listener,
@@ -154,6 +155,11 @@ impl Hub {
 
     pub fn management(&self) -> &Management {
         &self.management
+    }
+
+    /// The catalogue in force, to reload it (SIGHUP does the same).
+    pub fn catalogue(&self) -> SharedCatalogue {
+        self.catalogue.clone()
     }
 
     /// Runs until `shutdown` resolves, then drains: stops consuming, finishes
@@ -196,6 +202,7 @@ impl Hub {
             self.queue_type,
             stop_background.clone(),
         ));
+        let reloader = tokio::spawn(reload_on_sighup(self.catalogue.clone(), stop_background.clone()));
         let state = http::AppState {
             pool: self.pool.clone(),
             broker: self.broker.clone(),
@@ -224,6 +231,7 @@ impl Hub {
         stop_background.cancel();
         let _ = relay.await;
         let _ = refresher.await;
+        let _ = reloader.await;
         let _ = server.await;
         self.broker.close().await;
         self.pool.close().await;
@@ -268,6 +276,23 @@ async fn refresh_registry(
             {
                 warn!(%error, "Declaring new inbox queues failed.");
             }
+        }
+    }
+}
+
+/// `kill -HUP <hub>` reloads the catalogue (the usual operator gesture).
+async fn reload_on_sighup(catalogue: SharedCatalogue, stop: CancellationToken) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        warn!("Cannot listen for SIGHUP; catalogue reload by signal is off.");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {
+                // Errors are logged by reload; the old catalogue stays.
+                let _ = catalogue.reload();
+            }
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -67,17 +67,19 @@ pub fn main() -> anyhow::Result<()> {
             }
             Command::Catalogue {
                 command: CatalogueCommand::Check { dir },
-            } => match catalogue::load(&dir) {
-                Ok(c) => println!(
-                    "areas: {}, procedures: {}",
-                    c.area_count(),
-                    c.procedures().count()
-                ),
-                Err(e) => {
-                    eprintln!("{e}");
+            } => {
+                let report = catalogue::check(&dir)?;
+                for e in &report.errors {
+                    println!("error: {e}");
+                }
+                println!(
+                    "areas: {}, procedures: {}, languages complete: {}/24",
+                    report.areas, report.procedures, report.languages_complete
+                );
+                if !report.errors.is_empty() {
                     std::process::exit(1);
                 }
-            },
+            }
         }
         Ok(())
     })

@@ -1,20 +1,49 @@
-//! JSON Schema files for integrators, generated from the wire types.
+//! JSON Schema files for integrators and catalogue authors, generated from
+//! the wire types, the catalogue format types, and the catalogue's forms.
 //!
-//! The files live in `schemas/json/` and are committed; a test fails when they
-//! drift from the types (`IMI_BLESS=1 cargo test -p imi-schemas` rewrites them).
+//! The files live in `schemas/json/` and are committed; tests fail when they
+//! drift (`IMI_BLESS=1 cargo test -p imi-schemas` rewrites them).
 
 use schemars::schema_for;
+use serde_json::{json, Value};
 
+use crate::catalogue::{AreaFile, Catalogue, ProcedureFile, VocabularyFile};
 use crate::envelope::Envelope;
 use crate::protocol::{ReceiptBatch, Rejection};
 
-/// Every generated schema: (file name, schema).
-pub fn wire_schemas() -> Vec<(&'static str, serde_json::Value)> {
+/// Every schema generated from Rust types: (file name, schema).
+pub fn wire_schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("envelope.schema.json", schema_for!(Envelope).to_value()),
         ("receipts.schema.json", schema_for!(ReceiptBatch).to_value()),
         ("rejection.schema.json", schema_for!(Rejection).to_value()),
+        ("catalogue-area.schema.json", schema_for!(AreaFile).to_value()),
+        ("catalogue-procedure.schema.json", schema_for!(ProcedureFile).to_value()),
+        ("catalogue-vocabulary.schema.json", schema_for!(VocabularyFile).to_value()),
     ]
+}
+
+/// One schema per procedure action, for integrators:
+/// (`<procedure>.<action>.schema.json`, schema).
+pub fn form_schemas(catalogue: &Catalogue) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for p in catalogue.procedures() {
+        for a in p.actions() {
+            let name = p.names.get("en").map(String::as_str).unwrap_or(p.code.as_str());
+            let mut schema = json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": format!("urn:imi:form:{}.{}", p.code, a.code),
+                "title": format!("{name} — {}", a.code),
+            });
+            if let (Some(target), Some(form)) = (schema.as_object_mut(), a.form_schema.as_object()) {
+                for (k, v) in form {
+                    target.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            out.push((format!("{}.{}.schema.json", p.code, a.code), schema));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,11 +1,19 @@
-//! The catalogue shipped in `schemas/catalogue` loads, and its forms accept a
-//! realistic payload and refuse wrong ones with JSON pointers.
+//! The catalogue shipped in `schemas/catalogue`: it loads, covers the areas
+//! and procedures IMI has, is complete in the 24 languages, every form
+//! accepts its realistic example and refuses broken ones, and the generated
+//! files (form schemas, reference) are current.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use imi_schemas::catalogue::{Catalogue, SourceFile};
 use imi_schemas::ids::MessageType;
+use imi_schemas::json_schema::form_schemas;
 use serde_json::json;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
+}
 
 fn read_dir(dir: &Path, out: &mut Vec<SourceFile>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -21,74 +29,128 @@ fn read_dir(dir: &Path, out: &mut Vec<SourceFile>) {
     }
 }
 
-fn shipped() -> Catalogue {
+fn files() -> Vec<SourceFile> {
     let mut files = Vec::new();
-    read_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogue"),
-        &mut files,
-    );
-    Catalogue::parse(&files).unwrap()
+    read_dir(&root().join("catalogue"), &mut files);
+    files
 }
 
-fn diploma_request() -> serde_json::Value {
-    json!({
+fn shipped() -> Catalogue {
+    Catalogue::parse(&files()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_shipped_catalogue_covers_imi_and_is_complete_in_24_languages() {
+    let (_, report) = Catalogue::check(&files());
+    assert!(report.errors.is_empty(), "{:#?}", report.errors);
+    assert_eq!(report.languages_complete, 24);
+    assert!(report.areas >= 18, "{} areas", report.areas);
+    assert!(report.procedures >= 40, "{} procedures", report.procedures);
+    let c = shipped();
+    let kinds: BTreeSet<&str> = c.procedures().map(|p| p.kind.as_str()).collect();
+    assert_eq!(kinds, BTreeSet::from(["intake", "notification", "repository", "request"]));
+}
+
+#[test]
+fn every_form_accepts_its_example_and_refuses_broken_ones() {
+    let c = shipped();
+    let mut missing = Vec::new();
+    for p in c.procedures() {
+        for a in p.actions() {
+            let at = format!("{}.{}", p.code, a.code);
+            let Some(example) = &a.example else {
+                missing.push(at);
+                continue;
+            };
+            assert!(a.is_valid(example), "{at}: its example is refused: {:?}", a.validate(example));
+            let mut extra = example.clone();
+            extra["unexpected_property"] = json!(1);
+            assert!(!a.is_valid(&extra), "{at}: a payload with an unknown property is accepted");
+            let required = a.form_schema["required"].as_array().cloned().unwrap_or_default();
+            if let Some(first) = required.first().and_then(|r| r.as_str()) {
+                let mut short = example.clone();
+                short.as_object_mut().unwrap().remove(first);
+                assert!(!a.is_valid(&short), "{at}: a payload without `{first}` is accepted");
+            }
+        }
+    }
+    assert!(missing.is_empty(), "actions without an example: {missing:?}");
+}
+
+#[test]
+fn the_diploma_request_refuses_a_wrong_payload_with_the_pointer_of_the_field() {
+    let c = shipped();
+    let t = MessageType::try_from("pq-information-request.send").unwrap();
+    let (_, action) = c.resolve(&t).unwrap();
+    let mut payload = json!({
         "professional": {"family_name": "Virtanen", "given_names": "Aino", "date_of_birth": "1988-04-12"},
         "profession": "PQ-NURSE",
         "diploma": {"title": "Sairaanhoitaja (AMK)", "awarded_by": "Metropolia", "awarded_on": "2012-06-01"},
         "questions": ["PQ-Q-DIPLOMA-AUTHENTIC", "PQ-Q-GOOD-STANDING"],
         "requested_answer_date": "2026-12-15"
-    })
-}
-
-#[test]
-fn the_diploma_request_accepts_a_realistic_payload() {
-    let catalogue = shipped();
-    let t = MessageType::try_from("pq-information-request.send").unwrap();
-    let (_, action) = catalogue.resolve(&t).unwrap();
-    assert!(action.opens);
-    action.validate(&diploma_request()).unwrap();
-}
-
-#[test]
-fn a_wrong_payload_is_refused_with_the_pointer_of_the_field() {
-    let catalogue = shipped();
-    let t = MessageType::try_from("pq-information-request.send").unwrap();
-    let (_, action) = catalogue.resolve(&t).unwrap();
-    let mut payload = diploma_request();
+    });
+    action.validate(&payload).unwrap();
     payload["professional"]["date_of_birth"] = json!("12/04/1988");
     payload["questions"] = json!(["PQ-Q-NOT-A-QUESTION"]);
     let errors = action.validate(&payload).unwrap_err();
     let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
-    assert!(
-        pointers.contains(&"/payload/professional/date_of_birth"),
-        "{pointers:?}"
-    );
+    assert!(pointers.contains(&"/payload/professional/date_of_birth"), "{pointers:?}");
     assert!(pointers.contains(&"/payload/questions/0"), "{pointers:?}");
 }
 
 #[test]
-fn a_broken_catalogue_is_refused_naming_file_and_place() {
-    let area = SourceFile {
-        path: "pq/area.yaml".into(),
-        text: "code: pq\nlegal_basis: x\nnames: {en: PQ}\n".into(),
-    };
-    let procedure = SourceFile {
-        path: "pq/broken.yaml".into(),
-        text: r#"
-code: pq-broken
-area: pq
-kind: request
-names: {en: Broken}
-schema_versions: [1]
-states: [sent]
-actions:
-  - {code: send, opens: true, by: requester, to: nowhere, form: {type: object}}
-"#
-        .into(),
-    };
-    let errors = Catalogue::parse(&[area, procedure]).unwrap_err();
-    assert_eq!(errors.0.len(), 1, "{errors}");
-    assert_eq!(errors.0[0].file, "pq/broken.yaml");
-    assert_eq!(errors.0[0].path, "actions[0].from/to");
-    assert!(errors.0[0].message.contains("nowhere"));
+fn a_coded_message_renders_in_finnish_german_and_french() {
+    let c = shipped();
+    let t = MessageType::try_from("pq-information-request.answer").unwrap();
+    let payload = json!({"answers": [{"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": "YES", "comment": "OK"}]});
+    let fi = c.render(&t, &payload, "fi").unwrap();
+    let de = c.render(&t, &payload, "de").unwrap();
+    let fr = c.render(&t, &payload, "fr").unwrap();
+    assert!(fi.contains("Onko tutkintotodistus aito?") && fi.contains("Kyllä") && fi.contains("Vastaukset"), "{fi}");
+    assert!(de.contains("Ist das Diplom echt?") && de.contains("Ja") && de.contains("Antworten"), "{de}");
+    assert!(fr.contains("Le diplôme est-il authentique ?") && fr.contains("Oui") && fr.contains("Réponses"), "{fr}");
+    assert!(fi.contains("OK"), "free text stays as sent: {fi}");
+    assert!(c.render(&t, &payload, "xx").is_err());
+}
+
+fn bless() -> bool {
+    std::env::var_os("IMI_BLESS").is_some()
+}
+
+#[test]
+fn generated_form_schemas_and_reference_are_current() {
+    let c = shipped();
+    let dir = root().join("json/forms");
+    let mut stale = Vec::new();
+    let expected: Vec<(String, String)> = form_schemas(&c)
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_string_pretty(&schema).unwrap() + "\n"))
+        .collect();
+    if bless() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    let names: BTreeSet<String> = expected.iter().map(|(n, _)| n.clone()).collect();
+    for (name, text) in &expected {
+        let path = dir.join(name);
+        if bless() {
+            std::fs::write(&path, text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(name.clone());
+        }
+    }
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !names.contains(&name) {
+            stale.push(format!("{name} (no longer in the catalogue)"));
+        }
+    }
+    let reference = root().join("../docs/catalogue.md");
+    let text = c.reference_markdown();
+    if bless() {
+        std::fs::write(&reference, &text).unwrap();
+    } else if std::fs::read_to_string(&reference).ok().as_deref() != Some(text.as_str()) {
+        stale.push("docs/catalogue.md".into());
+    }
+    assert!(stale.is_empty(), "stale generated files {stale:?}; run `IMI_BLESS=1 cargo test -p imi-schemas`");
 }

@@ -1,17 +1,25 @@
 //! The procedure catalogue: legislative areas and their procedures as data.
 //!
-//! Files are YAML, one folder per area (`area.yaml` plus one file per
-//! procedure). This module parses their *text*; reading the folder is the
-//! caller's job, so the crate stays free of IO. Parsing compiles every form's
-//! JSON Schema once; validation afterwards is allocation-light.
+//! Files are YAML (docs/catalogue-format.md): one folder per area
+//! (`area.yaml` plus one file per procedure) and shared labels in
+//! `common/vocabulary.yaml`. This module parses their *text*; reading the
+//! folder is the caller's job, so the crate stays free of IO. Parsing checks
+//! every file against the format's generated JSON Schema and every
+//! cross-reference, and compiles each form's JSON Schema once.
 
 mod compiled;
 mod error;
 mod model;
+mod reference;
+mod render;
 
-pub use compiled::{Action, Catalogue, Procedure, ProcedureKind, Role};
+pub use compiled::{
+    Action, Area, Catalogue, CheckReport, Deadline, DeadlineStart, Procedure, ProcedureKind, Question,
+    RecipientRule, Retention, Role, LANGUAGES,
+};
 pub use error::{CatalogueError, CatalogueErrors};
-pub use model::{ActionFile, AreaFile, ProcedureFile, QuestionFile};
+pub use model::{ActionFile, AreaFile, Labels, ProcedureFile, QuestionFile, VocabularyFile};
+pub use render::RenderError;
 
 /// One catalogue file's path (for error messages) and text.
 #[derive(Debug, Clone)]

@@ -1,25 +1,43 @@
-//! The catalogue file format, as written by people.
+//! The catalogue file format, as written by people (docs/catalogue-format.md).
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+/// A label in each of the 24 official EU languages, keyed by language code.
+pub type Labels = BTreeMap<String, String>;
+
 /// `area.yaml`: one legislative area.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "IMI catalogue: legislative area")]
 pub struct AreaFile {
     /// Short code, e.g. `pq`.
     pub code: String,
     /// The EU act(s) the area rests on, e.g. `Directive 2005/36/EC`.
     pub legal_basis: String,
-    /// Name per language code (`en`, `fr`, …).
-    pub names: BTreeMap<String, String>,
+    /// Name per language code.
+    pub names: Labels,
+}
+
+/// `common/vocabulary.yaml`: labels shared by many procedures.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "IMI catalogue: shared vocabulary")]
+pub struct VocabularyFile {
+    /// Answer option code → labels.
+    #[serde(default)]
+    pub answers: BTreeMap<String, Labels>,
+    /// Form property name → labels.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Labels>,
 }
 
 /// One procedure file.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "IMI catalogue: procedure")]
 pub struct ProcedureFile {
     /// Procedure code, e.g. `pq-information-request`.
     pub code: String,
@@ -28,16 +46,67 @@ pub struct ProcedureFile {
     /// `request` (1:1), `notification` (1:N), `repository` or `intake`.
     pub kind: String,
     /// Name per language code.
-    pub names: BTreeMap<String, String>,
+    pub names: Labels,
     /// Payload schema versions the hub still accepts.
     pub schema_versions: Vec<u32>,
     /// The states of an exchange of this procedure.
     pub states: Vec<String>,
+    /// Who may receive the opening message.
+    pub recipients: RecipientsFile,
+    /// Deadlines the hub tracks.
+    #[serde(default)]
+    pub deadlines: Vec<DeadlineFile>,
+    /// How long personal data is kept after formal closure.
+    pub retention: RetentionFile,
+    /// JSON pointers (into payloads) of the fields that hold personal data.
+    #[serde(default)]
+    pub personal_data: Vec<String>,
     /// What each party may do, from which state, with which form.
     pub actions: Vec<ActionFile>,
     /// Coded questions with their answer options (language-neutral codes).
     #[serde(default)]
     pub questions: Vec<QuestionFile>,
+    /// This procedure's own answer options (code → labels).
+    #[serde(default)]
+    pub answers: BTreeMap<String, Labels>,
+    /// Labels of this procedure's form properties (name → labels).
+    #[serde(default)]
+    pub fields: BTreeMap<String, Labels>,
+    /// Labels of other coded values in the forms (code → labels).
+    #[serde(default)]
+    pub codes: BTreeMap<String, Labels>,
+}
+
+/// The recipients rule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientsFile {
+    /// `one`, `explicit`, `countries`, `all-countries` or `none`.
+    pub rule: String,
+    /// The Commission receives it too.
+    #[serde(default)]
+    pub commission: bool,
+}
+
+/// A deadline: runs while the exchange is in `state`, or counts from a date
+/// field of the opening payload.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineFile {
+    pub code: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub after_field: Option<String>,
+    pub days: u32,
+}
+
+/// Retention after formal closure (Regulation (EU) 1024/2012 Art. 14).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionFile {
+    pub block_after_closure_months: u32,
+    pub delete_after_closure_months: u32,
 }
 
 /// One action of a procedure's workflow.
@@ -58,6 +127,9 @@ pub struct ActionFile {
     pub to: String,
     /// JSON Schema (2020-12) of the payload.
     pub form: serde_json::Value,
+    /// A realistic payload; the loader checks it against the form.
+    #[serde(default)]
+    pub example: Option<serde_json::Value>,
 }
 
 /// A coded question and its answer options.
@@ -66,7 +138,7 @@ pub struct ActionFile {
 pub struct QuestionFile {
     pub code: String,
     /// Question text per language code.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Answer option codes.
     pub answers: Vec<String>,
 }

@@ -1,0 +1,166 @@
+//! The loader refuses broken catalogues with precise errors: one test per
+//! kind of error, each naming the file and the path inside it.
+
+use imi_schemas::catalogue::{Catalogue, SourceFile, LANGUAGES};
+use serde_json::{json, Value};
+
+fn all(text: &str) -> Value {
+    Value::Object(LANGUAGES.iter().map(|l| (l.to_string(), json!(format!("{text} ({l})")))).collect())
+}
+
+fn vocabulary() -> SourceFile {
+    let v = json!({"answers": {"YES": all("Yes"), "NO": all("No")}, "fields": {"comment": all("Comment")}});
+    SourceFile { path: "common/vocabulary.yaml".into(), text: v.to_string() }
+}
+
+fn area() -> SourceFile {
+    let a = json!({"code": "xa", "legal_basis": "Directive X", "names": all("Area")});
+    SourceFile { path: "xa/area.yaml".into(), text: a.to_string() }
+}
+
+/// A small procedure that loads cleanly; each test breaks one thing.
+fn procedure() -> Value {
+    json!({
+        "code": "xa-request",
+        "area": "xa",
+        "kind": "request",
+        "names": all("Request"),
+        "schema_versions": [1],
+        "states": ["sent", "answered"],
+        "recipients": {"rule": "one"},
+        "deadlines": [{"code": "answer", "state": "sent", "days": 14}],
+        "retention": {"block_after_closure_months": 6, "delete_after_closure_months": 36},
+        "personal_data": ["/person"],
+        "actions": [
+            {"code": "send", "opens": true, "by": "requester", "to": "sent",
+             "form": {"type": "object", "additionalProperties": false, "required": ["person", "questions"],
+                      "properties": {"person": {"type": "string"},
+                                     "questions": {"type": "array", "items": {"enum": ["XA-Q1"]}}}},
+             "example": {"person": "Ann", "questions": ["XA-Q1"]}},
+            {"code": "answer", "by": "responder", "from": ["sent"], "to": "answered",
+             "form": {"type": "object", "properties": {"comment": {"type": "string"}}}}
+        ],
+        "questions": [{"code": "XA-Q1", "labels": all("Question"), "answers": ["YES", "NO"]}],
+        "fields": {"person": all("Person"), "questions": all("Questions")}
+    })
+}
+
+fn load(p: &Value) -> Result<Catalogue, Vec<(String, String, String)>> {
+    let files = vec![vocabulary(), area(), SourceFile { path: "xa/request.yaml".into(), text: p.to_string() }];
+    Catalogue::parse(&files).map_err(|e| e.0.into_iter().map(|e| (e.file, e.path, e.message)).collect())
+}
+
+/// Loads `p`, expects exactly the error at `path` whose message contains `needle`.
+fn refused(p: Value, path: &str, needle: &str) {
+    let errors = load(&p).expect_err("the broken catalogue must be refused");
+    assert!(
+        errors.iter().any(|(file, at, message)| file == "xa/request.yaml" && at == path && message.contains(needle)),
+        "expected an error at `{path}` containing `{needle}`, got {errors:#?}"
+    );
+}
+
+#[test]
+fn the_control_catalogue_loads() {
+    let c = load(&procedure()).unwrap();
+    assert_eq!(c.procedures().count(), 1);
+}
+
+#[test]
+fn an_unknown_state_is_refused() {
+    let mut p = procedure();
+    p["actions"][1]["to"] = json!("closed");
+    refused(p, "actions[1].from/to", "unknown state `closed`");
+}
+
+#[test]
+fn an_action_with_no_form_is_refused() {
+    let mut p = procedure();
+    p["actions"][1].as_object_mut().unwrap().remove("form");
+    refused(p, "/actions/1", "\"form\" is a required property");
+}
+
+#[test]
+fn a_label_missing_in_a_language_is_refused() {
+    let mut p = procedure();
+    p["questions"][0]["labels"].as_object_mut().unwrap().remove("ga");
+    refused(p, "questions[0].labels", "label missing in `ga`");
+}
+
+#[test]
+fn an_unknown_area_is_refused() {
+    let mut p = procedure();
+    p["area"] = json!("nowhere");
+    refused(p, "area", "unknown area `nowhere`");
+}
+
+#[test]
+fn two_opening_actions_are_refused() {
+    let mut p = procedure();
+    p["actions"][1]["opens"] = json!(true);
+    p["actions"][1].as_object_mut().unwrap().remove("from");
+    refused(p, "actions", "exactly one opening action, found 2");
+}
+
+#[test]
+fn a_key_the_format_does_not_know_is_refused() {
+    let mut p = procedure();
+    p["colour"] = json!("blue");
+    refused(p, "$", "colour");
+}
+
+#[test]
+fn a_form_that_is_not_a_json_schema_is_refused() {
+    let mut p = procedure();
+    p["actions"][1]["form"] = json!({"type": "no-such-type"});
+    refused(p, "actions[1].form", "not a valid JSON Schema");
+}
+
+#[test]
+fn a_form_field_without_a_label_is_refused() {
+    let mut p = procedure();
+    p["actions"][1]["form"]["properties"]["unlabelled"] = json!({"type": "string"});
+    refused(p, "fields", "no label for form field `unlabelled`");
+}
+
+#[test]
+fn a_coded_value_without_a_label_is_refused() {
+    let mut p = procedure();
+    p["actions"][0]["form"]["properties"]["questions"]["items"]["enum"] = json!(["XA-Q1", "XA-Q2"]);
+    refused(p, "codes", "no label for coded value `XA-Q2`");
+}
+
+#[test]
+fn a_question_with_an_unknown_answer_option_is_refused() {
+    let mut p = procedure();
+    p["questions"][0]["answers"] = json!(["YES", "MAYBE"]);
+    refused(p, "questions[0].answers", "unknown answer option `MAYBE`");
+}
+
+#[test]
+fn an_example_its_form_refuses_is_refused() {
+    let mut p = procedure();
+    p["actions"][0]["example"] = json!({"person": "Ann"});
+    refused(p, "actions[0].example", "questions");
+}
+
+#[test]
+fn a_personal_data_pointer_to_no_field_is_refused() {
+    let mut p = procedure();
+    p["personal_data"] = json!(["/nobody"]);
+    refused(p, "personal_data", "`/nobody` names no property");
+}
+
+#[test]
+fn a_deadline_in_an_unknown_state_is_refused() {
+    let mut p = procedure();
+    p["deadlines"][0]["state"] = json!("pending");
+    refused(p, "deadlines[0].state", "unknown state `pending`");
+}
+
+#[test]
+fn yaml_that_does_not_parse_is_refused_with_its_line() {
+    let files = vec![vocabulary(), area(), SourceFile { path: "xa/request.yaml".into(), text: "code: [unclosed".into() }];
+    let errors = Catalogue::parse(&files).unwrap_err().0;
+    assert!(errors[0].path.starts_with("line "), "{errors:?}");
+    assert_eq!(errors[0].file, "xa/request.yaml");
+}
