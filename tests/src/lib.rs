@@ -160,6 +160,7 @@ impl TestEnv {
     pub async fn start_hub(&self) -> RunningHub {
         let hub = Hub::build(self.config.clone()).await.expect("hub builds");
         let addr = hub.http_addr();
+        let catalogue = hub.catalogue();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             hub.run_until_stopped(async {
@@ -170,6 +171,7 @@ impl TestEnv {
         });
         RunningHub {
             http: format!("http://{addr}"),
+            catalogue,
             stop: Some(tx),
             task,
         }
@@ -271,6 +273,8 @@ relay_interval_secs = 1
 /// A hub running in this process.
 pub struct RunningHub {
     pub http: String,
+    /// The catalogue in force, to reload it.
+    pub catalogue: imi_hub::catalogue::SharedCatalogue,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -285,6 +289,28 @@ impl RunningHub {
             .await
             .expect("hub stops within 60 s")
             .expect("hub task");
+    }
+}
+
+/// Copies the shipped catalogue into this test's folder and points the hub
+/// at the copy, so the test can change it.
+pub fn own_catalogue(env: &mut TestEnv) -> PathBuf {
+    let target = env.dir.join("catalogue");
+    copy_dir(&workspace().join("schemas/catalogue"), &target);
+    env.config.catalogue_dir = target.clone();
+    target
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
     }
 }
 

@@ -202,6 +202,7 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
         "latency at {} msg/s, hub:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
         args.rate, hub_latency.0, hub_latency.1, hub_latency.2
     );
+    println!("{}", validation_rate(env)?);
     println!("hub/raw throughput ratio: {:.2}", hub_rate / raw_rate);
     Ok(())
 }
@@ -224,6 +225,27 @@ async fn internals(http: &str) {
         value("imi_commit_seconds_sum ") / value("imi_commit_seconds_count ") * 1000.0,
         value("imi_publish_seconds_sum ") / value("imi_publish_seconds_count ") * 1000.0,
     );
+}
+
+/// Validations per second on one core of a realistic professional-
+/// qualifications request (the hub's per-message check, parsing excluded).
+fn validation_rate(env: &TestEnv) -> anyhow::Result<String> {
+    let catalogue = imi_hub::catalogue::load(&env.config.catalogue_dir)?;
+    let t = MessageType::try_from("pq-information-request.send")?;
+    let (_, action) = catalogue.resolve(&t).ok_or_else(|| anyhow::anyhow!("no PQ request in the catalogue"))?;
+    let payload = diploma_request();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(1) {
+        for _ in 0..1000 {
+            assert!(action.is_valid(std::hint::black_box(&payload)));
+        }
+        n += 1000;
+    }
+    Ok(format!(
+        "validation, one core: {:.0} PQ requests/s",
+        n as f64 / started.elapsed().as_secs_f64()
+    ))
 }
 
 fn raw_broker(vhost: &str, name: &str, queues: &[String], queue_type: &str) -> Broker {

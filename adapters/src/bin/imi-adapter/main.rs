@@ -95,6 +95,22 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         interval_ms: u64,
     },
+    /// Render a coded payload in one of the 24 languages, using the catalogue.
+    Render {
+        /// `<procedure>.<action>`
+        #[arg(long = "type")]
+        message_type: String,
+        /// Payload JSON file (`-` for standard input); an envelope's
+        /// `payload` is taken if the file holds a whole envelope.
+        #[arg(long)]
+        payload: PathBuf,
+        /// Language code, e.g. fi, de, fr.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// The catalogue folder.
+        #[arg(long, env = "IMI_CATALOGUE_DIR", default_value = "schemas/catalogue")]
+        catalogue: PathBuf,
+    },
     /// Print (as JSON lines) and acknowledge what arrives in the inbox.
     Listen {
         #[command(flatten)]
@@ -106,6 +122,7 @@ enum Command {
 }
 
 mod demo;
+mod render;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -209,6 +226,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 interval_ms,
             )
             .await?
+        }
+        Command::Render {
+            message_type,
+            payload,
+            lang,
+            catalogue,
+        } => {
+            let text = if payload.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&payload).with_context(|| format!("reading {}", payload.display()))?
+            };
+            let mut value: serde_json::Value = serde_json::from_str(&text).context("the payload is not JSON")?;
+            if value.get("payload").is_some() && value.get("sender").is_some() {
+                value = value["payload"].take();
+            }
+            let catalogue = render::load_catalogue(&catalogue)?;
+            let message_type = MessageType::try_from(message_type.as_str())?;
+            print!("{}", catalogue.render(&message_type, &value, &lang)?);
         }
         Command::Listen { connection, count } => {
             let adapter = Adapter::connect(&connection.config()).await?;
