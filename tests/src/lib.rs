@@ -292,6 +292,46 @@ impl RunningHub {
     }
 }
 
+/// The common scene: a hub, FI-VALVIRA's endpoint and DE-AEKNO's endpoint
+/// connected, each with its inbox open.
+pub struct World {
+    pub env: TestEnv,
+    pub hub: RunningHub,
+    pub fi: Adapter,
+    pub de: Adapter,
+    pub fi_inbox: Inbox,
+    pub de_inbox: Inbox,
+}
+
+impl World {
+    pub async fn start(env: TestEnv) -> World {
+        let hub = env.start_hub().await;
+        let fi = env.adapter(0).await;
+        let de = env.adapter(1).await;
+        // The inboxes stop when their adapter's connection closes.
+        let (fi_inbox, _) = open_inbox(&fi);
+        let (de_inbox, _) = open_inbox(&de);
+        World {
+            env,
+            hub,
+            fi,
+            de,
+            fi_inbox,
+            de_inbox,
+        }
+    }
+}
+
+/// Closes the adapters, stops the hub (draining), and removes the test's
+/// database, vhost and users.
+pub async fn finish(env: TestEnv, hub: RunningHub, adapters: Vec<Adapter>) {
+    for a in adapters {
+        a.close().await;
+    }
+    hub.stop().await;
+    env.cleanup().await;
+}
+
 /// Copies the shipped catalogue into this test's folder and points the hub
 /// at the copy, so the test can change it.
 pub fn own_catalogue(env: &mut TestEnv) -> PathBuf {

@@ -7,18 +7,20 @@ use imi_adapters::{Incoming, OutgoingMessage};
 use imi_broker::Properties;
 use imi_schemas::ids::{AuthorityId, ExchangeId, MessageId, MessageType};
 use imi_schemas::protocol::RejectionCode;
-use imi_tests::{assert_quiet, diploma_request, next_acked, open_inbox, request_to_de, TestEnv};
+use imi_tests::{assert_quiet, diploma_request, finish, next_acked, request_to_de, TestEnv, World};
 use serde_json::json;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
 
     let id = fi.send(&request_to_de()).await.unwrap();
 
@@ -100,20 +102,19 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     );
 
     pool.close().await;
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced() {
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
 
     fi.send(&request_to_de()).await.unwrap();
     let (_, exchange, _) = next_acked(&mut de_inbox, 20).await;
@@ -143,7 +144,7 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     assert_eq!(r.code, RejectionCode::ActionNotAllowedForRole);
 
     // Closing before the answer is not allowed in state `sent`.
-    fi.send(&answer("FI-VALVIRA", "close", json!({})))
+    fi.send(&answer("FI-VALVIRA", "close", json!({"satisfied": true})))
         .await
         .unwrap();
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
@@ -172,7 +173,7 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     assert_eq!(m.envelope.payload, answers);
 
     // A follow-up on an exchange that does not exist.
-    let mut lost = answer("FI-VALVIRA", "close", json!({}));
+    let mut lost = answer("FI-VALVIRA", "close", json!({"satisfied": true}));
     lost.exchange = Some(ExchangeId::new(Uuid::new_v4()));
     fi.send(&lost).await.unwrap();
     let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
@@ -198,20 +199,19 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     );
 
     pool.close().await;
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_payload_is_rejected_naming_the_field_and_nothing_is_routed() {
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
 
     let mut message = request_to_de();
     message.payload["professional"]["date_of_birth"] = json!("12.04.1988");
@@ -250,10 +250,7 @@ async fn an_invalid_payload_is_rejected_naming_the_field_and_nothing_is_routed()
     assert_eq!(messages, 0);
 
     pool.close().await;
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }
 
 fn props(message_type: &str, user: &str) -> Properties {
@@ -268,12 +265,14 @@ fn props(message_type: &str, user: &str) -> Properties {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_rejections_and_the_hub_stays_up() {
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
     let user = env.endpoints[0].id.clone();
     let good_body = serde_json::to_vec(&json!({
         "sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": diploma_request()
@@ -367,20 +366,19 @@ async fn bad_input_gets_clear_rejections_and_the_hub_stays_up() {
     );
 
     pool.close().await;
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_cannot_speak_for_an_authority_it_does_not_serve_nor_forge_its_user_id() {
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
 
     // fi claims to send for DE-AEKNO, which only de serves.
     let mut message = request_to_de();
@@ -417,20 +415,19 @@ async fn an_endpoint_cannot_speak_for_an_authority_it_does_not_serve_nor_forge_i
     assert_eq!(messages, 0);
 
     pool.close().await;
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_message_id_sent_twice_is_delivered_once() {
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
 
     let mut message = request_to_de();
     message.message_id = Some(MessageId::new(Uuid::new_v4()));
@@ -465,8 +462,5 @@ async fn the_same_message_id_sent_twice_is_delivered_once() {
     assert_eq!(counts, (1, 1));
 
     pool.close().await;
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }

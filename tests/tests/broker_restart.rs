@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use imi_adapters::Incoming;
-use imi_tests::{next_acked, open_inbox, request_to_de, TestEnv};
+use imi_tests::{finish, next_acked, request_to_de, TestEnv, World};
 
 fn rabbitmqctl(args: &[&str]) {
     let status = Command::new("rabbitmqctl")
@@ -21,12 +21,14 @@ fn rabbitmqctl(args: &[&str]) {
 async fn broker_restart_the_hub_reconnects_by_itself_and_continues() {
     const BEFORE: usize = 20;
     const DURING: usize = 200;
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
 
     let mut sent = HashSet::new();
     for _ in 0..BEFORE {
@@ -76,8 +78,5 @@ async fn broker_restart_the_hub_reconnects_by_itself_and_continues() {
     let ready = reqwest::get(format!("{}/readyz", hub.http)).await.unwrap();
     assert_eq!(ready.status(), 200);
 
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }

@@ -39,14 +39,22 @@ async fn reloading_the_catalogue_under_traffic_changes_validation_and_loses_noth
     let file = dir.join("pq/information-request.yaml");
     let original = std::fs::read_to_string(&file).unwrap();
     let changed = original.replacen("enum: [PQ-DOCTOR, PQ-NURSE,", "enum: [PQ-DOCTOR,", 1);
-    assert_ne!(changed, original, "the test edits the profession enum of the send form");
+    assert_ne!(
+        changed, original,
+        "the test edits the profession enum of the send form"
+    );
     std::fs::write(&file, &changed).unwrap();
-    hub.catalogue.reload().expect("the changed catalogue is valid");
+    hub.catalogue
+        .reload()
+        .expect("the changed catalogue is valid");
 
     // A broken catalogue is refused; the changed one stays in force.
     let broken = dir.join("pq/broken.yaml");
     std::fs::write(&broken, "code: pq-broken\narea: pq\n").unwrap();
-    assert!(hub.catalogue.reload().is_err(), "a broken catalogue must be refused");
+    assert!(
+        hub.catalogue.reload().is_err(),
+        "a broken catalogue must be refused"
+    );
 
     let nurse_id = fi.send(&request_to_de()).await.unwrap().to_string();
 
@@ -55,10 +63,16 @@ async fn reloading_the_catalogue_under_traffic_changes_validation_and_loses_noth
     while delivered.len() < sent.len() {
         let (id, _, incoming) = next_acked(&mut de_inbox, 60).await;
         assert!(matches!(incoming, Incoming::Message(_)), "{incoming:?}");
-        assert_ne!(id, nurse_id, "the nurse request must not be routed after the reload");
+        assert_ne!(
+            id, nurse_id,
+            "the nurse request must not be routed after the reload"
+        );
         delivered.insert(id);
     }
-    assert_eq!(delivered, sent, "no message of the traffic is lost across reloads");
+    assert_eq!(
+        delivered, sent,
+        "no message of the traffic is lost across reloads"
+    );
 
     let mut rejection = None;
     while rejection.is_none() {
@@ -69,7 +83,11 @@ async fn reloading_the_catalogue_under_traffic_changes_validation_and_loses_noth
     let r = rejection.unwrap();
     assert_eq!(r.message_id.as_deref(), Some(nurse_id.as_str()));
     assert_eq!(r.code, RejectionCode::InvalidPayload);
-    assert!(r.errors.iter().any(|e| e.pointer == "/payload/profession"), "{:?}", r.errors);
+    assert!(
+        r.errors.iter().any(|e| e.pointer == "/payload/profession"),
+        "{:?}",
+        r.errors
+    );
 
     std::fs::remove_file(&broken).unwrap();
     fi.close().await;

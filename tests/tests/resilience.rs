@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use imi_adapters::Incoming;
-use imi_tests::{assert_quiet, next_acked, open_inbox, request_to_de, TestEnv};
+use imi_tests::{assert_quiet, finish, next_acked, open_inbox, request_to_de, TestEnv, World};
 use sqlx::{Connection, PgConnection};
 
 async fn admin() -> PgConnection {
@@ -39,12 +39,14 @@ async fn bring_database_back(db: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_postgresql_is_down_messages_wait_then_flow_and_none_is_lost() {
-    let env = TestEnv::new().await;
-    let hub = env.start_hub().await;
-    let fi = env.adapter(0).await;
-    let de = env.adapter(1).await;
-    let (mut fi_inbox, _s1) = open_inbox(&fi);
-    let (mut de_inbox, _s2) = open_inbox(&de);
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(TestEnv::new().await).await;
 
     fi.send(&request_to_de()).await.unwrap();
     next_acked(&mut de_inbox, 20).await;
@@ -78,10 +80,7 @@ async fn while_postgresql_is_down_messages_wait_then_flow_and_none_is_lost() {
     }
     assert_eq!(receipts, sent);
 
-    fi.close().await;
-    de.close().await;
-    hub.stop().await;
-    env.cleanup().await;
+    finish(env, hub, vec![fi, de]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

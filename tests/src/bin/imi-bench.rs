@@ -232,7 +232,9 @@ async fn internals(http: &str) {
 fn validation_rate(env: &TestEnv) -> anyhow::Result<String> {
     let catalogue = imi_hub::catalogue::load(&env.config.catalogue_dir)?;
     let t = MessageType::try_from("pq-information-request.send")?;
-    let (_, action) = catalogue.resolve(&t).ok_or_else(|| anyhow::anyhow!("no PQ request in the catalogue"))?;
+    let (_, action) = catalogue
+        .resolve(&t)
+        .ok_or_else(|| anyhow::anyhow!("no PQ request in the catalogue"))?;
     let payload = diploma_request();
     let started = Instant::now();
     let mut n = 0u64;
