@@ -222,10 +222,15 @@ impl Adapter {
         )
     }
 
-    /// Consumes any queue (tests of broker permissions: another endpoint's
-    /// inbox must be refused).
-    pub fn consume_queue(&self, queue: &str, stop: CancellationToken) -> Inbox {
-        Inbox::new(self.broker.consume(queue, 10, stop))
+    /// Tries once to consume any queue and reports the broker's verdict
+    /// (tests of broker permissions: another endpoint's inbox is refused).
+    pub async fn probe_consume(&self, queue: &str) -> Result<(), AdapterError> {
+        Ok(self.broker.probe_consume(queue).await?)
+    }
+
+    /// Tries once to declare a queue (an endpoint may configure nothing).
+    pub async fn probe_declare(&self, queue: &str) -> Result<(), AdapterError> {
+        Ok(self.broker.probe_declare(queue).await?)
     }
 
     pub async fn close(&self) {

@@ -130,6 +130,44 @@ impl Broker {
         Ok(())
     }
 
+    /// Tries once to consume `queue` on a fresh channel and reports the
+    /// broker's verdict (then cancels). For permission checks and tooling.
+    pub async fn probe_consume(&self, queue: &str) -> Result<(), BrokerError> {
+        let (_, conn) = self.connection().await?;
+        let channel = conn.create_channel().await?;
+        let consumer = channel
+            .basic_consume(
+                queue,
+                "probe",
+                lapin::options::BasicConsumeOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let _ = channel
+            .basic_cancel(consumer.tag().as_str(), lapin::options::BasicCancelOptions::default())
+            .await;
+        let _ = channel.close(200, "probe done").await;
+        Ok(())
+    }
+
+    /// Tries once to declare a durable queue and reports the broker's verdict.
+    pub async fn probe_declare(&self, queue: &str) -> Result<(), BrokerError> {
+        let (_, conn) = self.connection().await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .queue_declare(
+                queue,
+                lapin::options::QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "probe done").await;
+        Ok(())
+    }
+
     /// A publisher with publisher confirms on its own channel.
     pub fn publisher(&self) -> Publisher {
         Publisher::new(self.clone())

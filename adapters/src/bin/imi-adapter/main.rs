@@ -236,9 +236,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = if payload.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(&payload).with_context(|| format!("reading {}", payload.display()))?
+                std::fs::read_to_string(&payload)
+                    .with_context(|| format!("reading {}", payload.display()))?
             };
-            let mut value: serde_json::Value = serde_json::from_str(&text).context("the payload is not JSON")?;
+            let mut value: serde_json::Value =
+                serde_json::from_str(&text).context("the payload is not JSON")?;
             if value.get("payload").is_some() && value.get("sender").is_some() {
                 value = value["payload"].take();
             }

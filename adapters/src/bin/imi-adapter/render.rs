@@ -8,7 +8,8 @@ use imi_schemas::catalogue::{Catalogue, SourceFile};
 
 pub fn load_catalogue(dir: &Path) -> anyhow::Result<Catalogue> {
     let mut files = Vec::new();
-    collect(dir, &mut files).with_context(|| format!("reading the catalogue in {}", dir.display()))?;
+    collect(dir, &mut files)
+        .with_context(|| format!("reading the catalogue in {}", dir.display()))?;
     Catalogue::parse(&files).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
