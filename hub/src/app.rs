@@ -202,7 +202,10 @@ impl Hub {
             self.queue_type,
             stop_background.clone(),
         ));
-        let reloader = tokio::spawn(reload_on_sighup(self.catalogue.clone(), stop_background.clone()));
+        let reloader = tokio::spawn(reload_on_sighup(
+            self.catalogue.clone(),
+            stop_background.clone(),
+        ));
         let state = http::AppState {
             pool: self.pool.clone(),
             broker: self.broker.clone(),
@@ -282,7 +285,8 @@ async fn refresh_registry(
 
 /// `kill -HUP <hub>` reloads the catalogue (the usual operator gesture).
 async fn reload_on_sighup(catalogue: SharedCatalogue, stop: CancellationToken) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
         warn!("Cannot listen for SIGHUP; catalogue reload by signal is off.");
         return;
     };

@@ -48,7 +48,10 @@ pub struct SharedCatalogue(Arc<RwLock<Arc<Catalogue>>>, Arc<std::path::PathBuf>)
 
 impl SharedCatalogue {
     pub fn new(catalogue: Catalogue, dir: &Path) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(catalogue))), Arc::new(dir.to_owned()))
+        Self(
+            Arc::new(RwLock::new(Arc::new(catalogue))),
+            Arc::new(dir.to_owned()),
+        )
     }
 
     /// Reads the catalogue folder again and puts it in force atomically. A

@@ -17,9 +17,18 @@ pub fn wire_schemas() -> Vec<(&'static str, Value)> {
         ("envelope.schema.json", schema_for!(Envelope).to_value()),
         ("receipts.schema.json", schema_for!(ReceiptBatch).to_value()),
         ("rejection.schema.json", schema_for!(Rejection).to_value()),
-        ("catalogue-area.schema.json", schema_for!(AreaFile).to_value()),
-        ("catalogue-procedure.schema.json", schema_for!(ProcedureFile).to_value()),
-        ("catalogue-vocabulary.schema.json", schema_for!(VocabularyFile).to_value()),
+        (
+            "catalogue-area.schema.json",
+            schema_for!(AreaFile).to_value(),
+        ),
+        (
+            "catalogue-procedure.schema.json",
+            schema_for!(ProcedureFile).to_value(),
+        ),
+        (
+            "catalogue-vocabulary.schema.json",
+            schema_for!(VocabularyFile).to_value(),
+        ),
     ]
 }
 
@@ -29,13 +38,18 @@ pub fn form_schemas(catalogue: &Catalogue) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for p in catalogue.procedures() {
         for a in p.actions() {
-            let name = p.names.get("en").map(String::as_str).unwrap_or(p.code.as_str());
+            let name = p
+                .names
+                .get("en")
+                .map(String::as_str)
+                .unwrap_or(p.code.as_str());
             let mut schema = json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "$id": format!("urn:imi:form:{}.{}", p.code, a.code),
                 "title": format!("{name} — {}", a.code),
             });
-            if let (Some(target), Some(form)) = (schema.as_object_mut(), a.form_schema.as_object()) {
+            if let (Some(target), Some(form)) = (schema.as_object_mut(), a.form_schema.as_object())
+            {
                 for (k, v) in form {
                     target.entry(k.clone()).or_insert_with(|| v.clone());
                 }

@@ -5,17 +5,28 @@ use imi_schemas::catalogue::{Catalogue, SourceFile, LANGUAGES};
 use serde_json::{json, Value};
 
 fn all(text: &str) -> Value {
-    Value::Object(LANGUAGES.iter().map(|l| (l.to_string(), json!(format!("{text} ({l})")))).collect())
+    Value::Object(
+        LANGUAGES
+            .iter()
+            .map(|l| (l.to_string(), json!(format!("{text} ({l})"))))
+            .collect(),
+    )
 }
 
 fn vocabulary() -> SourceFile {
     let v = json!({"answers": {"YES": all("Yes"), "NO": all("No")}, "fields": {"comment": all("Comment")}});
-    SourceFile { path: "common/vocabulary.yaml".into(), text: v.to_string() }
+    SourceFile {
+        path: "common/vocabulary.yaml".into(),
+        text: v.to_string(),
+    }
 }
 
 fn area() -> SourceFile {
     let a = json!({"code": "xa", "legal_basis": "Directive X", "names": all("Area")});
-    SourceFile { path: "xa/area.yaml".into(), text: a.to_string() }
+    SourceFile {
+        path: "xa/area.yaml".into(),
+        text: a.to_string(),
+    }
 }
 
 /// A small procedure that loads cleanly; each test breaks one thing.
@@ -46,15 +57,30 @@ fn procedure() -> Value {
 }
 
 fn load(p: &Value) -> Result<Catalogue, Vec<(String, String, String)>> {
-    let files = vec![vocabulary(), area(), SourceFile { path: "xa/request.yaml".into(), text: p.to_string() }];
-    Catalogue::parse(&files).map_err(|e| e.0.into_iter().map(|e| (e.file, e.path, e.message)).collect())
+    let files = vec![
+        vocabulary(),
+        area(),
+        SourceFile {
+            path: "xa/request.yaml".into(),
+            text: p.to_string(),
+        },
+    ];
+    Catalogue::parse(&files).map_err(|e| {
+        e.0.into_iter()
+            .map(|e| (e.file, e.path, e.message))
+            .collect()
+    })
 }
 
 /// Loads `p`, expects exactly the error at `path` whose message contains `needle`.
 fn refused(p: Value, path: &str, needle: &str) {
     let errors = load(&p).expect_err("the broken catalogue must be refused");
     assert!(
-        errors.iter().any(|(file, at, message)| file == "xa/request.yaml" && at == path && message.contains(needle)),
+        errors
+            .iter()
+            .any(|(file, at, message)| file == "xa/request.yaml"
+                && at == path
+                && message.contains(needle)),
         "expected an error at `{path}` containing `{needle}`, got {errors:#?}"
     );
 }
@@ -82,7 +108,10 @@ fn an_action_with_no_form_is_refused() {
 #[test]
 fn a_label_missing_in_a_language_is_refused() {
     let mut p = procedure();
-    p["questions"][0]["labels"].as_object_mut().unwrap().remove("ga");
+    p["questions"][0]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ga");
     refused(p, "questions[0].labels", "label missing in `ga`");
 }
 
@@ -159,7 +188,14 @@ fn a_deadline_in_an_unknown_state_is_refused() {
 
 #[test]
 fn yaml_that_does_not_parse_is_refused_with_its_line() {
-    let files = vec![vocabulary(), area(), SourceFile { path: "xa/request.yaml".into(), text: "code: [unclosed".into() }];
+    let files = vec![
+        vocabulary(),
+        area(),
+        SourceFile {
+            path: "xa/request.yaml".into(),
+            text: "code: [unclosed".into(),
+        },
+    ];
     let errors = Catalogue::parse(&files).unwrap_err().0;
     assert!(errors[0].path.starts_with("line "), "{errors:?}");
     assert_eq!(errors[0].file, "xa/request.yaml");

@@ -48,7 +48,10 @@ fn the_shipped_catalogue_covers_imi_and_is_complete_in_24_languages() {
     assert!(report.procedures >= 40, "{} procedures", report.procedures);
     let c = shipped();
     let kinds: BTreeSet<&str> = c.procedures().map(|p| p.kind.as_str()).collect();
-    assert_eq!(kinds, BTreeSet::from(["intake", "notification", "repository", "request"]));
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["intake", "notification", "repository", "request"])
+    );
 }
 
 #[test]
@@ -62,19 +65,35 @@ fn every_form_accepts_its_example_and_refuses_broken_ones() {
                 missing.push(at);
                 continue;
             };
-            assert!(a.is_valid(example), "{at}: its example is refused: {:?}", a.validate(example));
+            assert!(
+                a.is_valid(example),
+                "{at}: its example is refused: {:?}",
+                a.validate(example)
+            );
             let mut extra = example.clone();
             extra["unexpected_property"] = json!(1);
-            assert!(!a.is_valid(&extra), "{at}: a payload with an unknown property is accepted");
-            let required = a.form_schema["required"].as_array().cloned().unwrap_or_default();
+            assert!(
+                !a.is_valid(&extra),
+                "{at}: a payload with an unknown property is accepted"
+            );
+            let required = a.form_schema["required"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if let Some(first) = required.first().and_then(|r| r.as_str()) {
                 let mut short = example.clone();
                 short.as_object_mut().unwrap().remove(first);
-                assert!(!a.is_valid(&short), "{at}: a payload without `{first}` is accepted");
+                assert!(
+                    !a.is_valid(&short),
+                    "{at}: a payload without `{first}` is accepted"
+                );
             }
         }
     }
-    assert!(missing.is_empty(), "actions without an example: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "actions without an example: {missing:?}"
+    );
 }
 
 #[test]
@@ -94,7 +113,10 @@ fn the_diploma_request_refuses_a_wrong_payload_with_the_pointer_of_the_field() {
     payload["questions"] = json!(["PQ-Q-NOT-A-QUESTION"]);
     let errors = action.validate(&payload).unwrap_err();
     let pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
-    assert!(pointers.contains(&"/payload/professional/date_of_birth"), "{pointers:?}");
+    assert!(
+        pointers.contains(&"/payload/professional/date_of_birth"),
+        "{pointers:?}"
+    );
     assert!(pointers.contains(&"/payload/questions/0"), "{pointers:?}");
 }
 
@@ -106,9 +128,22 @@ fn a_coded_message_renders_in_finnish_german_and_french() {
     let fi = c.render(&t, &payload, "fi").unwrap();
     let de = c.render(&t, &payload, "de").unwrap();
     let fr = c.render(&t, &payload, "fr").unwrap();
-    assert!(fi.contains("Onko tutkintotodistus aito?") && fi.contains("Kyllä") && fi.contains("Vastaukset"), "{fi}");
-    assert!(de.contains("Ist das Diplom echt?") && de.contains("Ja") && de.contains("Antworten"), "{de}");
-    assert!(fr.contains("Le diplôme est-il authentique ?") && fr.contains("Oui") && fr.contains("Réponses"), "{fr}");
+    assert!(
+        fi.contains("Onko tutkintotodistus aito?")
+            && fi.contains("Kyllä")
+            && fi.contains("Vastaukset"),
+        "{fi}"
+    );
+    assert!(
+        de.contains("Ist das Diplom echt?") && de.contains("Ja") && de.contains("Antworten"),
+        "{de}"
+    );
+    assert!(
+        fr.contains("Le diplôme est-il authentique ?")
+            && fr.contains("Oui")
+            && fr.contains("Réponses"),
+        "{fr}"
+    );
     assert!(fi.contains("OK"), "free text stays as sent: {fi}");
     assert!(c.render(&t, &payload, "xx").is_err());
 }
@@ -152,5 +187,8 @@ fn generated_form_schemas_and_reference_are_current() {
     } else if std::fs::read_to_string(&reference).ok().as_deref() != Some(text.as_str()) {
         stale.push("docs/catalogue.md".into());
     }
-    assert!(stale.is_empty(), "stale generated files {stale:?}; run `IMI_BLESS=1 cargo test -p imi-schemas`");
+    assert!(
+        stale.is_empty(),
+        "stale generated files {stale:?}; run `IMI_BLESS=1 cargo test -p imi-schemas`"
+    );
 }

@@ -12,8 +12,8 @@ use crate::protocol::FieldError;
 
 /// The 24 official languages of the EU, as ISO 639-1 codes.
 pub const LANGUAGES: [&str; 24] = [
-    "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "it", "lt", "lv", "mt", "nl",
-    "pl", "pt", "ro", "sk", "sl", "sv",
+    "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "ga", "hr", "hu", "it", "lt", "lv",
+    "mt", "nl", "pl", "pt", "ro", "sk", "sl", "sv",
 ];
 
 /// How many field errors a rejection lists at most: enough to fix a message,
@@ -223,14 +223,22 @@ impl Checker {
         }
         for key in labels.keys() {
             if !LANGUAGES.contains(&key.as_str()) {
-                self.err(file, path, format!("`{key}` is not one of the 24 official languages"));
+                self.err(
+                    file,
+                    path,
+                    format!("`{key}` is not one of the 24 official languages"),
+                );
             }
         }
     }
 
     /// Checks a file's shape against the generated JSON Schema of its type,
     /// so every error has a path inside the file.
-    fn shape<T: serde::de::DeserializeOwned>(&mut self, file: &SourceFile, validator: &Validator) -> Option<T> {
+    fn shape<T: serde::de::DeserializeOwned>(
+        &mut self,
+        file: &SourceFile,
+        validator: &Validator,
+    ) -> Option<T> {
         let value: serde_json::Value = match serde_yaml::from_str(&file.text) {
             Ok(v) => v,
             Err(e) => {
@@ -246,7 +254,11 @@ impl Checker {
         for e in validator.iter_errors(&value).take(MAX_FIELD_ERRORS) {
             shaped = false;
             let at = e.instance_path.as_str();
-            self.err(&file.path, if at.is_empty() { "$" } else { at }, e.to_string());
+            self.err(
+                &file.path,
+                if at.is_empty() { "$" } else { at },
+                e.to_string(),
+            );
         }
         if !shaped {
             return None;
@@ -305,12 +317,16 @@ impl Catalogue {
 
         let area_validator = format_validator::<AreaFile>();
         for file in files.iter().filter(|f| is(f, "area.yaml")) {
-            let Some(area) = ck.shape::<AreaFile>(file, &area_validator) else { continue };
+            let Some(area) = ck.shape::<AreaFile>(file, &area_validator) else {
+                continue;
+            };
             ck.labels(&file.path, "names", &area.names);
             match AreaCode::try_from(area.code.as_str()) {
-                Ok(code) if catalogue.areas.contains_key(&code) => {
-                    ck.err(&file.path, "code", format!("area `{code}` is declared twice"))
-                }
+                Ok(code) if catalogue.areas.contains_key(&code) => ck.err(
+                    &file.path,
+                    "code",
+                    format!("area `{code}` is declared twice"),
+                ),
                 Ok(code) => {
                     catalogue.areas.insert(
                         code.clone(),
@@ -330,12 +346,18 @@ impl Catalogue {
             .iter()
             .filter(|f| !is(f, "area.yaml") && !is(f, "vocabulary.yaml"))
         {
-            let Some(raw) = ck.shape::<ProcedureFile>(file, &procedure_validator) else { continue };
+            let Some(raw) = ck.shape::<ProcedureFile>(file, &procedure_validator) else {
+                continue;
+            };
             let before = ck.errors.len();
             let procedure = compile_procedure(&file.path, raw, &catalogue, &mut ck);
             if let Some(p) = procedure.filter(|_| ck.errors.len() == before) {
                 if catalogue.procedures.contains_key(&p.code) {
-                    ck.err(&file.path, "code", format!("procedure `{}` is declared twice", p.code));
+                    ck.err(
+                        &file.path,
+                        "code",
+                        format!("procedure `{}` is declared twice", p.code),
+                    );
                 } else {
                     catalogue.procedures.insert(p.code.clone(), p);
                 }
@@ -377,7 +399,12 @@ impl Catalogue {
 
     /// The label of a form property in `lang`: the procedure's own, else the
     /// shared vocabulary's.
-    pub fn field_label<'a>(&'a self, procedure: &'a Procedure, name: &str, lang: &str) -> Option<&'a str> {
+    pub fn field_label<'a>(
+        &'a self,
+        procedure: &'a Procedure,
+        name: &str,
+        lang: &str,
+    ) -> Option<&'a str> {
         procedure
             .fields
             .get(name)
@@ -388,7 +415,12 @@ impl Catalogue {
 
     /// The label of a coded value in `lang`: a question, an answer option
     /// (procedure's or shared) or another code.
-    pub fn code_label<'a>(&'a self, procedure: &'a Procedure, code: &str, lang: &str) -> Option<&'a str> {
+    pub fn code_label<'a>(
+        &'a self,
+        procedure: &'a Procedure,
+        code: &str,
+        lang: &str,
+    ) -> Option<&'a str> {
         procedure
             .questions
             .iter()
@@ -403,15 +435,26 @@ impl Catalogue {
 }
 
 /// Property names and string enum values of a form, found anywhere in it.
-fn walk_form(schema: &serde_json::Value, properties: &mut BTreeSet<String>, values: &mut BTreeSet<String>) {
-    let Some(obj) = schema.as_object() else { return };
+fn walk_form(
+    schema: &serde_json::Value,
+    properties: &mut BTreeSet<String>,
+    values: &mut BTreeSet<String>,
+) {
+    let Some(obj) = schema.as_object() else {
+        return;
+    };
     if let Some(props) = obj.get("properties").and_then(|p| p.as_object()) {
         for (name, sub) in props {
             properties.insert(name.clone());
             walk_form(sub, properties, values);
         }
     }
-    for v in obj.get("enum").and_then(|e| e.as_array()).into_iter().flatten() {
+    for v in obj
+        .get("enum")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+    {
         if let Some(s) = v.as_str() {
             values.insert(s.to_owned());
         }
@@ -425,23 +468,42 @@ fn walk_form(schema: &serde_json::Value, properties: &mut BTreeSet<String>, valu
         }
     }
     for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
-        for sub in obj.get(key).and_then(|a| a.as_array()).into_iter().flatten() {
+        for sub in obj
+            .get(key)
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+        {
             walk_form(sub, properties, values);
         }
     }
-    for sub in obj.get("$defs").and_then(|d| d.as_object()).into_iter().flatten() {
+    for sub in obj
+        .get("$defs")
+        .and_then(|d| d.as_object())
+        .into_iter()
+        .flatten()
+    {
         walk_form(sub.1, properties, values);
     }
 }
 
-fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: &mut Checker) -> Option<Procedure> {
+fn compile_procedure(
+    file: &str,
+    raw: ProcedureFile,
+    catalogue: &Catalogue,
+    ck: &mut Checker,
+) -> Option<Procedure> {
     let code = ProcedureCode::try_from(raw.code.as_str())
         .map_err(|e| ck.err(file, "code", e.to_string()))
         .ok();
     let area = match AreaCode::try_from(raw.area.as_str()) {
         Ok(a) if catalogue.areas.contains_key(&a) => Some(a),
         Ok(a) => {
-            ck.err(file, "area", format!("unknown area `{a}` (no area.yaml declares it)"));
+            ck.err(
+                file,
+                "area",
+                format!("unknown area `{a}` (no area.yaml declares it)"),
+            );
             None
         }
         Err(e) => {
@@ -455,7 +517,11 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
         "repository" => Some(ProcedureKind::Repository),
         "intake" => Some(ProcedureKind::Intake),
         other => {
-            ck.err(file, "kind", format!("unknown kind `{other}` (request, notification, repository, intake)"));
+            ck.err(
+                file,
+                "kind",
+                format!("unknown kind `{other}` (request, notification, repository, intake)"),
+            );
             None
         }
     };
@@ -466,7 +532,11 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
         "all-countries" => Some(RecipientRule::AllCountries),
         "none" => Some(RecipientRule::None),
         other => {
-            ck.err(file, "recipients.rule", format!("unknown rule `{other}` (one, explicit, countries, all-countries, none)"));
+            ck.err(
+                file,
+                "recipients.rule",
+                format!("unknown rule `{other}` (one, explicit, countries, all-countries, none)"),
+            );
             None
         }
     };
@@ -481,12 +551,20 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
         let start = match (&d.state, &d.after_field) {
             (Some(s), None) if known_state(s) => Some(DeadlineStart::State(s.clone())),
             (Some(s), None) => {
-                ck.err(file, format!("deadlines[{i}].state"), format!("unknown state `{s}`"));
+                ck.err(
+                    file,
+                    format!("deadlines[{i}].state"),
+                    format!("unknown state `{s}`"),
+                );
                 None
             }
             (None, Some(f)) => Some(DeadlineStart::Field(f.clone())),
             _ => {
-                ck.err(file, format!("deadlines[{i}]"), "needs exactly one of `state` and `after_field`");
+                ck.err(
+                    file,
+                    format!("deadlines[{i}]"),
+                    "needs exactly one of `state` and `after_field`",
+                );
                 None
             }
         };
@@ -508,12 +586,17 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
     for (code, labels) in &raw.codes {
         ck.labels(file, &format!("codes.{code}"), labels);
     }
-    let known_answer = |a: &str| raw.answers.contains_key(a) || catalogue.vocabulary.answers.contains_key(a);
+    let known_answer =
+        |a: &str| raw.answers.contains_key(a) || catalogue.vocabulary.answers.contains_key(a);
     for (i, q) in raw.questions.iter().enumerate() {
         ck.labels(file, &format!("questions[{i}].labels"), &q.labels);
         for a in &q.answers {
             if !known_answer(a) {
-                ck.err(file, format!("questions[{i}].answers"), format!("unknown answer option `{a}`"));
+                ck.err(
+                    file,
+                    format!("questions[{i}].answers"),
+                    format!("unknown answer option `{a}`"),
+                );
             }
         }
     }
@@ -536,7 +619,11 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
             "requester" => Role::Requester,
             "responder" => Role::Responder,
             other => {
-                ck.err(file, at("by"), format!("unknown role `{other}` (requester, responder)"));
+                ck.err(
+                    file,
+                    at("by"),
+                    format!("unknown role `{other}` (requester, responder)"),
+                );
                 continue;
             }
         };
@@ -566,11 +653,22 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
         };
         if let Some(example) = &a.example {
             for e in form.iter_errors(example).take(5) {
-                ck.err(file, at("example"), format!("does not match the form at `{}`: {e}", e.instance_path.as_str()));
+                ck.err(
+                    file,
+                    at("example"),
+                    format!(
+                        "does not match the form at `{}`: {e}",
+                        e.instance_path.as_str()
+                    ),
+                );
             }
         }
         if actions.iter().any(|x| x.code == action_code) {
-            ck.err(file, at("code"), format!("action `{action_code}` is declared twice"));
+            ck.err(
+                file,
+                at("code"),
+                format!("action `{action_code}` is declared twice"),
+            );
             continue;
         }
         actions.push(Action {
@@ -585,7 +683,11 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
         });
     }
     if openers != 1 {
-        ck.err(file, "actions", format!("needs exactly one opening action, found {openers}"));
+        ck.err(
+            file,
+            "actions",
+            format!("needs exactly one opening action, found {openers}"),
+        );
     }
 
     // Everything in a form can be rendered in every language.
@@ -596,21 +698,35 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
     }
     let question_codes: BTreeSet<&str> = raw.questions.iter().map(|q| q.code.as_str()).collect();
     for value in &values {
-        let labelled = question_codes.contains(value.as_str()) || known_answer(value) || raw.codes.contains_key(value);
+        let labelled = question_codes.contains(value.as_str())
+            || known_answer(value)
+            || raw.codes.contains_key(value);
         if !labelled {
             ck.err(file, "codes", format!("no label for coded value `{value}`"));
         }
     }
     for pointer in &raw.personal_data {
-        let last = pointer.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let last = pointer
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
         if !properties.contains(last) {
-            ck.err(file, "personal_data", format!("`{pointer}` names no property of any form"));
+            ck.err(
+                file,
+                "personal_data",
+                format!("`{pointer}` names no property of any form"),
+            );
         }
     }
     for d in &deadlines {
         if let DeadlineStart::Field(f) = &d.start {
             if !properties.contains(f) {
-                ck.err(file, "deadlines", format!("`{}` counts from `{f}`, which no form has", d.code));
+                ck.err(
+                    file,
+                    "deadlines",
+                    format!("`{}` counts from `{f}`, which no form has", d.code),
+                );
             }
         }
     }
@@ -645,4 +761,3 @@ fn compile_procedure(file: &str, raw: ProcedureFile, catalogue: &Catalogue, ck: 
         actions,
     })
 }
-

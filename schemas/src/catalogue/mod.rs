@@ -14,8 +14,8 @@ mod reference;
 mod render;
 
 pub use compiled::{
-    Action, Area, Catalogue, CheckReport, Deadline, DeadlineStart, Procedure, ProcedureKind, Question,
-    RecipientRule, Retention, Role, LANGUAGES,
+    Action, Area, Catalogue, CheckReport, Deadline, DeadlineStart, Procedure, ProcedureKind,
+    Question, RecipientRule, Retention, Role, LANGUAGES,
 };
 pub use error::{CatalogueError, CatalogueErrors};
 pub use model::{ActionFile, AreaFile, Labels, ProcedureFile, QuestionFile, VocabularyFile};

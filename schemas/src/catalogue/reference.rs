@@ -28,13 +28,30 @@ impl Catalogue {
             self.procedures().count(),
             LANGUAGES.len()
         );
-        let _ = writeln!(o, "| area | name | legal basis | procedures |\n|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| area | name | legal basis | procedures |\n|---|---|---|---|"
+        );
         for a in self.areas() {
             let n = self.procedures().filter(|p| p.area == a.code).count();
-            let _ = writeln!(o, "| [`{}`](#area-{}) | {} | {} | {n} |", a.code, a.code, en(&a.names), a.legal_basis);
+            let _ = writeln!(
+                o,
+                "| [`{}`](#area-{}) | {} | {} | {n} |",
+                a.code,
+                a.code,
+                en(&a.names),
+                a.legal_basis
+            );
         }
         for a in self.areas() {
-            let _ = writeln!(o, "\n## <a id=\"area-{}\"></a>{} (`{}`)\n\n{}\n", a.code, en(&a.names), a.code, a.legal_basis);
+            let _ = writeln!(
+                o,
+                "\n## <a id=\"area-{}\"></a>{} (`{}`)\n\n{}\n",
+                a.code,
+                en(&a.names),
+                a.code,
+                a.legal_basis
+            );
             for p in self.procedures().filter(|p| p.area == a.code) {
                 let rule = match p.recipients {
                     RecipientRule::One => "one authority",
@@ -44,7 +61,8 @@ impl Catalogue {
                     RecipientRule::None => "no recipients",
                 };
                 let _ = writeln!(o, "### {} (`{}`)\n", en(&p.names), p.code);
-                let _ = writeln!(
+                let _ =
+                    writeln!(
                     o,
                     "Kind: **{}** · recipients: {rule}{} · schema versions: {:?} · states: {}\n",
                     p.kind.as_str(),
@@ -52,9 +70,16 @@ impl Catalogue {
                     p.schema_versions,
                     p.states.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" → ")
                 );
-                let _ = writeln!(o, "| action | by | from | to | form |\n|---|---|---|---|---|");
+                let _ = writeln!(
+                    o,
+                    "| action | by | from | to | form |\n|---|---|---|---|---|"
+                );
                 for act in p.actions() {
-                    let from = if act.opens { "(opens)".to_owned() } else { act.from.join(", ") };
+                    let from = if act.opens {
+                        "(opens)".to_owned()
+                    } else {
+                        act.from.join(", ")
+                    };
                     let _ = writeln!(
                         o,
                         "| `{}` | {} | {from} | `{}` | [`{}.{}`](../schemas/json/forms/{}.{}.schema.json) |",
@@ -83,17 +108,38 @@ impl Catalogue {
                     p.retention.block_after_closure_months, p.retention.delete_after_closure_months
                 );
                 if !p.personal_data.is_empty() {
-                    let _ = writeln!(o, "Personal data: {}.", p.personal_data.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "));
+                    let _ = writeln!(
+                        o,
+                        "Personal data: {}.",
+                        p.personal_data
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
                 }
                 if !p.questions.is_empty() {
                     let _ = writeln!(o, "\n| question | text (en) | answers |\n|---|---|---|");
                     for q in &p.questions {
-                        let _ = writeln!(o, "| `{}` | {} | {} |", q.code, en(&q.labels), q.answers.join(", "));
+                        let _ = writeln!(
+                            o,
+                            "| `{}` | {} | {} |",
+                            q.code,
+                            en(&q.labels),
+                            q.answers.join(", ")
+                        );
                     }
                 }
-                let _ = writeln!(o, "\n<details><summary>Name in the 24 languages</summary>\n");
+                let _ = writeln!(
+                    o,
+                    "\n<details><summary>Name in the 24 languages</summary>\n"
+                );
                 for lang in LANGUAGES {
-                    let _ = writeln!(o, "- `{lang}` {}", p.names.get(lang).map(String::as_str).unwrap_or(""));
+                    let _ = writeln!(
+                        o,
+                        "- `{lang}` {}",
+                        p.names.get(lang).map(String::as_str).unwrap_or("")
+                    );
                 }
                 let _ = writeln!(o, "\n</details>\n");
             }

@@ -21,14 +21,23 @@ pub enum RenderError {
 impl Catalogue {
     /// Renders a payload as indented text in `lang`, headed by the procedure's
     /// name and the action.
-    pub fn render(&self, message_type: &MessageType, payload: &Value, lang: &str) -> Result<String, RenderError> {
+    pub fn render(
+        &self,
+        message_type: &MessageType,
+        payload: &Value,
+        lang: &str,
+    ) -> Result<String, RenderError> {
         if !LANGUAGES.contains(&lang) {
             return Err(RenderError::UnknownLanguage(lang.to_owned()));
         }
         let (procedure, action) = self
             .resolve(message_type)
             .ok_or_else(|| RenderError::UnknownMessageType(message_type.to_string()))?;
-        let name = procedure.names.get(lang).map(String::as_str).unwrap_or(procedure.code.as_str());
+        let name = procedure
+            .names
+            .get(lang)
+            .map(String::as_str)
+            .unwrap_or(procedure.code.as_str());
         let mut out = format!("{name} — {}\n", action.code);
         Renderer {
             catalogue: self,
