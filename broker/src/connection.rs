@@ -144,7 +144,10 @@ impl Broker {
             )
             .await?;
         let _ = channel
-            .basic_cancel(consumer.tag().as_str(), lapin::options::BasicCancelOptions::default())
+            .basic_cancel(
+                consumer.tag().as_str(),
+                lapin::options::BasicCancelOptions::default(),
+            )
             .await;
         let _ = channel.close(200, "probe done").await;
         Ok(())
