@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imi_broker::{Acker, Deliveries, Delivery};
+use imi_broker::{Acker, Deliveries, Delivery, Properties};
 use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
@@ -139,9 +139,16 @@ impl Inbox {
     /// The items of one delivery the application has not acknowledged yet;
     /// a delivery with none left is acked here.
     fn split(&mut self, d: Delivery) -> Vec<InboxItem> {
+        let Delivery {
+            properties,
+            body,
+            redelivered,
+            acker,
+            ..
+        } = d;
         let mut items: Vec<(String, Option<String>, Incoming)> = Vec::new();
-        if d.properties.message_type.as_deref() == Some(TYPE_RECEIPTS) {
-            if let Ok(batch) = serde_json::from_slice::<ReceiptBatch>(&d.body) {
+        if properties.message_type.as_deref() == Some(TYPE_RECEIPTS) {
+            if let Ok(batch) = serde_json::from_slice::<ReceiptBatch>(&body) {
                 for r in batch.receipts {
                     let id = receipt_id(MessageId::new(r.message_id)).to_string();
                     let exchange = Some(r.exchange_id.to_string());
@@ -150,14 +157,15 @@ impl Inbox {
             }
         }
         if items.is_empty() {
-            let id = d.properties.message_id.clone().unwrap_or_default();
-            items.push((id, d.properties.correlation_id.clone(), incoming(&d)));
+            let id = properties.message_id.clone().unwrap_or_default();
+            let exchange = properties.correlation_id.clone();
+            items.push((id, exchange, incoming(&properties, body)));
         }
         let before = items.len();
         items.retain(|(id, _, _)| !self.is_seen(id));
         self.duplicates_dropped += (before - items.len()) as u64;
         let ack = Arc::new(SharedAck {
-            acker: d.acker,
+            acker,
             remaining: AtomicUsize::new(items.len()),
         });
         if items.is_empty() {
@@ -171,7 +179,7 @@ impl Inbox {
             .map(|(message_id, exchange_id, incoming)| InboxItem {
                 message_id,
                 exchange_id,
-                redelivered: d.redelivered,
+                redelivered,
                 incoming,
                 ack: ack.clone(),
                 seen: self.seen.clone(),
@@ -189,31 +197,34 @@ impl Inbox {
     }
 }
 
-fn incoming(d: &Delivery) -> Incoming {
-    let p = &d.properties;
+/// What one delivery holds; the body is moved, not copied.
+fn incoming(p: &Properties, body: Vec<u8>) -> Incoming {
     match p.message_type.as_deref() {
-        Some(TYPE_REJECTION) => serde_json::from_slice(&d.body)
-            .map(Incoming::Rejection)
-            .ok(),
-        Some(t) => serde_json::from_slice::<Envelope>(&d.body)
-            .ok()
-            .map(|envelope| {
-                Incoming::Message(Box::new(RoutedMessage {
-                    message_type: t.to_owned(),
-                    sender: p.headers.get(HEADER_SENDER).cloned().unwrap_or_default(),
-                    recipients: p
-                        .headers
-                        .get(HEADER_RECIPIENTS)
-                        .map(|r| r.split(',').map(str::to_owned).collect())
-                        .unwrap_or_default(),
-                    envelope,
-                    raw: d.body.clone(),
-                }))
-            }),
-        None => None,
+        Some(TYPE_REJECTION) => match serde_json::from_slice(&body) {
+            Ok(r) => Incoming::Rejection(r),
+            Err(_) => unknown(p, body),
+        },
+        Some(t) => match serde_json::from_slice::<Envelope>(&body) {
+            Ok(envelope) => Incoming::Message(Box::new(RoutedMessage {
+                message_type: t.to_owned(),
+                sender: p.headers.get(HEADER_SENDER).cloned().unwrap_or_default(),
+                recipients: p
+                    .headers
+                    .get(HEADER_RECIPIENTS)
+                    .map(|r| r.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                envelope,
+                raw: body,
+            })),
+            Err(_) => unknown(p, body),
+        },
+        None => unknown(p, body),
     }
-    .unwrap_or_else(|| Incoming::Unknown {
+}
+
+fn unknown(p: &Properties, body: Vec<u8>) -> Incoming {
+    Incoming::Unknown {
         message_type: p.message_type.clone(),
-        body: d.body.clone(),
-    })
+        body,
+    }
 }
