@@ -28,6 +28,19 @@ enum Command {
         #[arg(long, default_value = "config/hub.toml")]
         config: PathBuf,
     },
+    /// Create an API account and print its bearer token (shown once).
+    Account {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// operator, coordinator or auditor
+        #[arg(long)]
+        role: String,
+        /// The country a coordinator acts for.
+        #[arg(long)]
+        country: Option<String>,
+    },
     /// Work with the procedure catalogue.
     Catalogue {
         #[command(subcommand)]
@@ -57,6 +70,30 @@ pub fn main() -> anyhow::Result<()> {
                 let hub = Hub::build(Config::load(&config)?).await?;
                 tracing::info!(http = %hub.http_addr(), "Listening.");
                 hub.run_until_stopped(shutdown_signal()).await?;
+            }
+            Command::Account {
+                config,
+                name,
+                role,
+                country,
+            } => {
+                let config = Config::load(&config)?;
+                let role = crate::registry::accounts::AccountRole::try_from(role.as_str())
+                    .map_err(anyhow::Error::msg)?;
+                let country = country
+                    .as_deref()
+                    .map(imi_schemas::ids::CountryCode::try_from)
+                    .transpose()?;
+                let pool = crate::app::connect_database(&config.database.url, 1).await?;
+                sqlx::migrate!("../migrations").run(&pool).await?;
+                let (account, token) =
+                    crate::registry::accounts::create(&pool, &name, role, country).await?;
+                eprintln!(
+                    "account {} ({}) created; its token is shown once:",
+                    account.name,
+                    role.as_str()
+                );
+                println!("{token}");
             }
             Command::Migrate { config } => {
                 telemetry::init();

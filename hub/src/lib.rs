@@ -5,8 +5,9 @@
 //! - [`store`]: the batch transaction, outbox and relay queries.
 //! - [`registry`]: endpoints and authorities (seeded for now).
 //! - [`catalogue`]: reading and holding the procedure catalogue.
-//! - [`http`]: health, readiness, metrics.
+//! - [`http`]: health, readiness, metrics; [`api`]: the JSON API.
 
+pub mod api;
 pub mod app;
 pub mod catalogue;
 pub mod cli;

@@ -5,6 +5,8 @@
 //! trip per message); the snapshot is reloaded from PostgreSQL after changes
 //! and periodically.
 
+pub mod accounts;
+pub mod search;
 mod seed;
 
 use std::collections::{HashMap, HashSet};

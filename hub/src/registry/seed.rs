@@ -34,6 +34,9 @@ pub struct SeedAuthority {
     pub country: String,
     #[serde(default)]
     pub names: BTreeMap<String, String>,
+    /// What the authority is competent for, per language (searchable).
+    #[serde(default)]
+    pub competences: BTreeMap<String, String>,
     pub procedures: Vec<String>,
 }
 
@@ -101,13 +104,16 @@ pub async fn apply_seed(
         .await?;
         for a in &e.authorities {
             sqlx::query(
-                "INSERT INTO authorities (id, country, names, status, endpoint_id) VALUES ($1, $2, $3, 'active', $4)
-                 ON CONFLICT (id) DO UPDATE SET names = EXCLUDED.names, endpoint_id = EXCLUDED.endpoint_id",
+                "INSERT INTO authorities (id, country, names, competences, status, endpoint_id)
+                 VALUES ($1, $2, $3, $5, 'active', $4)
+                 ON CONFLICT (id) DO UPDATE
+                 SET names = EXCLUDED.names, competences = EXCLUDED.competences, endpoint_id = EXCLUDED.endpoint_id",
             )
             .bind(&a.id)
             .bind(&a.country)
             .bind(serde_json::to_value(&a.names).unwrap_or_default())
             .bind(&e.id)
+            .bind(serde_json::to_value(&a.competences).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
             for p in &a.procedures {

@@ -1,0 +1,91 @@
+//! `GET /api/v1/authorities?q=&country=&procedure=&limit=`
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use imi_schemas::ids::{CountryCode, ProcedureCode};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, Caller};
+use crate::http::AppState;
+use crate::registry::search::{self, AuthorityQuery, AuthorityRecord};
+
+/// The query string as sent (parsed into `AuthorityQuery` at this edge).
+#[derive(Deserialize)]
+pub struct SearchParams {
+    q: Option<String>,
+    country: Option<String>,
+    procedure: Option<String>,
+    limit: Option<i64>,
+}
+
+impl TryFrom<SearchParams> for AuthorityQuery {
+    type Error = ApiError;
+    fn try_from(p: SearchParams) -> Result<Self, ApiError> {
+        let bad = |e: imi_schemas::ids::IdError| ApiError::BadRequest(e.to_string());
+        Ok(AuthorityQuery {
+            text: p.q.filter(|q| q.len() <= 200),
+            country: p
+                .country
+                .as_deref()
+                .map(CountryCode::try_from)
+                .transpose()
+                .map_err(bad)?,
+            procedure: p
+                .procedure
+                .as_deref()
+                .map(ProcedureCode::try_from)
+                .transpose()
+                .map_err(bad)?,
+            limit: p.limit.unwrap_or(50).clamp(1, 500),
+        })
+    }
+}
+
+/// The API's view of an authority (a wire type of the API, not the registry's).
+#[derive(Serialize)]
+pub struct AuthorityView {
+    id: String,
+    country: String,
+    names: BTreeMap<String, String>,
+    competences: BTreeMap<String, String>,
+    status: String,
+    endpoint: String,
+    procedures: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f32>,
+}
+
+impl From<AuthorityRecord> for AuthorityView {
+    fn from(r: AuthorityRecord) -> Self {
+        Self {
+            id: r.id,
+            country: r.country,
+            names: r.names,
+            competences: r.competences,
+            status: r.status,
+            endpoint: r.endpoint,
+            procedures: r.procedures,
+            score: r.score,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SearchResult {
+    authorities: Vec<AuthorityView>,
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name))]
+pub async fn search(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchResult>, ApiError> {
+    let query = AuthorityQuery::try_from(params)?;
+    let found = search::search(&state.pool, &query).await?;
+    Ok(Json(SearchResult {
+        authorities: found.into_iter().map(AuthorityView::from).collect(),
+    }))
+}
