@@ -25,6 +25,11 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 echo "IMI Hub is up: health http://$IMI_HTTP_LISTEN/readyz, metrics http://$IMI_HTTP_LISTEN/metrics, broker UI http://127.0.0.1:15672 (vhost imi)"
+token=$("$bin/imi-hub" account create --config config/hub.toml --name "demo-operator-$(date +%s)" --role operator 2>/dev/null)
+echo
+echo "── searching the registry for 'arztekammer' (no umlaut) through the HTTP API:"
+"$bin/imi-adapter" search --hub "http://$IMI_HTTP_LISTEN" --token "$token" arztekammer --lang fr
+echo "   (an operator token for your own calls: $token)"
 "$bin/imi-adapter" demo --rounds "${ROUNDS:-0}"
 echo
 curl -s "http://$IMI_HTTP_LISTEN/metrics" | grep -E '^imi_ingress_messages_total|^imi_rejections_total' || true

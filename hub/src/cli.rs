@@ -28,8 +28,22 @@ enum Command {
         #[arg(long, default_value = "config/hub.toml")]
         config: PathBuf,
     },
-    /// Create an API account and print its bearer token (shown once).
+    /// API accounts (operators, coordinators, auditors).
     Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Work with the procedure catalogue.
+    Catalogue {
+        #[command(subcommand)]
+        command: CatalogueCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account and print its bearer token (shown once).
+    Create {
         #[arg(long, default_value = "config/hub.toml")]
         config: PathBuf,
         #[arg(long)]
@@ -40,11 +54,6 @@ enum Command {
         /// The country a coordinator acts for.
         #[arg(long)]
         country: Option<String>,
-    },
-    /// Work with the procedure catalogue.
-    Catalogue {
-        #[command(subcommand)]
-        command: CatalogueCommand,
     },
 }
 
@@ -72,10 +81,13 @@ pub fn main() -> anyhow::Result<()> {
                 hub.run_until_stopped(shutdown_signal()).await?;
             }
             Command::Account {
-                config,
-                name,
-                role,
-                country,
+                command:
+                    AccountCommand::Create {
+                        config,
+                        name,
+                        role,
+                        country,
+                    },
             } => {
                 let config = Config::load(&config)?;
                 let role = crate::registry::accounts::AccountRole::try_from(role.as_str())

@@ -26,7 +26,11 @@ async fn get(http: &str, path: &str, token: Option<&str>) -> (u16, Option<String
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    (status, content_type, response.json().await.unwrap_or(Value::Null))
+    (
+        status,
+        content_type,
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 fn ids(body: &Value) -> Vec<String> {
@@ -67,7 +71,9 @@ async fn authorities_are_found_in_any_language_without_accents_and_with_typos() 
         json!({}),
     )
     .await;
-    let (_, token) = accounts::create(&pool, "helpdesk", AccountRole::Operator, None).await.unwrap();
+    let (_, token) = accounts::create(&pool, "helpdesk", AccountRole::Operator, None)
+        .await
+        .unwrap();
     let t = Some(token.as_str());
 
     // Who is asking must be known; the answer is a problem document.
@@ -76,31 +82,61 @@ async fn authorities_are_found_in_any_language_without_accents_and_with_typos() 
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
     assert_eq!(body["type"], "urn:imi:problem:unauthenticated");
     assert_eq!(body["status"], 401);
-    let (status, _, _) = get(&hub.http, "/api/v1/authorities?q=valvira", Some("imi_not-a-token")).await;
+    let (status, _, _) = get(
+        &hub.http,
+        "/api/v1/authorities?q=valvira",
+        Some("imi_not-a-token"),
+    )
+    .await;
     assert_eq!(status, 401);
 
     // Case-insensitive.
     let (status, _, body) = get(&hub.http, "/api/v1/authorities?q=valvira", t).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(ids(&body).first().map(String::as_str), Some("FI-VALVIRA"), "{body}");
+    assert_eq!(
+        ids(&body).first().map(String::as_str),
+        Some("FI-VALVIRA"),
+        "{body}"
+    );
     // Accent-insensitive.
     let (_, _, body) = get(&hub.http, "/api/v1/authorities?q=Arztekammer", t).await;
     assert_eq!(ids(&body), vec!["DE-AEKNO"], "{body}");
     // A German authority from its French name.
-    let (_, _, body) = get(&hub.http, "/api/v1/authorities?q=ordre%20des%20medecins%20de%20rhenanie", t).await;
-    assert_eq!(ids(&body).first().map(String::as_str), Some("DE-AEKNO"), "{body}");
+    let (_, _, body) = get(
+        &hub.http,
+        "/api/v1/authorities?q=ordre%20des%20medecins%20de%20rhenanie",
+        t,
+    )
+    .await;
+    assert_eq!(
+        ids(&body).first().map(String::as_str),
+        Some("DE-AEKNO"),
+        "{body}"
+    );
     // Competences are searchable too.
     let (_, _, body) = get(&hub.http, "/api/v1/authorities?q=berufsaufsicht", t).await;
     assert_eq!(ids(&body), vec!["DE-AEKNO"], "{body}");
     // A small typo.
     let (_, _, body) = get(&hub.http, "/api/v1/authorities?q=Valvria", t).await;
-    assert_eq!(ids(&body).first().map(String::as_str), Some("FI-VALVIRA"), "{body}");
+    assert_eq!(
+        ids(&body).first().map(String::as_str),
+        Some("FI-VALVIRA"),
+        "{body}"
+    );
     // Filters.
     let (_, _, body) = get(&hub.http, "/api/v1/authorities?q=medecins&country=FR", t).await;
     assert_eq!(ids(&body), vec!["FR-CNOM"], "{body}");
-    let (_, _, body) = get(&hub.http, "/api/v1/authorities?procedure=pq-information-request", t).await;
+    let (_, _, body) = get(
+        &hub.http,
+        "/api/v1/authorities?procedure=pq-information-request",
+        t,
+    )
+    .await;
     let found = ids(&body);
-    assert!(found.contains(&"DE-AEKNO".to_owned()) && !found.contains(&"FR-CNOM".to_owned()), "{body}");
+    assert!(
+        found.contains(&"DE-AEKNO".to_owned()) && !found.contains(&"FR-CNOM".to_owned()),
+        "{body}"
+    );
     // A bad filter is a clear 400, not a 500.
     let (status, content_type, body) = get(&hub.http, "/api/v1/authorities?country=XX", t).await;
     assert_eq!(status, 400);

@@ -111,6 +111,25 @@ enum Command {
         #[arg(long, env = "IMI_CATALOGUE_DIR", default_value = "schemas/catalogue")]
         catalogue: PathBuf,
     },
+    /// Search competent authorities (any language, accents and small typos
+    /// forgiven) through the hub's HTTP API.
+    Search {
+        /// The hub's HTTP address.
+        #[arg(long, env = "IMI_HUB_URL", default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// An API account's bearer token (`imi-hub account create`).
+        #[arg(long, env = "IMI_API_TOKEN")]
+        token: String,
+        /// Free text: a name or competence in any language.
+        text: Option<String>,
+        #[arg(long)]
+        country: Option<String>,
+        #[arg(long)]
+        procedure: Option<String>,
+        /// Language of the names to print.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
     /// Print (as JSON lines) and acknowledge what arrives in the inbox.
     Listen {
         #[command(flatten)]
@@ -247,6 +266,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let catalogue = render::load_catalogue(&catalogue)?;
             let message_type = MessageType::try_from(message_type.as_str())?;
             print!("{}", catalogue.render(&message_type, &value, &lang)?);
+        }
+        Command::Search {
+            hub,
+            token,
+            text,
+            country,
+            procedure,
+            lang,
+        } => {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            query.extend(text.map(|t| ("q", t)));
+            query.extend(country.map(|c| ("country", c)));
+            query.extend(procedure.map(|p| ("procedure", p)));
+            let response = reqwest::Client::new()
+                .get(format!("{}/api/v1/authorities", hub.trim_end_matches('/')))
+                .bearer_auth(token)
+                .query(&query)
+                .send()
+                .await
+                .context("the hub's HTTP API is not reachable")?;
+            let status = response.status();
+            let body: serde_json::Value = response
+                .json()
+                .await
+                .context("the hub answered something that is not JSON")?;
+            if !status.is_success() {
+                bail!(
+                    "{}: {}",
+                    body["title"].as_str().unwrap_or("error"),
+                    body["detail"].as_str().unwrap_or("")
+                );
+            }
+            for a in body["authorities"].as_array().into_iter().flatten() {
+                let name = a["names"][lang.as_str()]
+                    .as_str()
+                    .or_else(|| a["names"]["en"].as_str())
+                    .unwrap_or("");
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    a["id"].as_str().unwrap_or(""),
+                    a["country"].as_str().unwrap_or(""),
+                    a["status"].as_str().unwrap_or(""),
+                    name
+                );
+            }
         }
         Command::Listen { connection, count } => {
             let adapter = Adapter::connect(&connection.config()).await?;
