@@ -80,6 +80,15 @@ impl Adapter {
     /// configure nothing on the broker, so it declares nothing.
     #[instrument(skip_all, fields(endpoint = %config.endpoint))]
     pub async fn connect(config: &EndpointConfig) -> Result<Adapter, AdapterError> {
+        Self::connect_within(config, Duration::from_secs(15)).await
+    }
+
+    /// Like [`Adapter::connect`], giving up after `timeout` (a refused login
+    /// is retried until then, as the broker may be restarting).
+    pub async fn connect_within(
+        config: &EndpointConfig,
+        timeout: Duration,
+    ) -> Result<Adapter, AdapterError> {
         let endpoint =
             EndpointId::try_from(config.endpoint.as_str()).map_err(|e| AdapterError::Invalid {
                 what: "endpoint",
@@ -92,7 +101,7 @@ impl Adapter {
             },
             Topology::default(),
         );
-        if let Err(error) = broker.wait_connected(Duration::from_secs(15)).await {
+        if let Err(error) = broker.wait_connected(timeout).await {
             broker.close().await;
             return Err(error.into());
         }

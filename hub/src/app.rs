@@ -210,6 +210,15 @@ impl Hub {
             pool: self.pool.clone(),
             broker: self.broker.clone(),
             metrics: self.metrics.clone(),
+            registry: crate::registry::workflow::RegistryContext {
+                pool: self.pool.clone(),
+                management: self.management.clone(),
+                broker: self.broker.clone(),
+                vhost: self.config.amqp.vhost.clone(),
+                queue_type: self.queue_type,
+                registry: self.registry.clone(),
+                catalogue: self.catalogue.clone(),
+            },
         };
         let http_stop = stop_background.clone();
         let server = tokio::spawn(async move {

@@ -54,6 +54,9 @@ enum AccountCommand {
         /// The country a coordinator acts for.
         #[arg(long)]
         country: Option<String>,
+        /// The legislative area a delegated coordinator acts for.
+        #[arg(long)]
+        area: Option<String>,
     },
 }
 
@@ -87,6 +90,7 @@ pub fn main() -> anyhow::Result<()> {
                         name,
                         role,
                         country,
+                        area,
                     },
             } => {
                 let config = Config::load(&config)?;
@@ -96,10 +100,14 @@ pub fn main() -> anyhow::Result<()> {
                     .as_deref()
                     .map(imi_schemas::ids::CountryCode::try_from)
                     .transpose()?;
+                let area = area
+                    .as_deref()
+                    .map(imi_schemas::ids::AreaCode::try_from)
+                    .transpose()?;
                 let pool = crate::app::connect_database(&config.database.url, 1).await?;
                 sqlx::migrate!("../migrations").run(&pool).await?;
                 let (account, token) =
-                    crate::registry::accounts::create(&pool, &name, role, country).await?;
+                    crate::registry::accounts::create(&pool, &name, role, country, area).await?;
                 eprintln!(
                     "account {} ({}) created; its token is shown once:",
                     account.name,

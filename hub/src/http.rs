@@ -18,6 +18,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub broker: Broker,
     pub metrics: Arc<Metrics>,
+    pub registry: crate::registry::workflow::RegistryContext,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -71,7 +71,7 @@ async fn authorities_are_found_in_any_language_without_accents_and_with_typos() 
         json!({}),
     )
     .await;
-    let (_, token) = accounts::create(&pool, "helpdesk", AccountRole::Operator, None)
+    let (_, token) = accounts::create(&pool, "helpdesk", AccountRole::Operator, None, None)
         .await
         .unwrap();
     let t = Some(token.as_str());

@@ -11,6 +11,14 @@ pub enum ApiError {
     Unauthenticated,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the broker could not be provisioned; try again")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(#[from] sqlx::Error),
 }
@@ -38,6 +46,29 @@ impl IntoResponse for ApiError {
                 "urn:imi:problem:bad-request",
                 "The request is not valid",
             ),
+            Self::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "urn:imi:problem:forbidden",
+                "Not allowed for this account",
+            ),
+            Self::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "urn:imi:problem:not-found",
+                "No such resource",
+            ),
+            Self::Conflict(_) => (
+                StatusCode::CONFLICT,
+                "urn:imi:problem:conflict",
+                "Not possible in the current state",
+            ),
+            Self::Unavailable(cause) => {
+                error!(error.message = %cause, "Provisioning failed.");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "urn:imi:problem:unavailable",
+                    "A service the hub needs is unavailable",
+                )
+            }
             Self::Internal(cause) => {
                 // The cause is logged, never sent.
                 error!(error.message = %cause, error.cause_chain = ?cause, "API request failed.");
@@ -72,5 +103,19 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<crate::registry::workflow::WorkflowError> for ApiError {
+    fn from(e: crate::registry::workflow::WorkflowError) -> Self {
+        use crate::registry::workflow::WorkflowError as W;
+        match e {
+            W::NotFound(m) => Self::NotFound(m),
+            W::Forbidden(m) => Self::Forbidden(m),
+            W::Conflict(m) => Self::Conflict(m),
+            W::Invalid(m) => Self::BadRequest(m),
+            W::Database(e) => Self::Internal(e),
+            W::Broker(e) => Self::Unavailable(e.to_string()),
+        }
     }
 }

@@ -5,8 +5,9 @@
 mod auth;
 mod authorities;
 mod error;
+mod registry;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub use auth::Caller;
@@ -15,5 +16,12 @@ pub use error::ApiError;
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/authorities", get(authorities::search))
+    Router::new()
+        .route("/api/v1/authorities", get(authorities::search))
+        .route("/api/v1/applications", post(registry::apply))
+        .route("/api/v1/authorities/{id}/approve", post(registry::approve))
+        .route("/api/v1/authorities/{id}/refuse", post(registry::refuse))
+        .route("/api/v1/authorities/{id}/events", get(registry::events))
+        .route("/api/v1/endpoints/{id}/credentials", post(registry::rotate))
+        .route("/api/v1/endpoints/{id}/suspend", post(registry::suspend))
 }

@@ -252,7 +252,11 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
                 field(&pointer, "unknown authority"),
             );
         };
-        if !authority.may_use(&procedure.code) {
+        let endpoint_active = ctx
+            .registry
+            .endpoint(authority.endpoint.as_str())
+            .is_some_and(|e| e.status == Status::Active);
+        if !authority.may_use(&procedure.code) || !endpoint_active {
             let detail = format!(
                 "`{raw}` is not active or not registered for {}",
                 procedure.code

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use tracing::instrument;
 use uuid::Uuid;
 
-use imi_schemas::ids::CountryCode;
+use imi_schemas::ids::{AreaCode, CountryCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccountRole {
@@ -46,6 +46,9 @@ pub struct Account {
     pub role: AccountRole,
     /// The country a coordinator acts for.
     pub country: Option<CountryCode>,
+    /// The legislative area a delegated coordinator acts for (none: the
+    /// national coordinator, for every area of its country).
+    pub area: Option<AreaCode>,
 }
 
 fn digest(token: &str) -> Vec<u8> {
@@ -66,16 +69,18 @@ pub async fn create(
     name: &str,
     role: AccountRole,
     country: Option<CountryCode>,
+    area: Option<AreaCode>,
 ) -> Result<(Account, String), sqlx::Error> {
     let token = new_token();
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO accounts (id, name, role, country, token_sha256) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO accounts (id, name, role, country, area, token_sha256) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(name)
     .bind(role.as_str())
     .bind(country.map(|c| c.as_str().to_owned()))
+    .bind(area.as_ref().map(|a| a.as_str().to_owned()))
     .bind(digest(&token))
     .execute(pool)
     .await?;
@@ -84,6 +89,7 @@ pub async fn create(
         name: name.to_owned(),
         role,
         country,
+        area,
     };
     Ok((account, token))
 }
@@ -91,13 +97,14 @@ pub async fn create(
 /// The active account a bearer token belongs to.
 #[instrument(skip_all)]
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Account>, sqlx::Error> {
-    let row: Option<(Uuid, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT id, name, role, country FROM accounts WHERE token_sha256 = $1 AND revoked_at IS NULL",
+    type Row = (Uuid, String, String, Option<String>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, role, country, area FROM accounts WHERE token_sha256 = $1 AND revoked_at IS NULL",
     )
     .bind(digest(token))
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(id, name, role, country)| {
+    Ok(row.and_then(|(id, name, role, country, area)| {
         Some(Account {
             id,
             name,
@@ -105,6 +112,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Account>,
             country: country
                 .as_deref()
                 .and_then(|c| CountryCode::try_from(c).ok()),
+            area: area.as_deref().and_then(|a| AreaCode::try_from(a).ok()),
         })
     }))
 }

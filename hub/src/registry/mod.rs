@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod search;
 mod seed;
+pub mod workflow;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};

@@ -1,0 +1,188 @@
+//! The registration workflow over HTTP:
+//!
+//! - `POST /api/v1/applications` — an authority applies (no account needed;
+//!   it stays pending and unusable until approved);
+//! - `POST /api/v1/authorities/{id}/approve` — grant procedures; returns the
+//!   endpoint's broker credentials once if it was newly provisioned;
+//! - `POST /api/v1/authorities/{id}/refuse`;
+//! - `GET  /api/v1/authorities/{id}/events` — who did what, when;
+//! - `POST /api/v1/endpoints/{id}/credentials` — rotate (new password, once);
+//! - `POST /api/v1/endpoints/{id}/suspend` — revoke and disconnect.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiError, Caller};
+use crate::http::AppState;
+use crate::registry::workflow::{self, Application, Credentials};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationBody {
+    authority: String,
+    names: BTreeMap<String, String>,
+    #[serde(default)]
+    competences: BTreeMap<String, String>,
+    #[serde(default)]
+    contact: Option<String>,
+    endpoint: String,
+    procedures: Vec<String>,
+}
+
+fn procedures(raw: &[String]) -> Result<Vec<ProcedureCode>, ApiError> {
+    raw.iter()
+        .map(|p| {
+            ProcedureCode::try_from(p.as_str()).map_err(|e| ApiError::BadRequest(e.to_string()))
+        })
+        .collect()
+}
+
+impl TryFrom<ApplicationBody> for Application {
+    type Error = ApiError;
+    fn try_from(b: ApplicationBody) -> Result<Self, ApiError> {
+        let bad = |e: imi_schemas::ids::IdError| ApiError::BadRequest(e.to_string());
+        Ok(Application {
+            authority: AuthorityId::try_from(b.authority.as_str()).map_err(bad)?,
+            names: b.names,
+            competences: b.competences,
+            contact: b.contact,
+            endpoint: EndpointId::try_from(b.endpoint.as_str()).map_err(bad)?,
+            procedures: procedures(&b.procedures)?,
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct CredentialsView {
+    endpoint: String,
+    password: String,
+    vhost: String,
+    inbox: String,
+}
+
+impl From<Credentials> for CredentialsView {
+    fn from(c: Credentials) -> Self {
+        Self {
+            inbox: imi_schemas::protocol::inbox_queue(c.endpoint.as_str()),
+            endpoint: c.endpoint.to_string(),
+            password: c.password,
+            vhost: c.vhost,
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn apply(
+    State(state): State<AppState>,
+    Json(body): Json<ApplicationBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let app = Application::try_from(body)?;
+    workflow::apply(&state.registry, &app).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"authority": app.authority.as_str(), "status": "pending"})),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// Procedures to grant; those applied for when absent.
+    procedures: Option<Vec<String>>,
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
+pub async fn approve(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<ApproveBody>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let granted = body
+        .and_then(|b| b.0.procedures)
+        .map(|p| procedures(&p))
+        .transpose()?;
+    let credentials = workflow::approve(&state.registry, &caller.0, &id, granted).await?;
+    Ok(Json(json!({
+        "authority": id,
+        "status": "active",
+        "endpoint_credentials": credentials.map(CredentialsView::from),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseBody {
+    reason: String,
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
+pub async fn refuse(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<RefuseBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    workflow::refuse(&state.registry, &caller.0, &id, &body.reason).await?;
+    Ok(Json(json!({"authority": id, "status": "refused"})))
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, endpoint = %id))]
+pub async fn rotate(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CredentialsView>, ApiError> {
+    Ok(Json(
+        workflow::rotate(&state.registry, &caller.0, &id)
+            .await?
+            .into(),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, endpoint = %id))]
+pub async fn suspend(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let closed = workflow::suspend(&state.registry, &caller.0, &id).await?;
+    Ok(Json(
+        json!({"endpoint": id, "status": "suspended", "connections_closed": closed}),
+    ))
+}
+
+#[derive(Serialize)]
+pub struct EventView {
+    at: chrono::DateTime<chrono::Utc>,
+    by: Option<String>,
+    action: String,
+    detail: serde_json::Value,
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
+pub async fn events(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<EventView>>, ApiError> {
+    let _ = caller;
+    let events = workflow::events(&state.pool, &id).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|(at, by, action, detail)| EventView {
+                at,
+                by,
+                action,
+                detail,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,456 @@
+//! The registration workflow: an authority applies; its coordinator (national,
+//! or delegated for the area) approves and grants procedures, or refuses;
+//! approval provisions the endpoint's broker user. Endpoint credentials are
+//! shown once and can be rotated; suspension revokes them and closes the
+//! endpoint's connections. Every step is recorded with who and when.
+
+use std::collections::BTreeMap;
+
+use imi_broker::{Broker, BrokerError, Management, QueueType};
+use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
+use sqlx::PgPool;
+use thiserror::Error;
+use tracing::{info, instrument};
+use uuid::Uuid;
+
+use super::accounts::{Account, AccountRole};
+use super::seed::endpoint_permissions;
+use super::SharedRegistry;
+use crate::catalogue::SharedCatalogue;
+use crate::topology;
+
+#[derive(Debug, Error)]
+pub enum WorkflowError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("broker provisioning failed: {0}")]
+    Broker(#[from] BrokerError),
+}
+
+/// What the workflow needs from the running hub.
+#[derive(Clone)]
+pub struct RegistryContext {
+    pub pool: PgPool,
+    pub management: Management,
+    pub broker: Broker,
+    pub vhost: String,
+    pub queue_type: QueueType,
+    pub registry: SharedRegistry,
+    pub catalogue: SharedCatalogue,
+}
+
+/// An application, parsed at the API edge.
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub authority: AuthorityId,
+    pub names: BTreeMap<String, String>,
+    pub competences: BTreeMap<String, String>,
+    pub contact: Option<String>,
+    pub endpoint: EndpointId,
+    pub procedures: Vec<ProcedureCode>,
+}
+
+/// Credentials of an endpoint's broker user, shown once.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub endpoint: EndpointId,
+    pub password: String,
+    pub vhost: String,
+}
+
+fn new_password() -> String {
+    format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+async fn record(
+    pool: &PgPool,
+    account: Option<&Account>,
+    action: &str,
+    authority: Option<&str>,
+    endpoint: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO registry_events (account_id, action, authority_id, endpoint_id, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(account.map(|a| a.id))
+    .bind(action)
+    .bind(authority)
+    .bind(endpoint)
+    .bind(detail)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// An authority applies. It stays pending (unusable, not routed to) until
+/// approved. The endpoint it names is created pending if new.
+#[instrument(skip_all, fields(authority = %app.authority))]
+pub async fn apply(ctx: &RegistryContext, app: &Application) -> Result<(), WorkflowError> {
+    let catalogue = ctx.catalogue.current();
+    if let Some(p) = app
+        .procedures
+        .iter()
+        .find(|p| catalogue.procedure(p).is_none())
+    {
+        return Err(WorkflowError::Invalid(format!(
+            "`{p}` is not a procedure of the catalogue"
+        )));
+    }
+    if app.names.is_empty() {
+        return Err(WorkflowError::Invalid(
+            "an authority needs a name in at least one language".into(),
+        ));
+    }
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO endpoints (id, status) VALUES ($1, 'pending') ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(app.endpoint.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO authorities (id, country, names, competences, contact, status, endpoint_id, requested_procedures)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(app.authority.as_str())
+    .bind(app.authority.country().as_str())
+    .bind(serde_json::to_value(&app.names).unwrap_or_default())
+    .bind(serde_json::to_value(&app.competences).unwrap_or_default())
+    .bind(&app.contact)
+    .bind(app.endpoint.as_str())
+    .bind(app.procedures.iter().map(|p| p.as_str().to_owned()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(WorkflowError::Conflict(format!(
+            "authority `{}` is already registered",
+            app.authority
+        )));
+    }
+    tx.commit().await?;
+    let detail = serde_json::json!({"procedures": app.procedures.iter().map(|p| p.as_str()).collect::<Vec<_>>()});
+    record(
+        &ctx.pool,
+        None,
+        "applied",
+        Some(app.authority.as_str()),
+        Some(app.endpoint.as_str()),
+        detail,
+    )
+    .await?;
+    Ok(())
+}
+
+struct AuthorityRow {
+    country: String,
+    status: String,
+    endpoint: String,
+    endpoint_status: String,
+}
+
+async fn authority_row(pool: &PgPool, id: &str) -> Result<AuthorityRow, WorkflowError> {
+    let row: Option<(String, String, String, String)> = sqlx::query_as(
+        "SELECT a.country, a.status, a.endpoint_id, e.status FROM authorities a JOIN endpoints e ON e.id = a.endpoint_id
+         WHERE a.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let (country, status, endpoint, endpoint_status) =
+        row.ok_or_else(|| WorkflowError::NotFound(format!("no authority `{id}`")))?;
+    Ok(AuthorityRow {
+        country,
+        status,
+        endpoint,
+        endpoint_status,
+    })
+}
+
+/// May `account` decide on an authority of `country` for these procedures?
+/// Operators may; a coordinator only in its own country and, if delegated,
+/// only for procedures of its area; auditors never.
+fn may_decide(
+    account: &Account,
+    country: &str,
+    procedures: &[ProcedureCode],
+    ctx: &RegistryContext,
+) -> Result<(), WorkflowError> {
+    match account.role {
+        AccountRole::Operator => Ok(()),
+        AccountRole::Auditor => Err(WorkflowError::Forbidden(
+            "auditors have read-only access".into(),
+        )),
+        AccountRole::Coordinator => {
+            if account.country.map(|c| c.as_str().to_owned()).as_deref() != Some(country) {
+                return Err(WorkflowError::Forbidden(format!(
+                    "a coordinator of {} cannot decide on an authority of {country}",
+                    account.country.map(|c| c.to_string()).unwrap_or_default()
+                )));
+            }
+            if let Some(area) = &account.area {
+                let catalogue = ctx.catalogue.current();
+                if let Some(p) = procedures
+                    .iter()
+                    .find(|p| catalogue.procedure(p).is_none_or(|x| &x.area != area))
+                {
+                    return Err(WorkflowError::Forbidden(format!(
+                        "a coordinator delegated for area `{area}` cannot grant `{p}`"
+                    )));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Approves an authority and grants it procedures (those it applied for when
+/// none are given). If its endpoint was pending, the endpoint is provisioned
+/// and its credentials returned (once).
+#[instrument(skip_all, fields(authority = %authority, account = %account.name))]
+pub async fn approve(
+    ctx: &RegistryContext,
+    account: &Account,
+    authority: &str,
+    procedures: Option<Vec<ProcedureCode>>,
+) -> Result<Option<Credentials>, WorkflowError> {
+    let row = authority_row(&ctx.pool, authority).await?;
+    let procedures = match procedures {
+        Some(p) => p,
+        None => {
+            let requested: Vec<String> = sqlx::query_scalar(
+                "SELECT unnest(requested_procedures) FROM authorities WHERE id = $1",
+            )
+            .bind(authority)
+            .fetch_all(&ctx.pool)
+            .await?;
+            requested
+                .iter()
+                .filter_map(|p| ProcedureCode::try_from(p.as_str()).ok())
+                .collect()
+        }
+    };
+    may_decide(account, &row.country, &procedures, ctx)?;
+    if row.status == "suspended" || row.status == "refused" {
+        return Err(WorkflowError::Conflict(format!(
+            "authority `{authority}` is {}",
+            row.status
+        )));
+    }
+    let endpoint = EndpointId::try_from(row.endpoint.as_str())
+        .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query("UPDATE authorities SET status = 'active' WHERE id = $1")
+        .bind(authority)
+        .execute(&mut *tx)
+        .await?;
+    for p in &procedures {
+        sqlx::query("INSERT INTO authority_procedures VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(authority)
+            .bind(p.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let provision = row.endpoint_status == "pending";
+    if provision {
+        sqlx::query("UPDATE endpoints SET status = 'active' WHERE id = $1")
+            .bind(endpoint.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    let credentials = if provision {
+        Some(provision_endpoint(ctx, &endpoint).await?)
+    } else {
+        None
+    };
+    let detail = serde_json::json!({
+        "procedures": procedures.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "endpoint_provisioned": provision,
+    });
+    record(
+        &ctx.pool,
+        Some(account),
+        "approved",
+        Some(authority),
+        Some(endpoint.as_str()),
+        detail,
+    )
+    .await?;
+    ctx.registry.reload(&ctx.pool).await?;
+    info!(provisioned = provision, "Authority approved.");
+    Ok(credentials)
+}
+
+/// Creates (or resets) the endpoint's broker user with least privilege and
+/// declares its inbox.
+async fn provision_endpoint(
+    ctx: &RegistryContext,
+    endpoint: &EndpointId,
+) -> Result<Credentials, WorkflowError> {
+    let password = new_password();
+    ctx.management
+        .put_user(endpoint.as_str(), &password)
+        .await?;
+    ctx.management
+        .set_permissions(
+            &ctx.vhost,
+            endpoint.as_str(),
+            &endpoint_permissions(endpoint),
+        )
+        .await?;
+    ctx.broker
+        .declare(topology::inboxes(
+            ctx.queue_type,
+            std::iter::once(endpoint.as_str()),
+        ))
+        .await?;
+    Ok(Credentials {
+        endpoint: endpoint.clone(),
+        password,
+        vhost: ctx.vhost.clone(),
+    })
+}
+
+/// Refuses an application.
+#[instrument(skip_all, fields(authority = %authority, account = %account.name))]
+pub async fn refuse(
+    ctx: &RegistryContext,
+    account: &Account,
+    authority: &str,
+    reason: &str,
+) -> Result<(), WorkflowError> {
+    let row = authority_row(&ctx.pool, authority).await?;
+    may_decide(account, &row.country, &[], ctx)?;
+    if row.status != "pending" {
+        return Err(WorkflowError::Conflict(format!(
+            "authority `{authority}` is {}, not pending",
+            row.status
+        )));
+    }
+    sqlx::query("UPDATE authorities SET status = 'refused' WHERE id = $1")
+        .bind(authority)
+        .execute(&ctx.pool)
+        .await?;
+    record(
+        &ctx.pool,
+        Some(account),
+        "refused",
+        Some(authority),
+        Some(&row.endpoint),
+        serde_json::json!({"reason": reason}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The country of the authorities an endpoint acts for (all of one country,
+/// or an operator decides).
+async fn endpoint_country(
+    pool: &PgPool,
+    endpoint: &str,
+) -> Result<(String, String), WorkflowError> {
+    let row: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT e.status, min(a.country) FROM endpoints e LEFT JOIN authorities a ON a.endpoint_id = e.id
+         WHERE e.id = $1 GROUP BY e.id",
+    )
+    .bind(endpoint)
+    .fetch_optional(pool)
+    .await?;
+    let (status, country) =
+        row.ok_or_else(|| WorkflowError::NotFound(format!("no endpoint `{endpoint}`")))?;
+    Ok((status, country.unwrap_or_default()))
+}
+
+/// New credentials for an active endpoint; the old password stops working.
+#[instrument(skip_all, fields(endpoint = %endpoint, account = %account.name))]
+pub async fn rotate(
+    ctx: &RegistryContext,
+    account: &Account,
+    endpoint: &str,
+) -> Result<Credentials, WorkflowError> {
+    let (status, country) = endpoint_country(&ctx.pool, endpoint).await?;
+    may_decide(account, &country, &[], ctx)?;
+    if status != "active" {
+        return Err(WorkflowError::Conflict(format!(
+            "endpoint `{endpoint}` is {status}"
+        )));
+    }
+    let id = EndpointId::try_from(endpoint).map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+    let credentials = provision_endpoint(ctx, &id).await?;
+    record(
+        &ctx.pool,
+        Some(account),
+        "credentials_rotated",
+        None,
+        Some(endpoint),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(credentials)
+}
+
+/// Suspends an endpoint: its broker user is deleted, its open connections
+/// closed, and nothing is routed from or to it.
+#[instrument(skip_all, fields(endpoint = %endpoint, account = %account.name))]
+pub async fn suspend(
+    ctx: &RegistryContext,
+    account: &Account,
+    endpoint: &str,
+) -> Result<usize, WorkflowError> {
+    let (_, country) = endpoint_country(&ctx.pool, endpoint).await?;
+    may_decide(account, &country, &[], ctx)?;
+    sqlx::query("UPDATE endpoints SET status = 'suspended' WHERE id = $1")
+        .bind(endpoint)
+        .execute(&ctx.pool)
+        .await?;
+    ctx.registry.reload(&ctx.pool).await?;
+    ctx.management.delete_user(endpoint).await?;
+    let closed = ctx
+        .management
+        .close_connections(&ctx.vhost, endpoint)
+        .await?;
+    record(
+        &ctx.pool,
+        Some(account),
+        "suspended",
+        None,
+        Some(endpoint),
+        serde_json::json!({"connections_closed": closed}),
+    )
+    .await?;
+    Ok(closed)
+}
+
+/// The recorded steps for an authority (and its endpoint), oldest first.
+pub async fn events(
+    pool: &PgPool,
+    authority: &str,
+) -> Result<
+    Vec<(
+        chrono::DateTime<chrono::Utc>,
+        Option<String>,
+        String,
+        serde_json::Value,
+    )>,
+    sqlx::Error,
+> {
+    sqlx::query_as(
+        "SELECT ev.at, ac.name, ev.action, ev.detail FROM registry_events ev LEFT JOIN accounts ac ON ac.id = ev.account_id
+         WHERE ev.authority_id = $1
+            OR ev.endpoint_id = (SELECT endpoint_id FROM authorities WHERE id = $1) AND ev.authority_id IS NULL
+         ORDER BY ev.id",
+    )
+    .bind(authority)
+    .fetch_all(pool)
+    .await
+}
