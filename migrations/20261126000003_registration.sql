@@ -26,3 +26,12 @@ CREATE INDEX registry_events_authority ON registry_events (authority_id, at);
 ALTER TABLE authorities DROP CONSTRAINT authorities_status_check;
 ALTER TABLE authorities ADD CONSTRAINT authorities_status_check
     CHECK (status IN ('pending', 'active', 'suspended', 'refused'));
+
+-- Regional delegation: a coordinator delegated for a region of its country
+-- decides on the authorities of that region.
+ALTER TABLE accounts ADD COLUMN region text;
+ALTER TABLE authorities ADD COLUMN region text;
+
+-- One national coordinator (no area, no region) per country.
+CREATE UNIQUE INDEX accounts_one_national_coordinator ON accounts (country)
+    WHERE role = 'coordinator' AND area IS NULL AND region IS NULL AND revoked_at IS NULL;

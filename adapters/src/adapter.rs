@@ -116,6 +116,11 @@ impl Adapter {
         &self.endpoint
     }
 
+    /// Is the broker connection up right now?
+    pub fn is_connected(&self) -> bool {
+        self.broker.is_connected()
+    }
+
     /// Sends a message; returns once the broker confirmed it (retrying across
     /// reconnects with the same `message_id`). The hub answers in the inbox.
     #[instrument(skip_all, fields(message_type = %message.message_type))]

@@ -57,6 +57,9 @@ enum AccountCommand {
         /// The legislative area a delegated coordinator acts for.
         #[arg(long)]
         area: Option<String>,
+        /// The region a delegated coordinator acts for.
+        #[arg(long)]
+        region: Option<String>,
     },
 }
 
@@ -91,6 +94,7 @@ pub fn main() -> anyhow::Result<()> {
                         role,
                         country,
                         area,
+                        region,
                     },
             } => {
                 let config = Config::load(&config)?;
@@ -106,8 +110,17 @@ pub fn main() -> anyhow::Result<()> {
                     .transpose()?;
                 let pool = crate::app::connect_database(&config.database.url, 1).await?;
                 sqlx::migrate!("../migrations").run(&pool).await?;
-                let (account, token) =
-                    crate::registry::accounts::create(&pool, &name, role, country, area).await?;
+                let (account, token) = crate::registry::accounts::create(
+                    &pool,
+                    &name,
+                    role,
+                    crate::registry::accounts::Scope {
+                        country,
+                        area,
+                        region,
+                    },
+                )
+                .await?;
                 eprintln!(
                     "account {} ({}) created; its token is shown once:",
                     account.name,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use imi_adapters::{Adapter, EndpointConfig, Incoming};
-use imi_hub::registry::accounts::{self, AccountRole};
+use imi_hub::registry::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{AreaCode, AuthorityId, CountryCode};
 use imi_schemas::protocol::RejectionCode;
 use imi_tests::{finish, next_acked, request_to_de, TestEnv, World};
@@ -65,32 +65,40 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
     } = World::start(TestEnv::new().await).await;
     let pool = env.pool().await;
     let http = hub.http.clone();
-    let de_code = Some(CountryCode::try_from("DE").unwrap());
-    let (_, operator) = accounts::create(&pool, "helpdesk", AccountRole::Operator, None, None)
+    let scope = |country: &str, area: Option<&str>, region: Option<&str>| Scope {
+        country: Some(CountryCode::try_from(country).unwrap()),
+        area: area.map(|a| AreaCode::try_from(a).unwrap()),
+        region: region.map(str::to_owned),
+    };
+    let coordinator = AccountRole::Coordinator;
+    let (_, operator) =
+        accounts::create(&pool, "helpdesk", AccountRole::Operator, Scope::default())
+            .await
+            .unwrap();
+    let (_, fi_nimic) = accounts::create(&pool, "fi-nimic", coordinator, scope("FI", None, None))
         .await
         .unwrap();
-    let (_, fi_nimic) = accounts::create(
-        &pool,
-        "fi-nimic",
-        AccountRole::Coordinator,
-        Some(CountryCode::try_from("FI").unwrap()),
-        None,
-    )
-    .await
-    .unwrap();
     let (_, de_services) = accounts::create(
         &pool,
         "de-services",
-        AccountRole::Coordinator,
-        de_code,
-        Some(AreaCode::try_from("services").unwrap()),
+        coordinator,
+        scope("DE", Some("services"), None),
     )
     .await
     .unwrap();
-    let (_, de_nimic) =
-        accounts::create(&pool, "de-nimic", AccountRole::Coordinator, de_code, None)
+    let (_, de_nrw) =
+        accounts::create(&pool, "de-nrw", coordinator, scope("DE", None, Some("NRW")))
             .await
             .unwrap();
+    let (_, de_nimic) = accounts::create(&pool, "de-nimic", coordinator, scope("DE", None, None))
+        .await
+        .unwrap();
+    assert!(
+        accounts::create(&pool, "de-nimic-2", coordinator, scope("DE", None, None))
+            .await
+            .is_err(),
+        "one national coordinator per country"
+    );
 
     // An authority applies, behind a new endpoint.
     let endpoint = format!("bw-{}", env.suffix);
@@ -98,6 +106,7 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
         "authority": "DE-LAEKBW",
         "names": {"de": "Landesärztekammer Baden-Württemberg", "en": "Baden-Württemberg Medical Association"},
         "endpoint": endpoint,
+        "region": "BW",
         "procedures": ["pq-information-request"]
     });
     let (status, body) = call(
@@ -153,6 +162,9 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
         body["detail"].as_str().unwrap().contains("services"),
         "{body}"
     );
+    let (status, body) = call(&http, "POST", approve, Some(&de_nrw), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("NRW"), "{body}");
     let (status, body) = call(&http, "POST", approve, None, None).await;
     assert_eq!(status, 401, "{body}");
 
@@ -202,7 +214,24 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
     .expect("the new password works");
     again.close().await;
 
-    // Suspension revokes the user and closes the open connection.
+    // A suspended authority is no longer routed to.
+    let reason = json!({"reason": "licence withdrawn by the Land"});
+    let path = "/api/v1/authorities/DE-LAEKBW/suspend";
+    let (status, body) = call(&http, "POST", path, Some(&de_nimic), Some(reason)).await;
+    assert_eq!(status, 200, "{body}");
+    fi.send(&to_bw).await.unwrap();
+    let rejected = loop {
+        if let (_, _, Incoming::Rejection(r)) = next_acked(&mut fi_inbox, 20).await {
+            break r;
+        }
+    };
+    assert_eq!(
+        rejected.code,
+        RejectionCode::RecipientNotAuthorized,
+        "{rejected:?}"
+    );
+
+    // Suspending the endpoint revokes its user and closes its open connection.
     let (status, body) = call(
         &http,
         "POST",
@@ -212,15 +241,21 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["connections_closed"].as_u64().unwrap() >= 1, "{body}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        env.management
-            .close_connections(&env.vhost, &endpoint)
-            .await
-            .unwrap(),
-        0,
-        "no connection may remain"
+    assert!(body["connections_closed"].is_u64(), "{body}");
+    // The open connection is closed, and does not come back.
+    let mut waited = 0;
+    while bw.is_connected() && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(
+        !bw.is_connected(),
+        "the suspended endpoint's open connection must be closed"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !bw.is_connected(),
+        "the suspended endpoint must not reconnect"
     );
     assert!(
         cannot_connect(&env, &endpoint, &rotated).await,
@@ -265,6 +300,7 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
             ("applied".into(), "".into()),
             ("approved".into(), "de-nimic".into()),
             ("credentials_rotated".into(), "de-nimic".into()),
+            ("suspended".into(), "de-nimic".into()),
             ("suspended".into(), "helpdesk".into()),
         ]
     );

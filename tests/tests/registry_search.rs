@@ -1,6 +1,6 @@
 //! Multilingual authority search through the authenticated HTTP API.
 
-use imi_hub::registry::accounts::{self, AccountRole};
+use imi_hub::registry::accounts::{self, AccountRole, Scope};
 use imi_tests::TestEnv;
 use serde_json::{json, Value};
 
@@ -71,7 +71,7 @@ async fn authorities_are_found_in_any_language_without_accents_and_with_typos() 
         json!({}),
     )
     .await;
-    let (_, token) = accounts::create(&pool, "helpdesk", AccountRole::Operator, None, None)
+    let (_, token) = accounts::create(&pool, "helpdesk", AccountRole::Operator, Scope::default())
         .await
         .unwrap();
     let t = Some(token.as_str());

@@ -21,6 +21,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/applications", post(registry::apply))
         .route("/api/v1/authorities/{id}/approve", post(registry::approve))
         .route("/api/v1/authorities/{id}/refuse", post(registry::refuse))
+        .route(
+            "/api/v1/authorities/{id}/suspend",
+            post(registry::suspend_authority),
+        )
         .route("/api/v1/authorities/{id}/events", get(registry::events))
         .route("/api/v1/endpoints/{id}/credentials", post(registry::rotate))
         .route("/api/v1/endpoints/{id}/suspend", post(registry::suspend))

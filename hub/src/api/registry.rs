@@ -31,6 +31,8 @@ pub struct ApplicationBody {
     competences: BTreeMap<String, String>,
     #[serde(default)]
     contact: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
     endpoint: String,
     procedures: Vec<String>,
 }
@@ -52,6 +54,7 @@ impl TryFrom<ApplicationBody> for Application {
             names: b.names,
             competences: b.competences,
             contact: b.contact,
+            region: b.region,
             endpoint: EndpointId::try_from(b.endpoint.as_str()).map_err(bad)?,
             procedures: procedures(&b.procedures)?,
         })
@@ -131,6 +134,17 @@ pub async fn refuse(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     workflow::refuse(&state.registry, &caller.0, &id, &body.reason).await?;
     Ok(Json(json!({"authority": id, "status": "refused"})))
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
+pub async fn suspend_authority(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<RefuseBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    workflow::suspend_authority(&state.registry, &caller.0, &id, &body.reason).await?;
+    Ok(Json(json!({"authority": id, "status": "suspended"})))
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, endpoint = %id))]

@@ -46,9 +46,19 @@ pub struct Account {
     pub role: AccountRole,
     /// The country a coordinator acts for.
     pub country: Option<CountryCode>,
-    /// The legislative area a delegated coordinator acts for (none: the
-    /// national coordinator, for every area of its country).
+    /// The legislative area a delegated coordinator acts for.
     pub area: Option<AreaCode>,
+    /// The region a delegated coordinator acts for. A coordinator with
+    /// neither area nor region is its country's national coordinator.
+    pub region: Option<String>,
+}
+
+/// What a new account may act for.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub country: Option<CountryCode>,
+    pub area: Option<AreaCode>,
+    pub region: Option<String>,
 }
 
 fn digest(token: &str) -> Vec<u8> {
@@ -68,13 +78,18 @@ pub async fn create(
     pool: &PgPool,
     name: &str,
     role: AccountRole,
-    country: Option<CountryCode>,
-    area: Option<AreaCode>,
+    scope: Scope,
 ) -> Result<(Account, String), sqlx::Error> {
+    let Scope {
+        country,
+        area,
+        region,
+    } = scope;
     let token = new_token();
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO accounts (id, name, role, country, area, token_sha256) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO accounts (id, name, role, country, area, region, token_sha256)
+         VALUES ($1, $2, $3, $4, $5, $7, $6)",
     )
     .bind(id)
     .bind(name)
@@ -82,6 +97,7 @@ pub async fn create(
     .bind(country.map(|c| c.as_str().to_owned()))
     .bind(area.as_ref().map(|a| a.as_str().to_owned()))
     .bind(digest(&token))
+    .bind(&region)
     .execute(pool)
     .await?;
     let account = Account {
@@ -90,6 +106,7 @@ pub async fn create(
         role,
         country,
         area,
+        region,
     };
     Ok((account, token))
 }
@@ -97,14 +114,21 @@ pub async fn create(
 /// The active account a bearer token belongs to.
 #[instrument(skip_all)]
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Account>, sqlx::Error> {
-    type Row = (Uuid, String, String, Option<String>, Option<String>);
+    type Row = (
+        Uuid,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT id, name, role, country, area FROM accounts WHERE token_sha256 = $1 AND revoked_at IS NULL",
+        "SELECT id, name, role, country, area, region FROM accounts WHERE token_sha256 = $1 AND revoked_at IS NULL",
     )
     .bind(digest(token))
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(id, name, role, country, area)| {
+    Ok(row.and_then(|(id, name, role, country, area, region)| {
         Some(Account {
             id,
             name,
@@ -113,6 +137,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Account>,
                 .as_deref()
                 .and_then(|c| CountryCode::try_from(c).ok()),
             area: area.as_deref().and_then(|a| AreaCode::try_from(a).ok()),
+            region,
         })
     }))
 }

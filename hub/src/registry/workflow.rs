@@ -54,6 +54,8 @@ pub struct Application {
     pub names: BTreeMap<String, String>,
     pub competences: BTreeMap<String, String>,
     pub contact: Option<String>,
+    /// The region of its country, for regional coordinators.
+    pub region: Option<String>,
     pub endpoint: EndpointId,
     pub procedures: Vec<ProcedureCode>,
 }
@@ -118,8 +120,9 @@ pub async fn apply(ctx: &RegistryContext, app: &Application) -> Result<(), Workf
     .execute(&mut *tx)
     .await?;
     let inserted = sqlx::query(
-        "INSERT INTO authorities (id, country, names, competences, contact, status, endpoint_id, requested_procedures)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO authorities (id, country, names, competences, contact, status, endpoint_id,
+                                  requested_procedures, region)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8) ON CONFLICT (id) DO NOTHING",
     )
     .bind(app.authority.as_str())
     .bind(app.authority.country().as_str())
@@ -127,7 +130,13 @@ pub async fn apply(ctx: &RegistryContext, app: &Application) -> Result<(), Workf
     .bind(serde_json::to_value(&app.competences).unwrap_or_default())
     .bind(&app.contact)
     .bind(app.endpoint.as_str())
-    .bind(app.procedures.iter().map(|p| p.as_str().to_owned()).collect::<Vec<_>>())
+    .bind(
+        app.procedures
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .bind(&app.region)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -153,23 +162,26 @@ pub async fn apply(ctx: &RegistryContext, app: &Application) -> Result<(), Workf
 
 struct AuthorityRow {
     country: String,
+    region: Option<String>,
     status: String,
     endpoint: String,
     endpoint_status: String,
 }
 
 async fn authority_row(pool: &PgPool, id: &str) -> Result<AuthorityRow, WorkflowError> {
-    let row: Option<(String, String, String, String)> = sqlx::query_as(
-        "SELECT a.country, a.status, a.endpoint_id, e.status FROM authorities a JOIN endpoints e ON e.id = a.endpoint_id
+    let row: Option<(String, Option<String>, String, String, String)> = sqlx::query_as(
+        "SELECT a.country, a.region, a.status, a.endpoint_id, e.status
+         FROM authorities a JOIN endpoints e ON e.id = a.endpoint_id
          WHERE a.id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    let (country, status, endpoint, endpoint_status) =
+    let (country, region, status, endpoint, endpoint_status) =
         row.ok_or_else(|| WorkflowError::NotFound(format!("no authority `{id}`")))?;
     Ok(AuthorityRow {
         country,
+        region,
         status,
         endpoint,
         endpoint_status,
@@ -182,6 +194,7 @@ async fn authority_row(pool: &PgPool, id: &str) -> Result<AuthorityRow, Workflow
 fn may_decide(
     account: &Account,
     country: &str,
+    region: Option<&str>,
     procedures: &[ProcedureCode],
     ctx: &RegistryContext,
 ) -> Result<(), WorkflowError> {
@@ -196,6 +209,14 @@ fn may_decide(
                     "a coordinator of {} cannot decide on an authority of {country}",
                     account.country.map(|c| c.to_string()).unwrap_or_default()
                 )));
+            }
+            if let Some(own) = &account.region {
+                if region != Some(own.as_str()) {
+                    return Err(WorkflowError::Forbidden(format!(
+                        "a coordinator delegated for region `{own}` cannot decide on an authority of {}",
+                        region.map(|r| format!("region `{r}`")).unwrap_or_else(|| "no region".into())
+                    )));
+                }
             }
             if let Some(area) = &account.area {
                 let catalogue = ctx.catalogue.current();
@@ -239,7 +260,13 @@ pub async fn approve(
                 .collect()
         }
     };
-    may_decide(account, &row.country, &procedures, ctx)?;
+    may_decide(
+        account,
+        &row.country,
+        row.region.as_deref(),
+        &procedures,
+        ctx,
+    )?;
     if row.status == "suspended" || row.status == "refused" {
         return Err(WorkflowError::Conflict(format!(
             "authority `{authority}` is {}",
@@ -330,7 +357,7 @@ pub async fn refuse(
     reason: &str,
 ) -> Result<(), WorkflowError> {
     let row = authority_row(&ctx.pool, authority).await?;
-    may_decide(account, &row.country, &[], ctx)?;
+    may_decide(account, &row.country, row.region.as_deref(), &[], ctx)?;
     if row.status != "pending" {
         return Err(WorkflowError::Conflict(format!(
             "authority `{authority}` is {}, not pending",
@@ -379,7 +406,7 @@ pub async fn rotate(
     endpoint: &str,
 ) -> Result<Credentials, WorkflowError> {
     let (status, country) = endpoint_country(&ctx.pool, endpoint).await?;
-    may_decide(account, &country, &[], ctx)?;
+    may_decide(account, &country, None, &[], ctx)?;
     if status != "active" {
         return Err(WorkflowError::Conflict(format!(
             "endpoint `{endpoint}` is {status}"
@@ -408,12 +435,16 @@ pub async fn suspend(
     endpoint: &str,
 ) -> Result<usize, WorkflowError> {
     let (_, country) = endpoint_country(&ctx.pool, endpoint).await?;
-    may_decide(account, &country, &[], ctx)?;
+    may_decide(account, &country, None, &[], ctx)?;
     sqlx::query("UPDATE endpoints SET status = 'suspended' WHERE id = $1")
         .bind(endpoint)
         .execute(&ctx.pool)
         .await?;
     ctx.registry.reload(&ctx.pool).await?;
+    // Deleting the user makes RabbitMQ close every connection of it at once
+    // (and refuse new ones). Closing what the management API lists is a
+    // second net; that list can lag a few seconds behind new connections, so
+    // the count is informative only.
     ctx.management.delete_user(endpoint).await?;
     let closed = ctx
         .management
@@ -429,6 +460,33 @@ pub async fn suspend(
     )
     .await?;
     Ok(closed)
+}
+
+/// Suspends an authority: nothing is routed from or to it any more.
+#[instrument(skip_all, fields(authority = %authority, account = %account.name))]
+pub async fn suspend_authority(
+    ctx: &RegistryContext,
+    account: &Account,
+    authority: &str,
+    reason: &str,
+) -> Result<(), WorkflowError> {
+    let row = authority_row(&ctx.pool, authority).await?;
+    may_decide(account, &row.country, row.region.as_deref(), &[], ctx)?;
+    sqlx::query("UPDATE authorities SET status = 'suspended' WHERE id = $1")
+        .bind(authority)
+        .execute(&ctx.pool)
+        .await?;
+    ctx.registry.reload(&ctx.pool).await?;
+    record(
+        &ctx.pool,
+        Some(account),
+        "suspended",
+        Some(authority),
+        Some(&row.endpoint),
+        serde_json::json!({"reason": reason}),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The recorded steps for an authority (and its endpoint), oldest first.
