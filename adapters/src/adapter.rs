@@ -242,6 +242,16 @@ impl Adapter {
         Ok(self.broker.probe_consume(queue).await?)
     }
 
+    /// Tries once to bind a queue to an exchange (an endpoint may not).
+    pub async fn probe_bind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<(), AdapterError> {
+        Ok(self.broker.probe_bind(queue, exchange, routing_key).await?)
+    }
+
     /// Tries once to declare a queue (an endpoint may configure nothing).
     pub async fn probe_declare(&self, queue: &str) -> Result<(), AdapterError> {
         Ok(self.broker.probe_declare(queue).await?)

@@ -171,6 +171,28 @@ impl Broker {
         Ok(())
     }
 
+    /// Tries once to bind `queue` to `exchange` and reports the broker's verdict.
+    pub async fn probe_bind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<(), BrokerError> {
+        let (_, conn) = self.connection().await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .queue_bind(
+                queue,
+                exchange,
+                routing_key,
+                lapin::options::QueueBindOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "probe done").await;
+        Ok(())
+    }
+
     /// A publisher with publisher confirms on its own channel.
     pub fn publisher(&self) -> Publisher {
         Publisher::new(self.clone())

@@ -39,5 +39,13 @@ async fn an_endpoint_reads_only_its_own_inbox_writes_only_to_ingress_and_configu
         .expect_err("even re-declaring its own inbox is configuring");
     assert!(refused.to_string().contains("ACCESS_REFUSED"), "{refused}");
 
+    // Nor bind anything: not its inbox to the delivery exchange under another
+    // endpoint's key (that would copy another endpoint's mail), nor anything else.
+    let refused = fi
+        .probe_bind(&own, DELIVER_EXCHANGE, &env.endpoints[1].id)
+        .await
+        .expect_err("binding must be refused");
+    assert!(refused.to_string().contains("ACCESS_REFUSED"), "{refused}");
+
     finish(env, hub, vec![fi, de]).await;
 }

@@ -132,6 +132,20 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
         "{body}"
     );
 
+    // A body that is not an application is a problem document too.
+    let response = reqwest::Client::new()
+        .post(format!("{http}/api/v1/applications"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+
     // Pending: its endpoint has no broker user, and nothing is routed to it.
     assert!(
         cannot_connect(&env, &endpoint, "any").await,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use imi_schemas::ids::{CountryCode, ProcedureCode};
@@ -81,9 +82,9 @@ pub struct SearchResult {
 pub async fn search(
     caller: Caller,
     State(state): State<AppState>,
-    Query(params): Query<SearchParams>,
+    params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResult>, ApiError> {
-    let query = AuthorityQuery::try_from(params)?;
+    let query = AuthorityQuery::try_from(params?.0)?;
     let found = search::search(&state.pool, &query).await?;
     Ok(Json(SearchResult {
         authorities: found.into_iter().map(AuthorityView::from).collect(),

@@ -119,3 +119,15 @@ impl From<crate::registry::workflow::WorkflowError> for ApiError {
         }
     }
 }
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        Self::BadRequest(format!("the body is not valid: {}", r.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        Self::BadRequest(format!("the query is not valid: {}", r.body_text()))
+    }
+}

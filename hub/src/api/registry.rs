@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -83,9 +84,9 @@ impl From<Credentials> for CredentialsView {
 #[tracing::instrument(skip_all)]
 pub async fn apply(
     State(state): State<AppState>,
-    Json(body): Json<ApplicationBody>,
+    body: Result<Json<ApplicationBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let app = Application::try_from(body)?;
+    let app = Application::try_from(body?.0)?;
     workflow::apply(&state.registry, &app).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -105,12 +106,16 @@ pub async fn approve(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<ApproveBody>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let granted = body
-        .and_then(|b| b.0.procedures)
-        .map(|p| procedures(&p))
-        .transpose()?;
+    // The body is optional: empty means "grant what was applied for".
+    let body: ApproveBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ApproveBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid: {e}")))?
+    };
+    let granted = body.procedures.map(|p| procedures(&p)).transpose()?;
     let credentials = workflow::approve(&state.registry, &caller.0, &id, granted).await?;
     Ok(Json(json!({
         "authority": id,
@@ -130,8 +135,9 @@ pub async fn refuse(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(body): Json<RefuseBody>,
+    body: Result<Json<RefuseBody>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = body?.0;
     workflow::refuse(&state.registry, &caller.0, &id, &body.reason).await?;
     Ok(Json(json!({"authority": id, "status": "refused"})))
 }
@@ -141,8 +147,9 @@ pub async fn suspend_authority(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Json(body): Json<RefuseBody>,
+    body: Result<Json<RefuseBody>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = body?.0;
     workflow::suspend_authority(&state.registry, &caller.0, &id, &body.reason).await?;
     Ok(Json(json!({"authority": id, "status": "suspended"})))
 }
