@@ -43,6 +43,15 @@ struct Args {
     /// Hub: milliseconds a batch waits for more messages.
     #[arg(long)]
     linger_ms: Option<u64>,
+    /// Hub: batch transactions at once.
+    #[arg(long)]
+    commit_concurrency: Option<usize>,
+    /// Hub: AMQP channels it publishes on.
+    #[arg(long)]
+    publish_channels: Option<usize>,
+    /// Hub: committed batches awaiting confirms at once.
+    #[arg(long)]
+    in_flight_batches: Option<usize>,
     /// Hub: most messages per batch transaction.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -125,6 +134,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     env.config.amqp.queue_type = args.queue_type.clone();
     if let Some(p) = args.prefetch {
         env.config.pipeline.prefetch = p;
+    }
+    if let Some(c) = args.commit_concurrency {
+        env.config.pipeline.commit_concurrency = c;
+    }
+    if let Some(c) = args.publish_channels {
+        env.config.pipeline.publish_channels = c;
+    }
+    if let Some(c) = args.in_flight_batches {
+        env.config.pipeline.publish_in_flight_batches = c;
     }
     if let Some(l) = args.linger_ms {
         env.config.pipeline.batch_linger_ms = l;
