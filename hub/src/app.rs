@@ -179,6 +179,7 @@ impl Hub {
             ),
             settings: self.config.pipeline.clone(),
             metrics: self.metrics.clone(),
+            instance: self.config.instance.clone(),
             abort: CancellationToken::new(),
         };
         let stop_consuming = CancellationToken::new();

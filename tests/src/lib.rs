@@ -158,7 +158,14 @@ impl TestEnv {
 
     /// Builds and runs a hub in this process.
     pub async fn start_hub(&self) -> RunningHub {
-        let hub = Hub::build(self.config.clone()).await.expect("hub builds");
+        self.start_hub_as(&self.config.instance).await
+    }
+
+    /// Another hub instance on the same database and vhost, under its own name.
+    pub async fn start_hub_as(&self, instance: &str) -> RunningHub {
+        let mut config = self.config.clone();
+        config.instance = instance.to_owned();
+        let hub = Hub::build(config).await.expect("hub builds");
         let addr = hub.http_addr();
         let catalogue = hub.catalogue();
         let (tx, rx) = oneshot::channel::<()>();

@@ -51,6 +51,8 @@ pub struct PipelineContext {
     pub publishers: Arc<Vec<Publisher>>,
     pub settings: PipelineSettings,
     pub metrics: Arc<Metrics>,
+    /// This hub instance's name, recorded on every batch it commits.
+    pub instance: String,
     /// Cancelled when draining takes too long: retries give up and the
     /// unacked deliveries are left to the broker to redeliver.
     pub abort: CancellationToken,
@@ -205,6 +207,7 @@ async fn commit_one(
             &registry,
             Utc::now(),
             earlier_in_flight,
+            &ctx.instance,
         )
         .await
         {

@@ -101,6 +101,7 @@ pub async fn commit_batch(
     registry: &Registry,
     now: DateTime<Utc>,
     earlier_in_flight: bool,
+    instance: &str,
 ) -> Result<BatchOutcome, CommitError> {
     let mut tx = pool.begin().await?;
 
@@ -138,8 +139,9 @@ pub async fn commit_batch(
         .collect();
     plan.outbox.extend(replies);
     let batch_id = Uuid::new_v4();
-    sqlx::query("INSERT INTO batches (id) VALUES ($1)")
+    sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")
         .bind(batch_id)
+        .bind(instance)
         .execute(&mut *tx)
         .await?;
     let mut rejections: Vec<RejectionCode> = plan
