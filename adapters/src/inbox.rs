@@ -7,8 +7,8 @@ use imi_broker::{Acker, Deliveries, Delivery, Properties};
 use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
-    receipt_id, Receipt, ReceiptBatch, Rejection, HEADER_RECIPIENTS, HEADER_SENDER, TYPE_RECEIPTS,
-    TYPE_REJECTION,
+    receipt_id, DeadlineNotice, Receipt, ReceiptBatch, Rejection, HEADER_RECIPIENTS, HEADER_SENDER,
+    TYPE_DEADLINE, TYPE_RECEIPTS, TYPE_REJECTION,
 };
 
 use crate::AdapterError;
@@ -33,6 +33,8 @@ pub enum Incoming {
     Message(Box<RoutedMessage>),
     Receipt(Receipt),
     Rejection(Rejection),
+    /// A deadline is near or passed on an exchange this endpoint must act on.
+    Deadline(DeadlineNotice),
     /// Something this SDK version does not understand (kept, not dropped).
     Unknown {
         message_type: Option<String>,
@@ -202,6 +204,10 @@ fn incoming(p: &Properties, body: Vec<u8>) -> Incoming {
     match p.message_type.as_deref() {
         Some(TYPE_REJECTION) => match serde_json::from_slice(&body) {
             Ok(r) => Incoming::Rejection(r),
+            Err(_) => unknown(p, body),
+        },
+        Some(TYPE_DEADLINE) => match serde_json::from_slice(&body) {
+            Ok(n) => Incoming::Deadline(n),
             Err(_) => unknown(p, body),
         },
         Some(t) => match serde_json::from_slice::<Envelope>(&body) {

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::catalogue::{self, SharedCatalogue};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::HubError;
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     listener: TcpListener,
     queue_type: QueueType,
+    publishers: Arc<Vec<imi_broker::Publisher>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The user name in `amqp://user:password@host`.
@@ -71,6 +74,11 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
 
 impl Hub {
     pub async fn build(config: Config) -> Result<Hub, HubError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Hub::build`] with a clock of the caller's (deadline tests).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Hub, HubError> {
         let catalogue = catalogue::load(&config.catalogue_dir)?;
         let queue_type = QueueType::parse(&config.amqp.queue_type).ok_or_else(|| {
             HubError::Config(format!(
@@ -131,6 +139,11 @@ impl Hub {
         }
         let listener = TcpListener::bind(config.http.listen).await?;
         let catalogue = SharedCatalogue::new(catalogue, &config.catalogue_dir);
+        let publishers = Arc::new(
+            (0..config.pipeline.publish_channels.max(1))
+                .map(|_| broker.publisher())
+                .collect(),
+        );
         Ok(Hub {
             config,
             pool,
@@ -141,6 +154,8 @@ impl Hub {
             metrics: Arc::new(Metrics::default()),
             listener,
             queue_type,
+            publishers,
+            clock,
         })
     }
 
@@ -155,6 +170,24 @@ impl Hub {
 
     pub fn management(&self) -> &Management {
         &self.management
+    }
+
+    /// The deadline checker (it also runs by itself every
+    /// `pipeline.deadline_check_secs`).
+    pub fn deadlines(&self) -> crate::deadlines::DeadlineChecker {
+        crate::deadlines::DeadlineChecker {
+            ctx: PipelineContext {
+                pool: self.pool.clone(),
+                catalogue: self.catalogue.clone(),
+                registry: self.registry.clone(),
+                publishers: self.publishers.clone(),
+                settings: self.config.pipeline.clone(),
+                metrics: self.metrics.clone(),
+                instance: self.config.instance.clone(),
+                abort: CancellationToken::new(),
+            },
+            clock: self.clock.clone(),
+        }
     }
 
     /// The catalogue in force, to reload it (SIGHUP does the same).
@@ -172,11 +205,7 @@ impl Hub {
             pool: self.pool.clone(),
             catalogue: self.catalogue.clone(),
             registry: self.registry.clone(),
-            publishers: Arc::new(
-                (0..self.config.pipeline.publish_channels.max(1))
-                    .map(|_| self.broker.publisher())
-                    .collect(),
-            ),
+            publishers: self.publishers.clone(),
             settings: self.config.pipeline.clone(),
             metrics: self.metrics.clone(),
             instance: self.config.instance.clone(),
@@ -203,6 +232,16 @@ impl Hub {
             self.queue_type,
             stop_background.clone(),
         ));
+        let deadlines = tokio::spawn(
+            crate::deadlines::DeadlineChecker {
+                ctx: ctx.clone(),
+                clock: self.clock.clone(),
+            }
+            .run(
+                Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1)),
+                stop_background.clone(),
+            ),
+        );
         let reloader = tokio::spawn(reload_on_sighup(
             self.catalogue.clone(),
             stop_background.clone(),
@@ -245,6 +284,7 @@ impl Hub {
         let _ = relay.await;
         let _ = refresher.await;
         let _ = reloader.await;
+        let _ = deadlines.await;
         let _ = server.await;
         self.broker.close().await;
         self.pool.close().await;

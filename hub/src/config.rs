@@ -98,6 +98,8 @@ pub struct PipelineSettings {
     pub publish_channels: usize,
     /// Seconds between outbox relay passes (re-publishing what a crash left).
     pub relay_interval_secs: u64,
+    /// Seconds between deadline checks.
+    pub deadline_check_secs: u64,
 }
 
 impl Default for PipelineSettings {
@@ -112,6 +114,7 @@ impl Default for PipelineSettings {
             publish_in_flight_batches: 8,
             publish_channels: 4,
             relay_interval_secs: 2,
+            deadline_check_secs: 60,
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::catalogue::{AreaFile, Catalogue, ProcedureFile, VocabularyFile};
 use crate::envelope::Envelope;
-use crate::protocol::{ReceiptBatch, Rejection};
+use crate::protocol::{DeadlineNotice, ReceiptBatch, Rejection};
 
 /// Every schema generated from Rust types: (file name, schema).
 pub fn wire_schemas() -> Vec<(&'static str, Value)> {
@@ -17,6 +17,10 @@ pub fn wire_schemas() -> Vec<(&'static str, Value)> {
         ("envelope.schema.json", schema_for!(Envelope).to_value()),
         ("receipts.schema.json", schema_for!(ReceiptBatch).to_value()),
         ("rejection.schema.json", schema_for!(Rejection).to_value()),
+        (
+            "deadline.schema.json",
+            schema_for!(DeadlineNotice).to_value(),
+        ),
         (
             "catalogue-area.schema.json",
             schema_for!(AreaFile).to_value(),

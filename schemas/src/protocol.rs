@@ -36,6 +36,9 @@ pub const HEADER_RECIPIENTS: &str = "imi-recipients";
 
 /// AMQP `type` of a batch of receipts (one per accepted message).
 pub const TYPE_RECEIPTS: &str = "imi.receipts";
+/// AMQP `type` of a deadline notice (a reminder, or an overdue notice).
+pub const TYPE_DEADLINE: &str = "imi.deadline";
+
 /// AMQP `type` of a rejection.
 pub const TYPE_REJECTION: &str = "imi.rejection";
 
@@ -72,6 +75,23 @@ pub struct Receipt {
     pub recipients: Vec<String>,
     /// When the hub committed the message.
     pub accepted_at: DateTime<Utc>,
+}
+
+/// A deadline of an exchange is near (`reminder`) or passed (`overdue`); sent
+/// to the authority expected to act.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "IMI Hub deadline notice", extend("$id" = "urn:imi:schema:deadline"))]
+pub struct DeadlineNotice {
+    pub exchange_id: Uuid,
+    /// Message type family: the procedure of the exchange.
+    pub procedure: String,
+    /// The deadline's code in the catalogue, e.g. `answer`.
+    pub deadline: String,
+    /// `reminder` or `overdue`.
+    pub kind: String,
+    pub due_at: DateTime<Utc>,
+    /// The authority expected to act.
+    pub authority: String,
 }
 
 /// The hub refused a message. Shaped after RFC 9457 problem details; `code`

@@ -163,9 +163,22 @@ impl TestEnv {
 
     /// Another hub instance on the same database and vhost, under its own name.
     pub async fn start_hub_as(&self, instance: &str) -> RunningHub {
+        self.start_hub_with(instance, std::sync::Arc::new(imi_hub::clock::SystemClock))
+            .await
+    }
+
+    /// A hub on a clock of the test's (deadlines).
+    pub async fn start_hub_with(
+        &self,
+        instance: &str,
+        clock: std::sync::Arc<dyn imi_hub::clock::Clock>,
+    ) -> RunningHub {
         let mut config = self.config.clone();
         config.instance = instance.to_owned();
-        let hub = Hub::build(config).await.expect("hub builds");
+        let hub = Hub::build_with_clock(config, clock)
+            .await
+            .expect("hub builds");
+        let deadlines = hub.deadlines();
         let addr = hub.http_addr();
         let catalogue = hub.catalogue();
         let (tx, rx) = oneshot::channel::<()>();
@@ -179,6 +192,7 @@ impl TestEnv {
         RunningHub {
             http: format!("http://{addr}"),
             catalogue,
+            deadlines,
             stop: Some(tx),
             task,
         }
@@ -282,6 +296,8 @@ pub struct RunningHub {
     pub http: String,
     /// The catalogue in force, to reload it.
     pub catalogue: imi_hub::catalogue::SharedCatalogue,
+    /// Its deadline checker, to run a pass now.
+    pub deadlines: imi_hub::deadlines::DeadlineChecker,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }

@@ -5,6 +5,7 @@
 mod auth;
 mod authorities;
 mod error;
+mod overdue;
 mod registry;
 
 use axum::routing::{get, post};
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/authorities", get(authorities::search))
         .route("/api/v1/applications", post(registry::apply))
+        .route("/api/v1/overdue", get(overdue::list))
         .route("/api/v1/authorities/{id}/approve", post(registry::approve))
         .route("/api/v1/authorities/{id}/refuse", post(registry::refuse))
         .route(

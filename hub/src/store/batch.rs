@@ -676,7 +676,7 @@ async fn insert_transitions(
     Ok(())
 }
 
-async fn insert_outbox(
+pub async fn insert_outbox(
     conn: &mut PgConnection,
     batch_id: Uuid,
     rows: &[OutboxRow],

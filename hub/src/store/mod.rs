@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-pub use batch::{commit_batch, BatchOutcome, CommitError};
+pub use batch::{commit_batch, insert_outbox, BatchOutcome, CommitError};
 pub use outbox::{mark_published, mark_unroutable, unpublished};
 
 /// One message the hub must publish, as stored in the outbox.
@@ -33,6 +33,8 @@ pub enum OutboxKind {
     /// One batch's receipts for one sender endpoint.
     Receipts,
     Rejection,
+    /// A hub-originated notice (deadline reminder, overdue).
+    Notice,
 }
 
 impl OutboxKind {
@@ -41,12 +43,14 @@ impl OutboxKind {
             OutboxKind::Delivery => "delivery",
             OutboxKind::Receipts => "receipts",
             OutboxKind::Rejection => "rejection",
+            OutboxKind::Notice => "notice",
         }
     }
     fn parse(raw: &str) -> OutboxKind {
         match raw {
             "delivery" => OutboxKind::Delivery,
             "receipts" => OutboxKind::Receipts,
+            "notice" => OutboxKind::Notice,
             _ => OutboxKind::Rejection,
         }
     }

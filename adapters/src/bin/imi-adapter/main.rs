@@ -330,6 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }),
                     Incoming::Receipt(r) => json!({"kind": "receipt", "receipt": r}),
                     Incoming::Rejection(r) => json!({"kind": "rejection", "rejection": r}),
+                    Incoming::Deadline(n) => json!({"kind": "deadline", "deadline": n}),
                     Incoming::Unknown { message_type, body } => json!({
                         "kind": "unknown", "type": message_type, "body": String::from_utf8_lossy(body),
                     }),

@@ -1,0 +1,75 @@
+//! `GET /api/v1/overdue` — exchanges whose deadline passed, for the
+//! coordinators who must intervene (their country only) and operators (all).
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{ApiError, Caller};
+use crate::http::AppState;
+use crate::registry::accounts::AccountRole;
+
+#[derive(Serialize)]
+pub struct OverdueView {
+    exchange_id: Uuid,
+    procedure: String,
+    state: String,
+    deadline: String,
+    due_at: DateTime<Utc>,
+    /// The authority expected to act.
+    authority: String,
+    notified_at: DateTime<Utc>,
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name))]
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<OverdueView>>, ApiError> {
+    let country = match caller.0.role {
+        AccountRole::Coordinator => caller.0.country.map(|c| c.as_str().to_owned()),
+        _ => None,
+    };
+    type Row = (
+        Uuid,
+        String,
+        String,
+        String,
+        DateTime<Utc>,
+        String,
+        DateTime<Utc>,
+    );
+    // Still overdue: the exchange has not left the state the deadline ran in
+    // (it would have a newer due time otherwise).
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT d.exchange_id, e.procedure, e.state, d.deadline, d.due_at, d.authority, d.fired_at
+         FROM deadline_events d
+         JOIN exchanges e ON e.id = d.exchange_id
+         JOIN authorities a ON a.id = d.authority
+         WHERE d.kind = 'overdue' AND e.updated_at < d.due_at
+           AND ($1::text IS NULL OR a.country = $1)
+         ORDER BY d.due_at",
+    )
+    .bind(country)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(
+                |(exchange_id, procedure, state, deadline, due_at, authority, notified_at)| {
+                    OverdueView {
+                        exchange_id,
+                        procedure,
+                        state,
+                        deadline,
+                        due_at,
+                        authority,
+                        notified_at,
+                    }
+                },
+            )
+            .collect(),
+    ))
+}

@@ -1,0 +1,165 @@
+//! Deadline tracking: the catalogue declares, per procedure, deadlines that run
+//! while an exchange stays in a state (e.g. answer within 14 days of `sent`).
+//! A checker, run periodically by every hub instance, sends a reminder to the
+//! authority expected to act one day before a deadline and an overdue notice
+//! when it passes, and records both. The record's primary key makes every
+//! notice fire once, whatever the number of hub instances, and a restarted hub
+//! fires what came due while it was down. Coordinators see overdue exchanges
+//! of their country through `GET /api/v1/overdue`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use imi_broker::PublishOutcome;
+use imi_schemas::catalogue::{DeadlineStart, Procedure, Role};
+use imi_schemas::protocol::{DeadlineNotice, TYPE_DEADLINE};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, instrument, warn};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::error::HubError;
+use crate::pipeline::{to_outgoing, PipelineContext};
+use crate::store::{self, OutboxKind, OutboxRow};
+
+/// A reminder goes out this long before the deadline.
+const REMIND_BEFORE_SECS: f64 = 24.0 * 3600.0;
+
+/// Checks deadlines; cheap to clone.
+#[derive(Clone)]
+pub struct DeadlineChecker {
+    pub(crate) ctx: PipelineContext,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// Who is expected to act in `state`: the responder if any action it may
+/// take starts there, else the requester.
+fn responsible(procedure: &Procedure, state: &str) -> Role {
+    let responder_acts = procedure
+        .actions()
+        .any(|a| a.by == Role::Responder && a.allowed_from(state));
+    if responder_acts {
+        Role::Responder
+    } else {
+        Role::Requester
+    }
+}
+
+impl DeadlineChecker {
+    /// One pass: fires every reminder and overdue notice due by now. Returns
+    /// how many fired (in this instance).
+    #[instrument(skip_all)]
+    pub async fn check_once(&self) -> Result<usize, HubError> {
+        let now = self.clock.now();
+        let catalogue = self.ctx.catalogue.current();
+        let mut tx = self.ctx.pool.begin().await?;
+        let mut notices: Vec<DeadlineNotice> = Vec::new();
+        for p in catalogue.procedures() {
+            for d in &p.deadlines {
+                // Deadlines counted from a payload date (e.g. an alert due 3
+                // days after the decision) are checked when the message
+                // arrives, not here.
+                let DeadlineStart::State(state) = &d.start else {
+                    continue;
+                };
+                let responder = responsible(p, state) == Role::Responder;
+                let rows: Vec<(Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(
+                    "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at)
+                     SELECT e.id, $3,
+                            CASE WHEN e.updated_at + make_interval(days => $4) <= $5 THEN 'overdue' ELSE 'reminder' END,
+                            e.updated_at + make_interval(days => $4),
+                            CASE WHEN $6 THEN e.responder ELSE e.requester END,
+                            $5
+                     FROM exchanges e
+                     WHERE e.procedure = $1 AND e.state = $2
+                       AND e.updated_at + make_interval(days => $4) - make_interval(secs => $7) <= $5
+                     ON CONFLICT DO NOTHING
+                     RETURNING exchange_id, kind, due_at, authority",
+                )
+                .bind(p.code.as_str())
+                .bind(state)
+                .bind(&d.code)
+                .bind(d.days as i32)
+                .bind(now)
+                .bind(responder)
+                .bind(REMIND_BEFORE_SECS)
+                .fetch_all(&mut *tx)
+                .await?;
+                notices.extend(
+                    rows.into_iter()
+                        .map(|(exchange_id, kind, due_at, authority)| DeadlineNotice {
+                            exchange_id,
+                            procedure: p.code.to_string(),
+                            deadline: d.code.clone(),
+                            kind,
+                            due_at,
+                            authority,
+                        }),
+                );
+            }
+        }
+        if notices.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        // The notices go out through the outbox, so a crash after this
+        // commit still delivers them (the relay).
+        let registry = self.ctx.registry.current();
+        let batch_id = Uuid::new_v4();
+        sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")
+            .bind(batch_id)
+            .bind(&self.ctx.instance)
+            .execute(&mut *tx)
+            .await?;
+        let mut rows = Vec::new();
+        for n in &notices {
+            let Some(authority) = registry.authority(&n.authority) else {
+                warn!(authority = %n.authority, "Deadline notice for an unregistered authority; recorded only.");
+                continue;
+            };
+            let name = format!(
+                "{}{}{}{}",
+                n.exchange_id,
+                n.deadline,
+                n.kind,
+                n.due_at.timestamp()
+            );
+            rows.push(OutboxRow {
+                id: Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()),
+                kind: OutboxKind::Notice,
+                source_message_id: n.exchange_id.to_string(),
+                endpoint: authority.endpoint.to_string(),
+                recipients: vec![n.authority.clone()],
+                exchange_id: Some(n.exchange_id),
+                message_type: TYPE_DEADLINE.to_owned(),
+                headers: BTreeMap::new(),
+                body: serde_json::to_vec(n).expect("notice serializes"),
+            });
+        }
+        store::insert_outbox(&mut tx, batch_id, &rows).await?;
+        tx.commit().await?;
+        let outcomes = self.ctx.publishers[0]
+            .publish_all(&rows.iter().cloned().map(to_outgoing).collect::<Vec<_>>())
+            .await?;
+        if outcomes.iter().all(|o| *o == PublishOutcome::Confirmed) {
+            store::mark_published(&self.ctx.pool, &[batch_id]).await?;
+        }
+        info!(fired = notices.len(), "Deadline notices sent.");
+        Ok(notices.len())
+    }
+
+    /// Checks every `interval` until `stop`.
+    pub async fn run(self, interval: Duration, stop: CancellationToken) {
+        loop {
+            if let Err(error) = self.check_once().await {
+                warn!(%error, "Deadline check failed; retrying at the next tick.");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+}
