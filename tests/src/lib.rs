@@ -423,6 +423,22 @@ pub async fn next_acked(inbox: &mut Inbox, secs: u64) -> (String, Option<String>
     out
 }
 
+/// The next inbox item, which must be a rejection (acked).
+pub async fn next_rejection(inbox: &mut Inbox) -> imi_schemas::protocol::Rejection {
+    match next_acked(inbox, 30).await.2 {
+        Incoming::Rejection(r) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+/// The next inbox item, which must be a receipt (acked).
+pub async fn next_receipt(inbox: &mut Inbox) -> imi_schemas::protocol::Receipt {
+    match next_acked(inbox, 30).await.2 {
+        Incoming::Receipt(r) => r,
+        other => panic!("expected a receipt, got {other:?}"),
+    }
+}
+
 /// Asserts nothing arrives within `millis`.
 pub async fn assert_quiet(inbox: &mut Inbox, millis: u64) {
     if let Ok(item) = inbox.next_within(Duration::from_millis(millis)).await {

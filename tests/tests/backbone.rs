@@ -7,7 +7,10 @@ use imi_adapters::{Incoming, OutgoingMessage};
 use imi_broker::Properties;
 use imi_schemas::ids::{AuthorityId, ExchangeId, MessageId, MessageType};
 use imi_schemas::protocol::RejectionCode;
-use imi_tests::{assert_quiet, diploma_request, finish, next_acked, request_to_de, TestEnv, World};
+use imi_tests::{
+    assert_quiet, diploma_request, finish, next_acked, next_receipt, next_rejection, request_to_de,
+    TestEnv, World,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -39,10 +42,7 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     assert_eq!(m.envelope.payload, diploma_request());
     let exchange = exchange.expect("routed messages carry the exchange id");
 
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Receipt(receipt) = incoming else {
-        panic!("expected a receipt, got {incoming:?}")
-    };
+    let receipt = next_receipt(&mut fi_inbox).await;
     assert_eq!(receipt.message_id, id.as_uuid());
     assert_eq!(receipt.exchange_id.to_string(), exchange);
     assert_eq!(receipt.state, "sent");
@@ -137,20 +137,14 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     fi.send(&answer("FI-VALVIRA", "answer", answers.clone()))
         .await
         .unwrap();
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else {
-        panic!("expected a rejection, got {incoming:?}")
-    };
+    let r = next_rejection(&mut fi_inbox).await;
     assert_eq!(r.code, RejectionCode::ActionNotAllowedForRole);
 
     // Closing before the answer is not allowed in state `sent`.
     fi.send(&answer("FI-VALVIRA", "close", json!({"satisfied": true})))
         .await
         .unwrap();
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else {
-        panic!("expected a rejection, got {incoming:?}")
-    };
+    let r = next_rejection(&mut fi_inbox).await;
     assert_eq!(r.code, RejectionCode::ActionNotAllowedInState);
 
     // The responder answers; the requester receives it under the same exchange.
@@ -158,10 +152,7 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
         .send(&answer("DE-AEKNO", "answer", answers.clone()))
         .await
         .unwrap();
-    let (_, _, incoming) = next_acked(&mut de_inbox, 20).await;
-    let Incoming::Receipt(receipt) = incoming else {
-        panic!("expected a receipt, got {incoming:?}")
-    };
+    let receipt = next_receipt(&mut de_inbox).await;
     assert_eq!(receipt.state, "answered");
     assert_eq!(receipt.exchange_id, exchange.as_uuid());
     let (id, ex, incoming) = next_acked(&mut fi_inbox, 20).await;
@@ -176,10 +167,7 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
     let mut lost = answer("FI-VALVIRA", "close", json!({"satisfied": true}));
     lost.exchange = Some(ExchangeId::new(Uuid::new_v4()));
     fi.send(&lost).await.unwrap();
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else {
-        panic!("expected a rejection, got {incoming:?}")
-    };
+    let r = next_rejection(&mut fi_inbox).await;
     assert_eq!(r.code, RejectionCode::UnknownExchange);
 
     let pool = env.pool().await;
@@ -217,10 +205,7 @@ async fn an_invalid_payload_is_rejected_naming_the_field_and_nothing_is_routed()
     message.payload["professional"]["date_of_birth"] = json!("12.04.1988");
     let id = fi.send(&message).await.unwrap();
 
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else {
-        panic!("expected a rejection, got {incoming:?}")
-    };
+    let r = next_rejection(&mut fi_inbox).await;
     assert_eq!(r.code, RejectionCode::InvalidPayload);
     assert_eq!(r.message_id.as_deref(), Some(id.to_string().as_str()));
     assert_eq!(r.problem_type, "urn:imi:problem:invalid_payload");
@@ -385,10 +370,7 @@ async fn an_endpoint_cannot_speak_for_an_authority_it_does_not_serve_nor_forge_i
     message.sender = AuthorityId::try_from("DE-AEKNO").unwrap();
     message.recipients = vec![AuthorityId::try_from("FI-VALVIRA").unwrap()];
     fi.send(&message).await.unwrap();
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else {
-        panic!("expected a rejection, got {incoming:?}")
-    };
+    let r = next_rejection(&mut fi_inbox).await;
     assert_eq!(r.code, RejectionCode::SenderNotServedByEndpoint);
     assert!(r.errors.iter().any(|e| e.pointer == "/sender"));
 
@@ -446,10 +428,7 @@ async fn the_same_message_id_sent_twice_is_delivered_once() {
     let mut reused = message.clone();
     reused.payload["free_text"] = json!("changed");
     fi.send(&reused).await.unwrap();
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else {
-        panic!("expected a rejection, got {incoming:?}")
-    };
+    let r = next_rejection(&mut fi_inbox).await;
     assert_eq!(r.code, RejectionCode::MessageIdReused);
 
     let pool = env.pool().await;

@@ -9,7 +9,7 @@ use imi_adapters::{Adapter, EndpointConfig, Incoming};
 use imi_hub::registry::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{AreaCode, AuthorityId, CountryCode};
 use imi_schemas::protocol::RejectionCode;
-use imi_tests::{finish, next_acked, request_to_de, TestEnv, World};
+use imi_tests::{finish, next_acked, next_rejection, request_to_de, TestEnv, World};
 use serde_json::{json, Value};
 
 async fn call(
@@ -154,10 +154,7 @@ async fn an_authority_is_usable_only_after_its_coordinator_approves_it_and_suspe
     let mut to_bw = request_to_de();
     to_bw.recipients = vec![AuthorityId::try_from("DE-LAEKBW").unwrap()];
     fi.send(&to_bw).await.unwrap();
-    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
-    let Incoming::Rejection(r) = incoming else {
-        panic!("expected a rejection, got {incoming:?}")
-    };
+    let r = next_rejection(&mut fi_inbox).await;
     assert!(
         matches!(
             r.code,

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use imi_adapters::Incoming;
-use imi_tests::{assert_quiet, finish, next_acked, open_inbox, request_to_de, TestEnv, World};
+use imi_tests::{
+    assert_quiet, finish, next_acked, next_receipt, open_inbox, request_to_de, TestEnv, World,
+};
 use sqlx::{Connection, PgConnection};
 
 async fn admin() -> PgConnection {
@@ -72,10 +74,7 @@ async fn while_postgresql_is_down_messages_wait_then_flow_and_none_is_lost() {
     assert_eq!(delivered, sent);
     let mut receipts = HashSet::new();
     while receipts.len() < sent.len() {
-        let (_, _, incoming) = next_acked(&mut fi_inbox, 60).await;
-        let Incoming::Receipt(r) = incoming else {
-            panic!("expected a receipt, got {incoming:?}")
-        };
+        let r = next_receipt(&mut fi_inbox).await;
         receipts.insert(r.message_id.to_string());
     }
     assert_eq!(receipts, sent);
