@@ -200,3 +200,14 @@ fn yaml_that_does_not_parse_is_refused_with_its_line() {
     assert!(errors[0].path.starts_with("line "), "{errors:?}");
     assert_eq!(errors[0].file, "xa/request.yaml");
 }
+
+#[test]
+fn a_hand_over_by_the_requester_is_refused() {
+    let mut p = procedure();
+    p["actions"][0]["reassigns"] = json!(true);
+    refused(
+        p,
+        "actions[0].reassigns",
+        "only a responder's follow-up action",
+    );
+}

@@ -37,6 +37,7 @@ pub struct Inbound {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub opens: bool,
+    pub reassigns: bool,
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
@@ -317,6 +318,7 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
         exchange,
         step: Step {
             opens: action.opens,
+            reassigns: action.reassigns,
             by: action.by,
             from: action.from.clone(),
             to: action.to.clone(),

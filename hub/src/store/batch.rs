@@ -78,7 +78,8 @@ struct Rejected<'a> {
 #[derive(Default)]
 struct Plan<'a> {
     new_exchanges: Vec<NewExchange>,
-    changed: HashMap<Uuid, String>,
+    /// Exchange → (new state, responder).
+    changed: HashMap<Uuid, (String, String)>,
     messages: Vec<(&'a Inbound, Uuid, Vec<String>)>,
     transitions: Vec<Transition>,
     outbox: Vec<OutboxRow>,
@@ -324,30 +325,57 @@ fn plan<'a>(
                 ));
                 continue;
             }
-            let counterpart = match role {
-                Role::Requester => exchange.responder.clone(),
-                Role::Responder => exchange.requester.clone(),
+            let recipients = if inbound.step.reassigns {
+                // Forward/refer: the one recipient becomes the responder; the
+                // requester is told too. Same exchange id throughout.
+                let target = inbound.recipients.first().map(|r| r.to_string());
+                let valid = inbound.recipients.len() == 1
+                    && target
+                        .as_deref()
+                        .is_some_and(|t| t != exchange.responder && t != exchange.requester);
+                let Some(target) = target.filter(|_| valid) else {
+                    plan.workflow_refusals.push(refuse(
+                        inbound,
+                        RejectionCode::InvalidRecipients,
+                        "a forward names exactly one authority, other than the parties".into(),
+                        now,
+                    ));
+                    continue;
+                };
+                exchange.responder = target.clone();
+                vec![target, exchange.requester.clone()]
+            } else {
+                let counterpart = match role {
+                    Role::Requester => exchange.responder.clone(),
+                    Role::Responder => exchange.requester.clone(),
+                };
+                if !inbound.recipients.is_empty()
+                    && (inbound.recipients.len() != 1
+                        || inbound.recipients[0].as_str() != counterpart)
+                {
+                    plan.workflow_refusals.push(refuse(
+                        inbound,
+                        RejectionCode::InvalidRecipients,
+                        format!("a follow-up goes to the other party, `{counterpart}`; leave recipients empty or name it"),
+                        now,
+                    ));
+                    continue;
+                }
+                vec![counterpart]
             };
-            if !inbound.recipients.is_empty()
-                && (inbound.recipients.len() != 1 || inbound.recipients[0].as_str() != counterpart)
-            {
-                plan.workflow_refusals.push(refuse(
-                    inbound,
-                    RejectionCode::InvalidRecipients,
-                    format!("a follow-up goes to the other party, `{counterpart}`; leave recipients empty or name it"),
-                    now,
-                ));
-                continue;
-            }
             let from = std::mem::replace(&mut exchange.state, inbound.step.to.clone());
             if new_ids.contains(&exchange_id) {
                 if let Some(n) = plan.new_exchanges.iter_mut().find(|n| n.id == exchange_id) {
                     n.state.state = inbound.step.to.clone();
+                    n.state.responder = exchange.responder.clone();
                 }
             } else {
-                plan.changed.insert(exchange_id, inbound.step.to.clone());
+                plan.changed.insert(
+                    exchange_id,
+                    (inbound.step.to.clone(), exchange.responder.clone()),
+                );
             }
-            (exchange_id, Some(from), vec![counterpart])
+            (exchange_id, Some(from), recipients)
         };
 
         // Group recipients by endpoint: one copy per endpoint queue.
@@ -574,19 +602,21 @@ async fn insert_exchanges(
 
 async fn update_exchanges(
     conn: &mut PgConnection,
-    changed: &HashMap<Uuid, String>,
+    changed: &HashMap<Uuid, (String, String)>,
 ) -> Result<(), sqlx::Error> {
     if changed.is_empty() {
         return Ok(());
     }
     let ids: Vec<Uuid> = changed.keys().copied().collect();
-    let states: Vec<&str> = ids.iter().map(|id| changed[id].as_str()).collect();
+    let states: Vec<&str> = ids.iter().map(|id| changed[id].0.as_str()).collect();
+    let responders: Vec<&str> = ids.iter().map(|id| changed[id].1.as_str()).collect();
     sqlx::query(
-        "UPDATE exchanges e SET state = u.state, updated_at = now()
-         FROM UNNEST($1::uuid[], $2::text[]) AS u(id, state) WHERE e.id = u.id",
+        "UPDATE exchanges e SET state = u.state, responder = u.responder, updated_at = now()
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, state, responder) WHERE e.id = u.id",
     )
     .bind(ids)
     .bind(states)
+    .bind(responders)
     .execute(conn)
     .await?;
     Ok(())

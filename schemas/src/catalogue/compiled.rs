@@ -95,6 +95,8 @@ pub struct Retention {
 pub struct Action {
     pub code: ActionCode,
     pub opens: bool,
+    /// Hands the exchange to the message's recipient (forward, refer).
+    pub reassigns: bool,
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
@@ -632,6 +634,13 @@ fn compile_procedure(
                 ck.err(file, at("from/to"), format!("unknown state `{s}`"));
             }
         }
+        if a.reassigns && (a.opens || by != Role::Responder) {
+            ck.err(
+                file,
+                at("reassigns"),
+                "only a responder's follow-up action can hand the exchange on",
+            );
+        }
         if a.opens {
             openers += 1;
             if !a.from.is_empty() {
@@ -674,6 +683,7 @@ fn compile_procedure(
         actions.push(Action {
             code: action_code,
             opens: a.opens,
+            reassigns: a.reassigns,
             by,
             from: a.from,
             to: a.to,

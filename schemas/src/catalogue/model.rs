@@ -118,6 +118,11 @@ pub struct ActionFile {
     /// True for the action that opens a new exchange.
     #[serde(default)]
     pub opens: bool,
+    /// True for an action that hands the exchange to another authority
+    /// (forward, refer): the message names it as its one recipient, and it
+    /// becomes the responder, under the same exchange id.
+    #[serde(default)]
+    pub reassigns: bool,
     /// The role that takes it: `requester` or `responder`.
     pub by: String,
     /// States it may be taken from (empty for the opening action).
