@@ -207,3 +207,27 @@ pub async fn events(
             .collect(),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignBody {
+    to: String,
+}
+
+/// `POST /api/v1/exchanges/{id}/reassign` — a coordinator hands a request
+/// (e.g. an overdue one) to another authority of its country.
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
+pub async fn reassign(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<ReassignBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = body?.0;
+    let exchange = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an exchange id")))?;
+    let publisher = state.broker.publisher();
+    crate::registry::reassign::reassign(&state.registry, &publisher, &caller.0, exchange, &body.to)
+        .await?;
+    Ok(Json(json!({"exchange_id": id, "responder": body.to})))
+}

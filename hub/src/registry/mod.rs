@@ -6,6 +6,7 @@
 //! and periodically.
 
 pub mod accounts;
+pub mod reassign;
 pub mod search;
 mod seed;
 pub mod workflow;
