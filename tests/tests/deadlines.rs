@@ -1,4 +1,4 @@
-//! Deadlines from the catalogue (pq-information-request: answer within 14
+//! Deadlines from the catalogue (pq-information-request: accept within 7
 //! days of `sent`), on a clock the test moves: a reminder the day before, an
 //! overdue notice after, each fired once across two hub instances, listed for
 //! the coordinator of the late authority's country, and fired by a restarted
@@ -66,8 +66,8 @@ async fn reminders_and_overdue_notices_fire_once_across_hubs_and_restarts() {
     let exchange = exchange.unwrap();
     next_acked(&mut fi_inbox, 20).await; // receipt
 
-    // Twelve days on: nothing yet.
-    clock.advance(Duration::days(12));
+    // Five days on: nothing yet.
+    clock.advance(Duration::days(5));
     assert_eq!(hub_a.deadlines.check_once().await.unwrap(), 0);
     assert_quiet(&mut de_inbox, 300).await;
 
@@ -89,7 +89,7 @@ async fn reminders_and_overdue_notices_fire_once_across_hubs_and_restarts() {
             notice.deadline.as_str(),
             notice.authority.as_str()
         ),
-        ("reminder", "answer", "DE-AEKNO")
+        ("reminder", "accept", "DE-AEKNO")
     );
     assert_eq!(notice.exchange_id.to_string(), exchange);
     assert!(overdue(&hub_a.http, &de_nimic).await.is_empty());
