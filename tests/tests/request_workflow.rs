@@ -192,6 +192,5 @@ async fn every_allowed_transition_and_a_forbidden_one_in_each_state() {
     );
 
     pool.close().await;
-    drop((fi_party, de_party));
     finish(env, hub, vec![fi, de]).await;
 }
