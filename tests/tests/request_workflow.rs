@@ -16,7 +16,11 @@ struct Party<'a> {
 
 fn payload(action: &str) -> Value {
     match action {
-        "accept" => json!({"requested_answer_date": "2026-12-22"}),
+        // A counter-proposal a month ahead, so "answered by the agreed date"
+        // holds whenever the test runs.
+        "accept" => {
+            json!({"requested_answer_date": (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string()})
+        }
         "request-information" | "provide-information" | "ask-more" => {
             json!({"comment": "See the register."})
         }
@@ -190,6 +194,41 @@ async fn every_allowed_transition_and_a_forbidden_one_in_each_state() {
             ("close", "closed"),
         ]
     );
+
+    // The Commission's figures come from those transitions.
+    let (_, operator) = imi_hub::registry::accounts::create(
+        &pool,
+        "helpdesk",
+        imi_hub::registry::accounts::AccountRole::Operator,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let figures: Vec<Value> = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/figures?procedure=pq-information-request",
+            hub.http
+        ))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let f = &figures[0];
+    assert_eq!(f["procedure"], "pq-information-request");
+    assert_eq!(
+        (f["opened"].as_i64(), f["accepted"].as_i64()),
+        (Some(2), Some(1)),
+        "{f}"
+    );
+    assert_eq!(f["accepted_within_7_days"], 1, "{f}");
+    assert_eq!(f["answered"], 1, "{f}");
+    // Answered today, before the agreed date a month ahead.
+    assert_eq!(f["answered_by_agreed_date"], 1, "{f}");
+    assert_eq!(f["share_answered_by_agreed_date"], 1.0, "{f}");
+    assert!(f["average_days_to_answer"].as_f64().unwrap() < 1.0, "{f}");
 
     pool.close().await;
     finish(env, hub, vec![fi, de]).await;
