@@ -7,8 +7,8 @@ use imi_broker::{Acker, Deliveries, Delivery, Properties};
 use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
-    receipt_id, DeadlineNotice, Receipt, ReceiptBatch, Rejection, HEADER_RECIPIENTS, HEADER_SENDER,
-    TYPE_DEADLINE, TYPE_RECEIPTS, TYPE_REJECTION,
+    receipt_id, DeadlineNotice, Receipt, ReceiptBatch, Rejection, HEADER_PARENT_EXCHANGE,
+    HEADER_RECIPIENTS, HEADER_SENDER, TYPE_DEADLINE, TYPE_RECEIPTS, TYPE_REJECTION,
 };
 
 use crate::AdapterError;
@@ -24,6 +24,8 @@ pub struct RoutedMessage {
     /// The recipient authorities this endpoint serves.
     pub recipients: Vec<String>,
     pub envelope: Envelope,
+    /// For a message that opened a child exchange (a split): the parent.
+    pub parent_exchange: Option<String>,
     /// The body exactly as the sender sent it.
     pub raw: Vec<u8>,
 }
@@ -220,6 +222,7 @@ fn incoming(p: &Properties, body: Vec<u8>) -> Incoming {
                     .map(|r| r.split(',').map(str::to_owned).collect())
                     .unwrap_or_default(),
                 envelope,
+                parent_exchange: p.headers.get(HEADER_PARENT_EXCHANGE).cloned(),
                 raw: body,
             })),
             Err(_) => unknown(p, body),

@@ -30,6 +30,9 @@ pub const HEADER_SCHEMA_VERSION: &str = "imi-schema-version";
 pub const HEADER_TRACEPARENT: &str = "traceparent";
 /// AMQP header on routed messages: the sending authority.
 pub const HEADER_SENDER: &str = "imi-sender";
+/// AMQP header on a message that opened a child exchange (a split): the
+/// parent exchange id.
+pub const HEADER_PARENT_EXCHANGE: &str = "imi-parent-exchange";
 /// AMQP header on routed messages: the recipient authorities served by the
 /// receiving endpoint, comma-separated.
 pub const HEADER_RECIPIENTS: &str = "imi-recipients";

@@ -38,6 +38,9 @@ pub struct Inbound {
 pub struct Step {
     pub opens: bool,
     pub reassigns: bool,
+    pub splits: bool,
+    /// Where a child exchange starts (the opening action's state).
+    pub opening_state: String,
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
@@ -319,6 +322,8 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
         step: Step {
             opens: action.opens,
             reassigns: action.reassigns,
+            splits: action.splits,
+            opening_state: procedure.opening_state().unwrap_or_default().to_owned(),
             by: action.by,
             from: action.from.clone(),
             to: action.to.clone(),

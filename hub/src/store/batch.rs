@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use imi_schemas::catalogue::Role;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
-    receipt_id, Receipt, ReceiptBatch, RejectionCode, HEADER_RECIPIENTS, HEADER_SCHEMA_VERSION,
-    HEADER_SENDER, HEADER_TRACEPARENT, TYPE_RECEIPTS, TYPE_REJECTION,
+    receipt_id, Receipt, ReceiptBatch, RejectionCode, HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS,
+    HEADER_SCHEMA_VERSION, HEADER_SENDER, HEADER_TRACEPARENT, TYPE_RECEIPTS, TYPE_REJECTION,
 };
 use sqlx::{PgConnection, PgPool};
 use thiserror::Error;
@@ -61,6 +61,8 @@ struct NewExchange {
     id: Uuid,
     opened_by: Uuid,
     state: ExchangeState,
+    /// Set for a child exchange opened by a split.
+    parent: Option<Uuid>,
 }
 
 struct Transition {
@@ -255,6 +257,8 @@ fn plan<'a>(
 
         let procedure = inbound.message_type.procedure.as_str();
         let action = inbound.message_type.action.as_str();
+        let mut parent: Option<Uuid> = None;
+        let mut next_state = inbound.step.to.clone();
         let (exchange_id, from, recipients) = if inbound.step.opens {
             let exchange_id = inbound.message_id.opened_exchange().as_uuid();
             let responder = inbound.recipients[0].to_string();
@@ -270,6 +274,7 @@ fn plan<'a>(
                 id: exchange_id,
                 opened_by: id,
                 state,
+                parent: None,
             });
             (exchange_id, None, vec![responder])
         } else {
@@ -325,7 +330,33 @@ fn plan<'a>(
                 ));
                 continue;
             }
-            let recipients = if inbound.step.reassigns {
+            // A split opens a child exchange between the requester and the
+            // message's one recipient; the parent goes on.
+            let mut child: Option<(Uuid, ExchangeState)> = None;
+            let recipients = if inbound.step.splits {
+                let target = inbound.recipients.first().map(|r| r.to_string());
+                let valid = inbound.recipients.len() == 1
+                    && target
+                        .as_deref()
+                        .is_some_and(|t| t != exchange.responder && t != exchange.requester);
+                let Some(target) = target.filter(|_| valid) else {
+                    plan.workflow_refusals.push(refuse(
+                        inbound,
+                        RejectionCode::InvalidRecipients,
+                        "a split names exactly one authority, other than the parties".into(),
+                        now,
+                    ));
+                    continue;
+                };
+                let state = ExchangeState {
+                    procedure: procedure.to_owned(),
+                    state: inbound.step.opening_state.clone(),
+                    requester: exchange.requester.clone(),
+                    responder: target.clone(),
+                };
+                child = Some((inbound.message_id.opened_exchange().as_uuid(), state));
+                vec![target, exchange.requester.clone()]
+            } else if inbound.step.reassigns {
                 // Forward/refer: the one recipient becomes the responder; the
                 // requester is told too. Same exchange id throughout.
                 let target = inbound.recipients.first().map(|r| r.to_string());
@@ -375,7 +406,32 @@ fn plan<'a>(
                     (inbound.step.to.clone(), exchange.responder.clone()),
                 );
             }
-            (exchange_id, Some(from), recipients)
+            match child {
+                Some((child_id, state)) => {
+                    // The parent's step is recorded on the parent; the message
+                    // itself opens (and belongs to) the child.
+                    plan.transitions.push(Transition {
+                        exchange_id,
+                        message_id: id,
+                        action: action.to_owned(),
+                        from: Some(from),
+                        to: inbound.step.to.clone(),
+                    });
+                    let opening = state.state.clone();
+                    exchanges.insert(child_id, state.clone());
+                    new_ids.insert(child_id);
+                    plan.new_exchanges.push(NewExchange {
+                        id: child_id,
+                        opened_by: id,
+                        state,
+                        parent: Some(exchange_id),
+                    });
+                    parent = Some(exchange_id);
+                    next_state = opening;
+                    (child_id, None, recipients)
+                }
+                None => (exchange_id, Some(from), recipients),
+            }
         };
 
         // Group recipients by endpoint: one copy per endpoint queue.
@@ -406,7 +462,7 @@ fn plan<'a>(
             message_id: id,
             action: action.to_owned(),
             from,
-            to: inbound.step.to.clone(),
+            to: next_state.clone(),
         });
         for (endpoint, rcpts) in by_endpoint {
             let mut headers = BTreeMap::new();
@@ -418,6 +474,9 @@ fn plan<'a>(
             );
             if let Some(tp) = &inbound.traceparent {
                 headers.insert(HEADER_TRACEPARENT.to_owned(), tp.clone());
+            }
+            if let Some(parent) = parent {
+                headers.insert(HEADER_PARENT_EXCHANGE.to_owned(), parent.to_string());
             }
             plan.outbox.push(OutboxRow {
                 // The recipient sees the sender's message_id: with several
@@ -441,7 +500,7 @@ fn plan<'a>(
             message_id: id,
             exchange_id,
             message_type: inbound.message_type.to_string(),
-            state: inbound.step.to.clone(),
+            state: next_state.clone(),
             recipients: recipients.clone(),
             accepted_at: now,
         };
@@ -508,7 +567,7 @@ async fn stored_receipts(
     );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT m.id, m.exchange_id, m.message_type, t.to_state, m.recipients, m.received_at, m.sender_endpoint
-         FROM messages m JOIN transitions t ON t.message_id = m.id
+         FROM messages m JOIN transitions t ON t.message_id = m.id AND t.exchange_id = m.exchange_id
          WHERE m.id = ANY($1)",
     )
     .bind(ids)
@@ -585,9 +644,10 @@ async fn insert_exchanges(
     let requesters: Vec<&str> = rows.iter().map(|r| r.state.requester.as_str()).collect();
     let responders: Vec<&str> = rows.iter().map(|r| r.state.responder.as_str()).collect();
     let opened_by: Vec<Uuid> = rows.iter().map(|r| r.opened_by).collect();
+    let parents: Vec<Option<Uuid>> = rows.iter().map(|r| r.parent).collect();
     sqlx::query(
-        "INSERT INTO exchanges (id, procedure, state, requester, responder, opened_by)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[])",
+        "INSERT INTO exchanges (id, procedure, state, requester, responder, opened_by, parent_id)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[])",
     )
     .bind(ids)
     .bind(procedures)
@@ -595,6 +655,7 @@ async fn insert_exchanges(
     .bind(requesters)
     .bind(responders)
     .bind(opened_by)
+    .bind(parents)
     .execute(conn)
     .await?;
     Ok(())

@@ -97,6 +97,8 @@ pub struct Action {
     pub opens: bool,
     /// Hands the exchange to the message's recipient (forward, refer).
     pub reassigns: bool,
+    /// Opens a child exchange with the message's recipient (split).
+    pub splits: bool,
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
@@ -170,6 +172,11 @@ impl Procedure {
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
         self.actions.iter()
     }
+    /// The state the opening action leads to (where a child exchange starts).
+    pub fn opening_state(&self) -> Option<&str> {
+        self.actions.iter().find(|a| a.opens).map(|a| a.to.as_str())
+    }
+
     pub fn accepts_version(&self, version: u32) -> bool {
         self.schema_versions.contains(&version)
     }
@@ -634,7 +641,9 @@ fn compile_procedure(
                 ck.err(file, at("from/to"), format!("unknown state `{s}`"));
             }
         }
-        if a.reassigns && (a.opens || by != Role::Responder) {
+        if (a.reassigns || a.splits)
+            && (a.opens || by != Role::Responder || (a.reassigns && a.splits))
+        {
             ck.err(
                 file,
                 at("reassigns"),
@@ -684,6 +693,7 @@ fn compile_procedure(
             code: action_code,
             opens: a.opens,
             reassigns: a.reassigns,
+            splits: a.splits,
             by,
             from: a.from,
             to: a.to,

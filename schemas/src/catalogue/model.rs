@@ -123,6 +123,11 @@ pub struct ActionFile {
     /// becomes the responder, under the same exchange id.
     #[serde(default)]
     pub reassigns: bool,
+    /// True for an action that moves part of a request to another authority:
+    /// the message names it as its one recipient and opens a child exchange
+    /// (linked to this one) between the requester and that authority.
+    #[serde(default)]
+    pub splits: bool,
     /// The role that takes it: `requester` or `responder`.
     pub by: String,
     /// States it may be taken from (empty for the opening action).
