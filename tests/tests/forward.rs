@@ -1,5 +1,5 @@
-//! Forwarding keeps the case under one exchange id: the responder hands the
-//! request to another authority, which answers; the requester follows one
+//! Forwarding keeps the case under one exchange id: the responder, after
+//! accepting, hands the request to another authority, which answers; the requester follows one
 //! thread, and the old responder is no longer a party.
 
 use imi_adapters::{Incoming, OutgoingMessage};
@@ -46,7 +46,17 @@ async fn a_forwarded_request_is_answered_by_the_new_responder_under_the_same_exc
     let exchange = ExchangeId::try_from(exchange.unwrap().as_str()).unwrap();
     next_receipt(&mut fi_inbox).await;
 
-    // DE-AEKNO is not competent and forwards to FI-TEO.
+    // DE-AEKNO accepts, then finds it is not competent and forwards to FI-TEO
+    // (a request can be forwarded even after acceptance).
+    de.send(&follow_up("accept", "DE-AEKNO", &[], exchange, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(next_receipt(&mut de_inbox).await.state, "accepted");
+    let (_, _, incoming) = next_acked(&mut fi_inbox, 20).await;
+    assert!(
+        matches!(&incoming, Incoming::Message(m) if m.message_type == "pq-information-request.accept"),
+        "the requester sees the acceptance: {incoming:?}"
+    );
     let reason = json!({"reason": "Registered in Finland; FI-TEO keeps the register."});
     de.send(&follow_up(
         "forward",
@@ -124,7 +134,7 @@ async fn a_forwarded_request_is_answered_by_the_new_responder_under_the_same_exc
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!((responder.as_str(), transitions), ("FI-TEO", 3));
+    assert_eq!((responder.as_str(), transitions), ("FI-TEO", 4));
 
     pool.close().await;
     finish(env, hub, vec![fi, de]).await;
