@@ -112,3 +112,69 @@ async fn a_coordinator_reassigns_a_request_within_its_country() {
     pool.close().await;
     finish(env, hub, vec![fi, de]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_referred_to_the_coordinator_is_reassigned_and_starts_again() {
+    let env =
+        TestEnv::with_endpoints(&[("fi", &["FI-VALVIRA"]), ("de", &["DE-AEKNO", "DE-BAEK"])]).await;
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        mut de_inbox,
+    } = World::start(env).await;
+    let pool = env.pool().await;
+    let scope = Scope {
+        country: Some(CountryCode::try_from("DE").unwrap()),
+        ..Scope::default()
+    };
+    let (_, de_nimic) = accounts::create(&pool, "de-nimic", AccountRole::Coordinator, scope)
+        .await
+        .unwrap();
+
+    fi.send(&request_to_de()).await.unwrap();
+    let (_, exchange, _) = next_acked(&mut de_inbox, 20).await;
+    let exchange = ExchangeId::try_from(exchange.unwrap().as_str()).unwrap();
+    next_receipt(&mut fi_inbox).await;
+
+    let refer = OutgoingMessage {
+        message_type: MessageType::try_from("pq-information-request.refer").unwrap(),
+        sender: AuthorityId::try_from("DE-AEKNO").unwrap(),
+        recipients: vec![],
+        exchange: Some(exchange),
+        payload: json!({"reason": "Not ours; please find the competent chamber."}),
+        schema_version: 1,
+        message_id: None,
+    };
+    de.send(&refer).await.unwrap();
+    assert_eq!(next_receipt(&mut de_inbox).await.state, "referred");
+
+    let listed: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!("{}/api/v1/referred", hub.http))
+        .bearer_auth(&de_nimic)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["exchange_id"], exchange.to_string().as_str());
+
+    let (status, body) = reassign(&hub.http, &de_nimic, exchange, "DE-BAEK").await;
+    assert_eq!(status, 200, "{body}");
+    let state: String = sqlx::query_scalar("SELECT state FROM exchanges WHERE id = $1")
+        .bind(exchange.as_uuid())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        state, "sent",
+        "a reassigned referral starts again where requests start"
+    );
+
+    pool.close().await;
+    finish(env, hub, vec![fi, de]).await;
+}

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/authorities", get(authorities::search))
         .route("/api/v1/applications", post(registry::apply))
         .route("/api/v1/overdue", get(overdue::list))
+        .route("/api/v1/referred", get(overdue::referred))
         .route("/api/v1/figures", get(figures::figures))
         .route("/api/v1/exchanges/{id}/reassign", post(registry::reassign))
         .route("/api/v1/authorities/{id}/approve", post(registry::approve))

@@ -73,3 +73,49 @@ pub async fn list(
             .collect(),
     ))
 }
+
+#[derive(Serialize)]
+pub struct ReferredView {
+    exchange_id: Uuid,
+    procedure: String,
+    /// The authority that referred it.
+    responder: String,
+    requester: String,
+    since: DateTime<Utc>,
+}
+
+/// `GET /api/v1/referred` — requests their responder referred to its
+/// coordinator (state `referred`), for that coordinator to reassign.
+#[tracing::instrument(skip_all, fields(account = %caller.0.name))]
+pub async fn referred(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ReferredView>>, ApiError> {
+    let country = match caller.0.role {
+        AccountRole::Coordinator => caller.0.country.map(|c| c.as_str().to_owned()),
+        _ => None,
+    };
+    let rows: Vec<(Uuid, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT e.id, e.procedure, e.responder, e.requester, e.updated_at
+         FROM exchanges e JOIN authorities a ON a.id = e.responder
+         WHERE e.state = $1 AND ($2::text IS NULL OR a.country = $2)
+         ORDER BY e.updated_at",
+    )
+    .bind(crate::registry::reassign::REFERRED)
+    .bind(country)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(
+                |(exchange_id, procedure, responder, requester, since)| ReferredView {
+                    exchange_id,
+                    procedure,
+                    responder,
+                    requester,
+                    since,
+                },
+            )
+            .collect(),
+    ))
+}

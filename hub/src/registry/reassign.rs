@@ -15,7 +15,11 @@ use super::workflow::{RegistryContext, WorkflowError};
 use crate::pipeline::to_outgoing;
 use crate::store::{self, OutboxKind, OutboxRow};
 
-/// Reassigns exchange `exchange` to authority `to`; returns the new responder.
+/// The state a responder puts a request in to refer it to its coordinator
+/// (a catalogue convention: `GET /api/v1/referred` lists such exchanges).
+pub const REFERRED: &str = "referred";
+
+/// Reassigns exchange `exchange` to authority `to`.
 #[instrument(skip_all, fields(exchange = %exchange, to = %to, account = %account.name))]
 pub async fn reassign(
     ctx: &RegistryContext,
@@ -120,20 +124,35 @@ pub async fn reassign(
         body: raw,
     };
 
+    // A request referred to the coordinator starts again where requests
+    // start; otherwise it keeps its state.
+    let new_state = if state == REFERRED {
+        ctx.catalogue
+            .current()
+            .procedure(&code)
+            .and_then(|p| p.opening_state().map(str::to_owned))
+            .unwrap_or_else(|| state.clone())
+    } else {
+        state.clone()
+    };
     let mut tx = ctx.pool.begin().await?;
-    sqlx::query("UPDATE exchanges SET responder = $2, updated_at = now() WHERE id = $1")
-        .bind(exchange)
-        .bind(to)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE exchanges SET responder = $2, state = $3, updated_at = now() WHERE id = $1",
+    )
+    .bind(exchange)
+    .bind(to)
+    .bind(&new_state)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO transitions (exchange_id, message_id, action, from_state, to_state, actor)
-         VALUES ($1, $2, 'reassign', $3, $3, $4)",
+         VALUES ($1, $2, 'reassign', $3, $5, $4)",
     )
     .bind(exchange)
     .bind(row.id)
     .bind(&state)
     .bind(&account.name)
+    .bind(&new_state)
     .execute(&mut *tx)
     .await?;
     let batch_id = Uuid::new_v4();
