@@ -181,9 +181,13 @@ impl Management {
             .filter(|c| c.user == user && c.vhost == vhost)
         {
             let path = format!("connections/{}", enc(&c.name));
-            self.send(self.http.delete(self.url(&path)), "delete connection")
-                .await?;
-            closed += 1;
+            // A connection that closed meanwhile is not an error.
+            let deleted = self
+                .send(self.http.delete(self.url(&path)), "delete connection")
+                .await;
+            if deleted.is_ok() {
+                closed += 1;
+            }
         }
         Ok(closed)
     }
