@@ -247,6 +247,37 @@ relay_interval_secs = 1
             .expect("spawn hub process")
     }
 
+    /// A hub process under its own instance name, returned once its
+    /// `/readyz` answers 200 (database and broker up, consuming).
+    pub async fn spawn_ready_hub_process(
+        &self,
+        binary: &str,
+        instance: &str,
+    ) -> tokio::process::Child {
+        // A free port, found by binding port 0; the hub binds it right after.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = tokio::process::Command::new(binary)
+            .args(["run", "--config"])
+            .arg(self.write_config())
+            .env("RUST_LOG", "warn")
+            .env("IMI_INSTANCE", instance)
+            .env("IMI_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn hub process");
+        for _ in 0..300 {
+            let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return child;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the hub process did not become ready");
+    }
+
     pub fn endpoint_config(&self, endpoint: usize) -> EndpointConfig {
         let e = &self.endpoints[endpoint];
         EndpointConfig {

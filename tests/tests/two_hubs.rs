@@ -1,4 +1,4 @@
-//! Two hub instances consume the same ingress queue (competing consumers) and
+//! Two hub processes consume the same ingress queue (competing consumers) and
 //! the database decides conflicts: of two answers to the same request, taken
 //! by different hubs at the same moment, exactly one is applied.
 
@@ -22,7 +22,12 @@ async fn conflicting_actions_taken_by_two_hubs_end_with_exactly_one_applied() {
         mut de_inbox,
         ..
     } = World::start(TestEnv::new().await).await;
-    let second = env.start_hub_as("second-hub").await;
+    // The second hub is a separate OS process.
+    let mut second = env
+        .spawn_ready_hub_process(env!("CARGO_BIN_EXE_imi-hub-under-test"), "second-hub")
+        .await;
+    // Let its consumer register before the traffic starts.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     // Open the requests.
     let requests: Vec<_> = (0..EXCHANGES).map(|_| request_to_de()).collect();
@@ -95,6 +100,7 @@ async fn conflicting_actions_taken_by_two_hubs_end_with_exactly_one_applied() {
     assert!(batches_by_both >= 2, "both hubs committed work");
 
     pool.close().await;
-    second.stop().await;
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
     finish(env, hub, vec![fi, de]).await;
 }
