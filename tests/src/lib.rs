@@ -432,6 +432,30 @@ pub fn request_to_de() -> OutgoingMessage {
     }
 }
 
+/// A follow-up of `pq-information-request` on `exchange`: `action` taken by
+/// `sender`, naming `to` as recipients (empty: the other party).
+pub fn follow_up(
+    action: &str,
+    sender: &str,
+    to: &[&str],
+    exchange: imi_schemas::ids::ExchangeId,
+    payload: serde_json::Value,
+) -> OutgoingMessage {
+    OutgoingMessage {
+        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str())
+            .unwrap(),
+        sender: AuthorityId::try_from(sender).unwrap(),
+        recipients: to
+            .iter()
+            .map(|a| AuthorityId::try_from(*a).unwrap())
+            .collect(),
+        exchange: Some(exchange),
+        payload,
+        schema_version: 1,
+        message_id: None,
+    }
+}
+
 /// Opens an inbox that stops when the returned token is cancelled (or dropped
 /// with the test).
 pub fn open_inbox(adapter: &Adapter) -> (Inbox, CancellationToken) {

@@ -2,33 +2,13 @@
 //! accepting, hands the request to another authority, which answers; the requester follows one
 //! thread, and the old responder is no longer a party.
 
-use imi_adapters::{Incoming, OutgoingMessage};
-use imi_schemas::ids::{AuthorityId, ExchangeId, MessageType};
+use imi_adapters::Incoming;
+use imi_schemas::ids::ExchangeId;
 use imi_schemas::protocol::RejectionCode;
-use imi_tests::{finish, next_acked, next_receipt, next_rejection, request_to_de, TestEnv, World};
+use imi_tests::{
+    finish, follow_up, next_acked, next_receipt, next_rejection, request_to_de, TestEnv, World,
+};
 use serde_json::json;
-
-fn follow_up(
-    action: &str,
-    sender: &str,
-    to: &[&str],
-    exchange: ExchangeId,
-    payload: serde_json::Value,
-) -> OutgoingMessage {
-    OutgoingMessage {
-        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str())
-            .unwrap(),
-        sender: AuthorityId::try_from(sender).unwrap(),
-        recipients: to
-            .iter()
-            .map(|a| AuthorityId::try_from(*a).unwrap())
-            .collect(),
-        exchange: Some(exchange),
-        payload,
-        schema_version: 1,
-        message_id: None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_request_is_answered_by_the_new_responder_under_the_same_exchange() {

@@ -2,32 +2,10 @@
 //! authority; a child exchange, linked to the parent, carries them; both
 //! parts are answered and the requester follows both.
 
-use imi_adapters::{Incoming, OutgoingMessage};
-use imi_schemas::ids::{AuthorityId, ExchangeId, MessageType};
-use imi_tests::{finish, next_acked, next_receipt, request_to_de, TestEnv, World};
+use imi_adapters::Incoming;
+use imi_schemas::ids::ExchangeId;
+use imi_tests::{finish, follow_up, next_acked, next_receipt, request_to_de, TestEnv, World};
 use serde_json::json;
-
-fn step(
-    action: &str,
-    sender: &str,
-    to: &[&str],
-    exchange: ExchangeId,
-    payload: serde_json::Value,
-) -> OutgoingMessage {
-    OutgoingMessage {
-        message_type: MessageType::try_from(format!("pq-information-request.{action}").as_str())
-            .unwrap(),
-        sender: AuthorityId::try_from(sender).unwrap(),
-        recipients: to
-            .iter()
-            .map(|a| AuthorityId::try_from(*a).unwrap())
-            .collect(),
-        exchange: Some(exchange),
-        payload,
-        schema_version: 1,
-        message_id: None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
@@ -47,7 +25,7 @@ async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
         next_receipt(&mut fi_inbox).await.message_id.to_string(),
         request
     );
-    de.send(&step("accept", "DE-AEKNO", &[], parent, json!({})))
+    de.send(&follow_up("accept", "DE-AEKNO", &[], parent, json!({})))
         .await
         .unwrap();
     assert_eq!(next_receipt(&mut de_inbox).await.state, "accepted");
@@ -55,7 +33,7 @@ async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
     // DE-AEKNO moves the good-standing question to FI-TEO.
     let split =
         json!({"questions": ["PQ-Q-GOOD-STANDING"], "reason": "Kept by the Finnish register."});
-    de.send(&step("split", "DE-AEKNO", &["FI-TEO"], parent, split))
+    de.send(&follow_up("split", "DE-AEKNO", &["FI-TEO"], parent, split))
         .await
         .unwrap();
     let receipt = next_receipt(&mut de_inbox).await;
@@ -87,7 +65,7 @@ async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
 
     // Both parts are answered, each by its responder, each on its exchange.
     let answer = |q: &str| json!({"answers": [{"question": q, "answer": "YES"}]});
-    fi.send(&step(
+    fi.send(&follow_up(
         "answer",
         "FI-TEO",
         &[],
@@ -96,7 +74,7 @@ async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
     ))
     .await
     .unwrap();
-    de.send(&step(
+    de.send(&follow_up(
         "answer",
         "DE-AEKNO",
         &[],

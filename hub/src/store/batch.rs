@@ -333,47 +333,30 @@ fn plan<'a>(
             // A split opens a child exchange between the requester and the
             // message's one recipient; the parent goes on.
             let mut child: Option<(Uuid, ExchangeState)> = None;
-            let recipients = if inbound.step.splits {
-                let target = inbound.recipients.first().map(|r| r.to_string());
-                let valid = inbound.recipients.len() == 1
-                    && target
-                        .as_deref()
-                        .is_some_and(|t| t != exchange.responder && t != exchange.requester);
-                let Some(target) = target.filter(|_| valid) else {
+            let recipients = if inbound.step.splits || inbound.step.reassigns {
+                // Forward/refer hands the exchange to the message's one
+                // recipient; a split opens a child exchange with it. The
+                // requester is told either way.
+                let Some(target) = hand_over_target(inbound, exchange) else {
                     plan.workflow_refusals.push(refuse(
                         inbound,
                         RejectionCode::InvalidRecipients,
-                        "a split names exactly one authority, other than the parties".into(),
+                        format!("`{action}` names exactly one authority, other than the parties"),
                         now,
                     ));
                     continue;
                 };
-                let state = ExchangeState {
-                    procedure: procedure.to_owned(),
-                    state: inbound.step.opening_state.clone(),
-                    requester: exchange.requester.clone(),
-                    responder: target.clone(),
-                };
-                child = Some((inbound.message_id.opened_exchange().as_uuid(), state));
-                vec![target, exchange.requester.clone()]
-            } else if inbound.step.reassigns {
-                // Forward/refer: the one recipient becomes the responder; the
-                // requester is told too. Same exchange id throughout.
-                let target = inbound.recipients.first().map(|r| r.to_string());
-                let valid = inbound.recipients.len() == 1
-                    && target
-                        .as_deref()
-                        .is_some_and(|t| t != exchange.responder && t != exchange.requester);
-                let Some(target) = target.filter(|_| valid) else {
-                    plan.workflow_refusals.push(refuse(
-                        inbound,
-                        RejectionCode::InvalidRecipients,
-                        "a forward names exactly one authority, other than the parties".into(),
-                        now,
-                    ));
-                    continue;
-                };
-                exchange.responder = target.clone();
+                if inbound.step.splits {
+                    let state = ExchangeState {
+                        procedure: procedure.to_owned(),
+                        state: inbound.step.opening_state.clone(),
+                        requester: exchange.requester.clone(),
+                        responder: target.clone(),
+                    };
+                    child = Some((inbound.message_id.opened_exchange().as_uuid(), state));
+                } else {
+                    exchange.responder = target.clone();
+                }
                 vec![target, exchange.requester.clone()]
             } else {
                 let counterpart = match role {
@@ -509,6 +492,17 @@ fn plan<'a>(
         plan.messages.push((inbound, exchange_id, recipients));
     }
     plan
+}
+
+/// The authority a forward or split names: exactly one recipient, not already
+/// a party to the exchange.
+fn hand_over_target(inbound: &Inbound, exchange: &ExchangeState) -> Option<String> {
+    match inbound.recipients.as_slice() {
+        [one] if one.as_str() != exchange.responder && one.as_str() != exchange.requester => {
+            Some(one.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// One outbox row per sender endpoint, carrying all its receipts. The row id
