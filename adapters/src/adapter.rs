@@ -186,6 +186,7 @@ impl Adapter {
         let outgoing = Outgoing {
             exchange: INGRESS_EXCHANGE.into(),
             routing_key: message.message_type.to_string(),
+            mandatory: true,
             properties,
             body: serde_json::to_vec(&envelope).expect("envelope serializes"),
         };
@@ -203,6 +204,7 @@ impl Adapter {
         let outgoing = Outgoing {
             exchange: INGRESS_EXCHANGE.into(),
             routing_key: properties.message_type.clone().unwrap_or_default(),
+            mandatory: true,
             properties,
             body,
         };
@@ -219,6 +221,7 @@ impl Adapter {
         let outgoing = Outgoing {
             exchange: exchange.into(),
             routing_key: routing_key.into(),
+            mandatory: true,
             properties: Properties {
                 user_id: Some(self.endpoint.to_string()),
                 ..Default::default()

@@ -168,6 +168,28 @@ impl Management {
         .map(|_| ())
     }
 
+    /// Topic permissions of `user` on a topic exchange: regular expressions
+    /// the routing keys it publishes with (`write`) and binds with (`read`)
+    /// must match.
+    #[instrument(skip(self))]
+    pub async fn set_topic_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: &str,
+        write: &str,
+        read: &str,
+    ) -> Result<(), BrokerError> {
+        let body = json!({ "exchange": exchange, "write": write, "read": read });
+        let path = format!("topic-permissions/{}/{}", enc(vhost), enc(user));
+        self.send(
+            self.http.put(self.url(&path)).json(&body),
+            "set topic permissions",
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Closes every open connection of `user` in `vhost`; returns how many.
     #[instrument(skip(self))]
     pub async fn close_connections(&self, vhost: &str, user: &str) -> Result<usize, BrokerError> {

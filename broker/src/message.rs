@@ -27,6 +27,9 @@ pub struct Properties {
 pub struct Outgoing {
     pub exchange: String,
     pub routing_key: String,
+    /// Ask the broker to return it when no queue is bound (reported as
+    /// `Unroutable`); off for a broadcast nobody may be listening to.
+    pub mandatory: bool,
     pub properties: Properties,
     pub body: Vec<u8>,
 }

@@ -150,7 +150,7 @@ async fn publish_one(
             &message.exchange,
             &message.routing_key,
             BasicPublishOptions {
-                mandatory: true,
+                mandatory: message.mandatory,
                 ..Default::default()
             },
             &message.body,

@@ -172,6 +172,16 @@ impl Hub {
         &self.management
     }
 
+    /// The acknowledgement reminder pass (it also runs by itself every
+    /// `pipeline.deadline_check_secs`).
+    pub fn ack_reminders(&self) -> crate::alerts::AckReminders {
+        crate::alerts::AckReminders {
+            ctx: self.deadlines().ctx,
+            clock: self.clock.clone(),
+            after: Duration::from_secs(self.config.pipeline.ack_reminder_after_hours * 3600),
+        }
+    }
+
     /// The deadline checker (it also runs by itself every
     /// `pipeline.deadline_check_secs`).
     pub fn deadlines(&self) -> crate::deadlines::DeadlineChecker {
@@ -242,6 +252,17 @@ impl Hub {
                 stop_background.clone(),
             ),
         );
+        let reminders = tokio::spawn(
+            crate::alerts::AckReminders {
+                ctx: ctx.clone(),
+                clock: self.clock.clone(),
+                after: Duration::from_secs(self.config.pipeline.ack_reminder_after_hours * 3600),
+            }
+            .run(
+                Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1)),
+                stop_background.clone(),
+            ),
+        );
         let reloader = tokio::spawn(reload_on_sighup(
             self.catalogue.clone(),
             stop_background.clone(),
@@ -285,6 +306,7 @@ impl Hub {
         let _ = refresher.await;
         let _ = reloader.await;
         let _ = deadlines.await;
+        let _ = reminders.await;
         let _ = server.await;
         self.broker.close().await;
         self.pool.close().await;

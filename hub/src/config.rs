@@ -98,8 +98,11 @@ pub struct PipelineSettings {
     pub publish_channels: usize,
     /// Seconds between outbox relay passes (re-publishing what a crash left).
     pub relay_interval_secs: u64,
-    /// Seconds between deadline checks.
+    /// Seconds between deadline checks (and acknowledgement reminder passes).
     pub deadline_check_secs: u64,
+    /// Hours after which a recipient that has not acknowledged a 1:N message
+    /// gets a reminder.
+    pub ack_reminder_after_hours: u64,
 }
 
 impl Default for PipelineSettings {
@@ -115,6 +118,7 @@ impl Default for PipelineSettings {
             publish_channels: 4,
             relay_interval_secs: 2,
             deadline_check_secs: 60,
+            ack_reminder_after_hours: 24,
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct DeadlineChecker {
 /// Who is expected to act in `state`: the responder if any action it may
 /// take starts there, else the requester.
 fn responsible(procedure: &Procedure, state: &str) -> Role {
+    // A 1:N exchange has no single responder: its originator acts.
+    if procedure.kind == imi_schemas::catalogue::ProcedureKind::Notification {
+        return Role::Requester;
+    }
     let responder_acts = procedure
         .actions()
         .any(|a| a.by == Role::Responder && a.allowed_from(state));

@@ -3,10 +3,12 @@
 //! - [`app`]: builds the hub from [`config`] and runs it until shutdown.
 //! - [`pipeline`]: the routing pipeline (decode → commit → publish → ack).
 //! - [`store`]: the batch transaction, outbox and relay queries.
-//! - [`registry`]: endpoints and authorities (seeded for now).
+//! - [`registry`]: endpoints and authorities, registration.
+//! - [`alerts`]: 1:N validation gates, delivery view, subscribers, reminders.
 //! - [`catalogue`]: reading and holding the procedure catalogue.
 //! - [`http`]: health, readiness, metrics; [`api`]: the JSON API.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod catalogue;

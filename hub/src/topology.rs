@@ -2,7 +2,7 @@
 
 use imi_broker::{ExchangeDecl, ExchangeKind, QueueDecl, QueueType, Topology};
 use imi_schemas::protocol::{
-    inbox_queue, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DELIVER_EXCHANGE, INGRESS_EXCHANGE,
+    inbox_queue, ALERTS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DELIVER_EXCHANGE, INGRESS_EXCHANGE,
     INGRESS_QUEUE,
 };
 
@@ -22,6 +22,10 @@ pub fn core(queue_type: QueueType) -> Topology {
             ExchangeDecl {
                 name: DELIVER_EXCHANGE.into(),
                 kind: ExchangeKind::Direct,
+            },
+            ExchangeDecl {
+                name: ALERTS_EXCHANGE.into(),
+                kind: ExchangeKind::Topic,
             },
             ExchangeDecl {
                 name: DEAD_LETTER_EXCHANGE.into(),

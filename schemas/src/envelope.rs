@@ -18,10 +18,15 @@ pub struct Envelope {
     /// is registered to act for it.
     pub sender: String,
     /// Recipient authorities. A message that opens a request names exactly one;
-    /// a follow-up on an existing exchange may leave it empty (the hub routes it
-    /// to the other party of the exchange).
+    /// a 1:N notification with the `explicit` rule names each; a follow-up on an
+    /// existing exchange may leave it empty (the hub routes it to the other
+    /// parties of the exchange); a dissemination names the authorities added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<String>,
+    /// For a 1:N procedure whose recipients rule is `countries`: the countries
+    /// whose authorities (registered for the procedure) receive it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub countries: Vec<String>,
     /// The form of the procedure's action, as declared in the catalogue.
     pub payload: serde_json::Value,
 }

@@ -88,6 +88,9 @@ impl MessageId {
 const COUNTRIES: &[&str] = &[
     "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR", "HU", "IE", "IT",
     "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "IS", "LI", "NO",
+    // Not a country: the Commission and Union bodies, which IMI treats as
+    // actors of their own (`EU-COMMISSION`).
+    "EU",
 ];
 
 /// A country code as IMI uses it (EU style: Greece is `EL`).
@@ -95,6 +98,10 @@ const COUNTRIES: &[&str] = &[
 pub struct CountryCode([u8; 2]);
 
 impl CountryCode {
+    /// `EU`: the Commission and Union bodies, not a Member State.
+    pub fn is_commission(&self) -> bool {
+        &self.0 == b"EU"
+    }
     pub fn as_str(&self) -> &str {
         // Constructed only from two ASCII capitals.
         std::str::from_utf8(&self.0).unwrap_or("??")

@@ -9,13 +9,23 @@ use serde_json::{json, Value};
 
 use crate::catalogue::{AreaFile, Catalogue, ProcedureFile, VocabularyFile};
 use crate::envelope::Envelope;
-use crate::protocol::{DeadlineNotice, ReceiptBatch, Rejection};
+use crate::protocol::{
+    Acknowledgement, AcknowledgementBatch, DeadlineNotice, ReceiptBatch, Rejection,
+};
 
 /// Every schema generated from Rust types: (file name, schema).
 pub fn wire_schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("envelope.schema.json", schema_for!(Envelope).to_value()),
         ("receipts.schema.json", schema_for!(ReceiptBatch).to_value()),
+        (
+            "acknowledgement.schema.json",
+            schema_for!(Acknowledgement).to_value(),
+        ),
+        (
+            "acknowledgements.schema.json",
+            schema_for!(AcknowledgementBatch).to_value(),
+        ),
         ("rejection.schema.json", schema_for!(Rejection).to_value()),
         (
             "deadline.schema.json",

@@ -19,6 +19,23 @@ pub const DEAD_LETTER_QUEUE: &str = "imi.dead-letters";
 /// The hub's durable ingress queue (competing consumers when several hubs run).
 pub const INGRESS_QUEUE: &str = "imi.hub.ingress";
 
+/// Topic exchange carrying every broadcast 1:N message for subscribers;
+/// routing key [`alert_routing_key`].
+pub const ALERTS_EXCHANGE: &str = "imi.alerts";
+
+/// Routing key of a broadcast on [`ALERTS_EXCHANGE`]:
+/// `<area>.<procedure>.<origin country>`, e.g. `pq.pq-alert.DE`. Subscribers
+/// bind with patterns such as `pq.#` or `services.*.AT`.
+pub fn alert_routing_key(area: &str, procedure: &str, origin_country: &str) -> String {
+    format!("{area}.{procedure}.{origin_country}")
+}
+
+/// The queues a subscriber endpoint may declare, bind and read: its name
+/// starts with this prefix.
+pub fn subscriber_queue_prefix(endpoint: &str) -> String {
+    format!("imi.sub.{endpoint}.")
+}
+
 /// The inbox queue of an endpoint.
 pub fn inbox_queue(endpoint: &str) -> String {
     format!("imi.inbox.{endpoint}")
@@ -42,8 +59,52 @@ pub const TYPE_RECEIPTS: &str = "imi.receipts";
 /// AMQP `type` of a deadline notice (a reminder, or an overdue notice).
 pub const TYPE_DEADLINE: &str = "imi.deadline";
 
+/// AMQP `type` an endpoint sends (to the ingress exchange, `correlation_id` =
+/// the exchange id) to say its system has a 1:N message; body:
+/// [`Acknowledgement`].
+pub const TYPE_ACKNOWLEDGEMENT: &str = "imi.acknowledgement";
+/// AMQP `type` of what the originator of a 1:N exchange receives when
+/// recipients acknowledge; body: [`AcknowledgementBatch`].
+pub const TYPE_ACKNOWLEDGEMENTS: &str = "imi.acknowledgements";
+
 /// AMQP `type` of a rejection.
 pub const TYPE_REJECTION: &str = "imi.rejection";
+
+/// A recipient system acknowledges a message of a 1:N exchange it received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "IMI Hub acknowledgement",
+    extend("$id" = "urn:imi:schema:acknowledgement")
+)]
+pub struct Acknowledgement {
+    /// The `message_id` of the message as the recipient received it.
+    pub message_id: Uuid,
+    /// The recipient authorities (served by the sending endpoint) that
+    /// acknowledge; empty means all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorities: Vec<String>,
+}
+
+/// Recipients that acknowledged messages of the originator's 1:N exchanges,
+/// as recorded in one hub batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "IMI Hub acknowledgements",
+    extend("$id" = "urn:imi:schema:acknowledgements")
+)]
+pub struct AcknowledgementBatch {
+    pub acknowledgements: Vec<Acknowledged>,
+}
+
+/// One recipient authority acknowledged one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Acknowledged {
+    pub exchange_id: Uuid,
+    pub message_id: Uuid,
+    pub authority: String,
+    pub acknowledged_at: DateTime<Utc>,
+}
 
 /// The receipts for one endpoint's messages accepted in one hub batch. The hub
 /// answers in batches so that a busy sender gets one AMQP message per batch,
@@ -171,6 +232,11 @@ pub enum RejectionCode {
     ActionNotAllowedForRole,
     /// The `message_id` was already used for a different message.
     MessageIdReused,
+    /// An acknowledgement names a message the endpoint did not receive for
+    /// the named authorities.
+    UnknownDelivery,
+    /// The recipients rule of a 1:N procedure found nobody to send it to.
+    NoRecipients,
 }
 
 impl RejectionCode {
@@ -193,6 +259,8 @@ impl RejectionCode {
             Self::ActionNotAllowedInState => "action_not_allowed_in_state",
             Self::ActionNotAllowedForRole => "action_not_allowed_for_role",
             Self::MessageIdReused => "message_id_reused",
+            Self::UnknownDelivery => "unknown_delivery",
+            Self::NoRecipients => "no_recipients",
         }
     }
 
@@ -216,6 +284,8 @@ impl RejectionCode {
             Self::ActionNotAllowedInState => "The action is not allowed in the current state",
             Self::ActionNotAllowedForRole => "The sender's role may not take this action",
             Self::MessageIdReused => "The message_id was already used for another message",
+            Self::UnknownDelivery => "No such delivery to acknowledge",
+            Self::NoRecipients => "The recipients rule found no recipient",
         }
     }
 }

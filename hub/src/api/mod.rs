@@ -2,6 +2,7 @@
 //! account; every error is an RFC 9457 problem document (one `IntoResponse`,
 //! in `error.rs`), never a stack trace.
 
+mod alerts;
 mod auth;
 mod authorities;
 mod error;
@@ -9,7 +10,7 @@ mod figures;
 mod overdue;
 mod registry;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 pub use auth::Caller;
@@ -34,4 +35,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/authorities/{id}/events", get(registry::events))
         .route("/api/v1/endpoints/{id}/credentials", post(registry::rotate))
         .route("/api/v1/endpoints/{id}/suspend", post(registry::suspend))
+        .route(
+            "/api/v1/validation-gates/{country}/{area}",
+            put(alerts::gate_on).delete(alerts::gate_off),
+        )
+        .route("/api/v1/validations", get(alerts::pending))
+        .route("/api/v1/exchanges/{id}/validation", post(alerts::decide))
+        .route("/api/v1/exchanges/{id}/deliveries", get(alerts::deliveries))
+        .route("/api/v1/subscribers", post(alerts::create_subscriber))
 }

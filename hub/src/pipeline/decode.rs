@@ -4,11 +4,17 @@
 
 use chrono::{DateTime, Utc};
 use imi_broker::Properties;
-use imi_schemas::catalogue::{Catalogue, Role};
+use chrono::NaiveDate;
+use imi_schemas::catalogue::{
+    Catalogue, DeadlineStart, Procedure, ProcedureKind, RecipientRule, Role, VALIDATION_STATE,
+};
 use imi_schemas::envelope::Envelope;
-use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
+use imi_schemas::ids::{
+    AuthorityId, CountryCode, EndpointId, ExchangeId, MessageId, MessageType,
+};
 use imi_schemas::protocol::{
-    FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT,
+    Acknowledgement, FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION,
+    HEADER_TRACEPARENT, TYPE_ACKNOWLEDGEMENT,
 };
 use sha2::{Digest, Sha256};
 
@@ -44,6 +50,35 @@ pub struct Step {
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
+    /// Set for a 1:N procedure (notification, alert).
+    pub one_to_many: Option<OneToMany>,
+}
+
+/// What a 1:N step needs beyond a 1:1 one.
+#[derive(Debug, Clone)]
+pub struct OneToMany {
+    /// The procedure's area (validation gates and the broadcast routing key).
+    pub area: String,
+    pub broadcasts: bool,
+    pub disseminates: bool,
+    /// The procedure can wait for national validation (lists the state).
+    pub can_be_validated: bool,
+    /// Deadlines counted from a date of the opening payload: (code, date, days).
+    pub field_deadlines: Vec<(String, NaiveDate, u32)>,
+}
+
+/// A recipient system acknowledges a 1:N message it received.
+#[derive(Debug)]
+pub struct Ack {
+    /// The acknowledgement's own `message_id`, answered in a receipt.
+    pub message_id: MessageId,
+    pub sender_endpoint: EndpointId,
+    /// The `message_id` the recipient received.
+    pub acknowledged: uuid::Uuid,
+    /// Its authorities that acknowledge; empty = all it serves.
+    pub authorities: Vec<String>,
+    pub raw: Vec<u8>,
+    pub digest: [u8; 32],
 }
 
 /// A message that can never pass, with everything needed to keep it and
@@ -65,6 +100,7 @@ pub struct Refusal {
 #[derive(Debug)]
 pub enum Decoded {
     Inbound(Box<Inbound>),
+    Acknowledgement(Box<Ack>),
     Refused(Box<Refusal>),
 }
 
@@ -148,6 +184,38 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
         return refuse(body, RejectionCode::OversizedBody, detail, Vec::new());
     }
     let raw_type = properties.message_type.as_deref().unwrap_or("");
+    if raw_type == TYPE_ACKNOWLEDGEMENT {
+        return match serde_json::from_slice::<Acknowledgement>(&body) {
+            Ok(ack) if ack.authorities.iter().all(|a| {
+                AuthorityId::try_from(a.as_str()).is_ok_and(|a| endpoint.authorities.contains(&a))
+            }) =>
+            {
+                Decoded::Acknowledgement(Box::new(Ack {
+                    message_id,
+                    sender_endpoint: endpoint.id.clone(),
+                    acknowledged: ack.message_id,
+                    authorities: ack.authorities,
+                    digest,
+                    raw: body,
+                }))
+            }
+            Ok(_) => {
+                let detail = format!("endpoint `{}` acknowledges only for its own authorities", endpoint.id);
+                refuse(
+                    body,
+                    RejectionCode::SenderNotServedByEndpoint,
+                    detail,
+                    field("/authorities", "not served by this endpoint"),
+                )
+            }
+            Err(e) => refuse(
+                body,
+                RejectionCode::InvalidEnvelope,
+                format!("not an acknowledgement: {e}"),
+                field("", e.to_string()),
+            ),
+        };
+    }
     let resolved = MessageType::try_from(raw_type)
         .ok()
         .and_then(|t| ctx.catalogue.resolve(&t).map(|(p, a)| (t, p, a)));
@@ -275,7 +343,24 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
         recipients.push(authority.id.clone());
     }
 
-    let exchange = if action.opens {
+    let one_to_many = procedure.kind == ProcedureKind::Notification;
+    if one_to_many && action.opens {
+        match resolve_recipients(ctx, procedure, &sender, &envelope.countries, recipients) {
+            Ok(resolved) => recipients = resolved,
+            Err((code, detail, errors)) => return refuse(body, code, detail, errors),
+        }
+    } else if !envelope.countries.is_empty() {
+        return refuse(
+            body,
+            RejectionCode::InvalidRecipients,
+            format!("{message_type} takes no `countries`: only a 1:N procedure with the `countries` rule does"),
+            field("/countries", "not for this action"),
+        );
+    }
+
+    let exchange = if action.opens && one_to_many {
+        None
+    } else if action.opens {
         if recipients.len() != 1 {
             let detail = format!(
                 "{message_type} opens a 1:1 request and needs exactly one recipient, not {}",
@@ -327,6 +412,17 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
             by: action.by,
             from: action.from.clone(),
             to: action.to.clone(),
+            one_to_many: one_to_many.then(|| OneToMany {
+                area: procedure.area.to_string(),
+                broadcasts: action.broadcasts,
+                disseminates: action.disseminates,
+                can_be_validated: procedure.states.iter().any(|s| s == VALIDATION_STATE),
+                field_deadlines: if action.opens {
+                    field_deadlines(procedure, &envelope.payload)
+                } else {
+                    Vec::new()
+                },
+            }),
         },
         raw: body,
         digest,
@@ -355,4 +451,101 @@ impl Inbound {
             digest: self.digest,
         }
     }
+}
+
+type Refused = (RejectionCode, String, Vec<FieldError>);
+
+/// The recipients of a 1:N exchange, by the procedure's rule: the authorities
+/// named, those registered for the procedure in the countries named, or in
+/// every country; plus the Commission where the procedure says. Never the
+/// sender. Only active authorities behind active endpoints.
+fn resolve_recipients(
+    ctx: &DecodeContext<'_>,
+    procedure: &Procedure,
+    sender: &AuthorityId,
+    countries: &[String],
+    named: Vec<AuthorityId>,
+) -> Result<Vec<AuthorityId>, Refused> {
+    let mut chosen: Vec<CountryCode> = Vec::with_capacity(countries.len());
+    for (i, raw) in countries.iter().enumerate() {
+        match CountryCode::try_from(raw.as_str()) {
+            Ok(c) if !c.is_commission() => chosen.push(c),
+            _ => {
+                return Err((
+                    RejectionCode::InvalidRecipients,
+                    format!("`{raw}` is not a Member State code"),
+                    field(&format!("/countries/{i}"), "not a Member State"),
+                ))
+            }
+        }
+    }
+    let rule = procedure.recipients;
+    match rule {
+        RecipientRule::Countries if chosen.is_empty() => {
+            return Err((
+                RejectionCode::InvalidRecipients,
+                format!("{} is sent to countries: name them in `countries`", procedure.code),
+                field("/countries", "at least one country"),
+            ))
+        }
+        RecipientRule::Countries => {}
+        _ if !chosen.is_empty() => {
+            return Err((
+                RejectionCode::InvalidRecipients,
+                format!("{} does not choose recipients by country", procedure.code),
+                field("/countries", "not for this procedure"),
+            ))
+        }
+        RecipientRule::AllCountries if !named.is_empty() => {
+            return Err((
+                RejectionCode::InvalidRecipients,
+                format!("{} goes to every country; name no recipients", procedure.code),
+                field("/recipients", "not for this procedure"),
+            ))
+        }
+        _ => {}
+    }
+    let by_rule = |country: CountryCode| match rule {
+        RecipientRule::AllCountries => !country.is_commission(),
+        RecipientRule::Countries => chosen.contains(&country),
+        _ => false,
+    };
+    let mut recipients: Vec<AuthorityId> = named;
+    recipients.extend(
+        ctx.registry
+            .reachable(&procedure.code)
+            .filter(|a| {
+                let country = a.country();
+                by_rule(country) || (procedure.commission && country.is_commission())
+            })
+            .cloned(),
+    );
+    recipients.retain(|a| a != sender);
+    recipients.sort();
+    recipients.dedup();
+    if recipients.is_empty() {
+        return Err((
+            RejectionCode::NoRecipients,
+            format!("no active authority is registered for {} where it is sent", procedure.code),
+            field("/recipients", "nobody to send it to"),
+        ));
+    }
+    Ok(recipients)
+}
+
+/// The dates deadlines count from, read from the opening payload (the form
+/// has validated them as dates).
+fn field_deadlines(procedure: &Procedure, payload: &serde_json::Value) -> Vec<(String, NaiveDate, u32)> {
+    procedure
+        .deadlines
+        .iter()
+        .filter_map(|d| match &d.start {
+            DeadlineStart::Field(f) => payload
+                .get(f)
+                .and_then(|v| v.as_str())
+                .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+                .map(|date| (d.code.clone(), date, d.days)),
+            DeadlineStart::State(_) => None,
+        })
+        .collect()
 }

@@ -24,7 +24,7 @@ use futures_util::future::{self, BoxFuture, FutureExt, Shared};
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use imi_broker::{Acker, Deliveries, Delivery, Outgoing, Properties, PublishOutcome, Publisher};
-use imi_schemas::protocol::DELIVER_EXCHANGE;
+use imi_schemas::protocol::{ALERTS_EXCHANGE, DELIVER_EXCHANGE};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +37,7 @@ use crate::catalogue::SharedCatalogue;
 use crate::config::PipelineSettings;
 use crate::metrics::{CodeLabel, Metrics, OutcomeLabel};
 use crate::registry::SharedRegistry;
-use crate::store::{self, CommitError, OutboxRow};
+use crate::store::{self, CommitError, OutboxKind, OutboxRow};
 use decode::{decode, DecodeContext, Decoded};
 
 /// What the pipeline needs; cheap to clone.
@@ -263,9 +263,11 @@ async fn commit_one(
 
 /// The AMQP message for an outbox row.
 pub fn to_outgoing(row: OutboxRow) -> Outgoing {
+    let broadcast = row.kind == OutboxKind::Broadcast;
     Outgoing {
-        exchange: DELIVER_EXCHANGE.to_owned(),
+        exchange: if broadcast { ALERTS_EXCHANGE } else { DELIVER_EXCHANGE }.to_owned(),
         routing_key: row.endpoint,
+        mandatory: !broadcast,
         properties: Properties {
             message_id: Some(row.id.to_string()),
             correlation_id: row.exchange_id.map(|e| e.to_string()),

@@ -64,6 +64,8 @@ impl Authority {
 pub struct Registry {
     endpoints: HashMap<String, Endpoint>,
     authorities: HashMap<String, Authority>,
+    /// (country, area) whose outgoing 1:N messages its coordinator validates.
+    validation_gates: HashSet<(String, String)>,
 }
 
 impl Registry {
@@ -75,6 +77,29 @@ impl Registry {
     }
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.endpoints.values()
+    }
+    /// Authorities that may receive the procedure now: active, registered for
+    /// it, behind an active endpoint.
+    pub fn reachable<'a>(
+        &'a self,
+        procedure: &'a ProcedureCode,
+    ) -> impl Iterator<Item = &'a AuthorityId> + 'a {
+        self.authorities
+            .values()
+            .filter(move |a| {
+                a.may_use(procedure)
+                    && self
+                        .endpoints
+                        .get(a.endpoint.as_str())
+                        .is_some_and(|e| e.status == Status::Active)
+            })
+            .map(|a| &a.id)
+    }
+    /// Must the country's coordinator validate its outgoing 1:N messages of
+    /// this area?
+    pub fn validates(&self, country: &str, area: &str) -> bool {
+        self.validation_gates
+            .contains(&(country.to_owned(), area.to_owned()))
     }
 
     #[instrument(skip_all)]
@@ -127,6 +152,11 @@ impl Registry {
                 },
             );
         }
+        registry.validation_gates = sqlx::query_as("SELECT country, area FROM validation_gates")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
         Ok(registry)
     }
 }

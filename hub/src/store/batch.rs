@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use imi_schemas::catalogue::Role;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
@@ -19,8 +19,8 @@ use thiserror::Error;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{OutboxKind, OutboxRow};
-use crate::pipeline::decode::{Decoded, Inbound, Refusal};
+use super::{acks, fanout, OutboxKind, OutboxRow};
+use crate::pipeline::decode::{Ack, Decoded, Inbound, Refusal};
 use crate::registry::Registry;
 
 #[derive(Debug, Error)]
@@ -50,27 +50,32 @@ pub struct BatchOutcome {
 }
 
 #[derive(Debug, Clone)]
-struct ExchangeState {
-    procedure: String,
-    state: String,
-    requester: String,
-    responder: String,
+pub(super) struct ExchangeState {
+    pub procedure: String,
+    pub state: String,
+    pub requester: String,
+    /// 1:1: the authority addressed; empty for 1:N.
+    pub responder: String,
+    /// 1:N: the frozen recipients.
+    pub recipients: Option<Vec<String>>,
+    /// 1:N: released to its recipients (1:1 exchanges always are).
+    pub released: bool,
 }
 
-struct NewExchange {
-    id: Uuid,
-    opened_by: Uuid,
-    state: ExchangeState,
+pub(super) struct NewExchange {
+    pub id: Uuid,
+    pub opened_by: Uuid,
+    pub state: ExchangeState,
     /// Set for a child exchange opened by a split.
-    parent: Option<Uuid>,
+    pub parent: Option<Uuid>,
 }
 
-struct Transition {
-    exchange_id: Uuid,
-    message_id: Uuid,
-    action: String,
-    from: Option<String>,
-    to: String,
+pub(super) struct Transition {
+    pub exchange_id: Uuid,
+    pub message_id: Uuid,
+    pub action: String,
+    pub from: Option<String>,
+    pub to: String,
 }
 
 struct Rejected<'a> {
@@ -78,18 +83,26 @@ struct Rejected<'a> {
 }
 
 #[derive(Default)]
-struct Plan<'a> {
-    new_exchanges: Vec<NewExchange>,
-    /// Exchange → (new state, responder).
-    changed: HashMap<Uuid, (String, String)>,
-    messages: Vec<(&'a Inbound, Uuid, Vec<String>)>,
-    transitions: Vec<Transition>,
-    outbox: Vec<OutboxRow>,
+pub(super) struct Plan<'a> {
+    pub new_exchanges: Vec<NewExchange>,
+    /// Exchange → (new state, responder, released).
+    pub changed: HashMap<Uuid, (String, String, bool)>,
+    /// 1:N exchanges whose recipients grew (dissemination) → all of them.
+    pub recipient_changes: HashMap<Uuid, Vec<String>>,
+    pub messages: Vec<(&'a Inbound, Uuid, Vec<String>)>,
+    pub transitions: Vec<Transition>,
+    pub outbox: Vec<OutboxRow>,
+    /// 1:N: one row per recipient authority of each copy.
+    pub deliveries: Vec<fanout::DeliveryRow>,
+    /// 1:N: stored messages to send once this batch's rows are written.
+    pub replays: Vec<fanout::Replay>,
+    /// (exchange, deadline, date in the payload, due at).
+    pub field_deadlines: Vec<(Uuid, String, NaiveDate, DateTime<Utc>)>,
     rejected: Vec<Rejected<'a>>,
     /// Refusals made by the workflow (owned, since they are built here).
-    workflow_refusals: Vec<Refusal>,
+    pub workflow_refusals: Vec<Refusal>,
     /// (sender endpoint, receipt) in arrival order.
-    receipts: Vec<(String, Receipt)>,
+    pub receipts: Vec<(String, Receipt)>,
     duplicates: Vec<Uuid>,
 }
 
@@ -112,7 +125,7 @@ pub async fn commit_batch(
         .iter()
         .filter_map(|d| match d {
             Decoded::Inbound(i) => Some(i.as_ref()),
-            Decoded::Refused(_) => None,
+            Decoded::Acknowledgement(_) | Decoded::Refused(_) => None,
         })
         .collect();
     let mut continued: Vec<Uuid> = inbound
@@ -153,16 +166,56 @@ pub async fn commit_batch(
         .map(|r| r.refusal.rejection.code)
         .collect();
     rejections.extend(plan.workflow_refusals.iter().map(|r| r.rejection.code));
-    let mut all_refusals: Vec<&Refusal> = plan.rejected.iter().map(|r| r.refusal).collect();
-    all_refusals.extend(plan.workflow_refusals.iter());
 
     insert_exchanges(&mut tx, &plan.new_exchanges).await?;
-    update_exchanges(&mut tx, &plan.changed).await?;
+    update_exchanges(&mut tx, &plan.changed, &plan.recipient_changes).await?;
     let inserted = insert_messages(&mut tx, batch_id, &plan.messages).await?;
     if inserted != plan.messages.len() {
         return Err(CommitError::Race);
     }
     insert_transitions(&mut tx, &plan.transitions).await?;
+    fanout::insert_field_deadlines(&mut tx, &plan.field_deadlines).await?;
+    // Replays read what this batch wrote, so they come after it; their rows
+    // go before the message that caused them (latest position first, so the
+    // earlier positions stay valid).
+    let mut replays = std::mem::take(&mut plan.replays);
+    replays.sort_by_key(|r| std::cmp::Reverse(r.outbox_pos));
+    for replay in replays {
+        let stored =
+            fanout::exchange_messages(&mut tx, replay.exchange_id, Some(replay.before)).await?;
+        let Ok((rows, deliveries)) = fanout::replay_rows(
+            &stored,
+            replay.exchange_id,
+            &replay.recipients,
+            &replay.tag,
+            replay.broadcast.as_ref(),
+            registry,
+        ) else {
+            // An authority vanished from the registry between decode and
+            // now; plan again with the fresh snapshot.
+            return Err(CommitError::Race);
+        };
+        plan.outbox.splice(replay.outbox_pos..replay.outbox_pos, rows);
+        plan.deliveries.extend(deliveries);
+    }
+    fanout::insert_deliveries(&mut tx, &plan.deliveries).await?;
+    let ack_items: Vec<&Ack> = items
+        .iter()
+        .filter_map(|d| match d {
+            Decoded::Acknowledgement(a) => Some(a.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let acked = acks::apply(&mut tx, &ack_items, registry, now).await?;
+    if earlier_in_flight && !acked.refused.is_empty() {
+        // The acknowledged copy may be in a batch not yet committed.
+        return Err(CommitError::NeedsEarlier);
+    }
+    plan.receipts.extend(acked.receipts);
+    plan.outbox.extend(acked.to_originators);
+    plan.outbox.extend(acked.refused.iter().filter_map(rejection_reply));
+    rejections.extend(acked.refused.iter().map(|r| r.rejection.code));
+    plan.workflow_refusals.extend(acked.refused);
     // A duplicate gets its receipt again (the sender probably retried because
     // it missed it), rebuilt from what was stored; deliveries not yet
     // published are the relay's job.
@@ -170,6 +223,8 @@ pub async fn commit_batch(
     receipts.extend(stored_receipts(&mut tx, &plan.duplicates).await?);
     plan.outbox.extend(receipt_rows(receipts));
     insert_outbox(&mut tx, batch_id, &plan.outbox).await?;
+    let mut all_refusals: Vec<&Refusal> = plan.rejected.iter().map(|r| r.refusal).collect();
+    all_refusals.extend(plan.workflow_refusals.iter());
     insert_rejected(&mut tx, &all_refusals).await?;
     tx.commit().await?;
 
@@ -190,26 +245,32 @@ async fn lock_exchanges(
         return Ok(HashMap::new());
     }
     // Sorted ids and ORDER BY keep lock order stable across hub instances.
-    let rows: Vec<(Uuid, String, String, String, String)> = sqlx::query_as(
-        "SELECT id, procedure, state, requester, responder FROM exchanges
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    type Row = (Uuid, String, String, String, String, Option<Vec<String>>, bool);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, procedure, state, requester, responder, recipients,
+                recipients IS NULL OR released_at IS NOT NULL
+         FROM exchanges WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
     .bind(ids)
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, procedure, state, requester, responder)| {
-            (
-                id,
-                ExchangeState {
-                    procedure,
-                    state,
-                    requester,
-                    responder,
-                },
-            )
-        })
+        .map(
+            |(id, procedure, state, requester, responder, recipients, released)| {
+                (
+                    id,
+                    ExchangeState {
+                        procedure,
+                        state,
+                        requester,
+                        responder,
+                        recipients,
+                        released,
+                    },
+                )
+            },
+        )
         .collect())
 }
 
@@ -232,6 +293,7 @@ fn plan<'a>(
                 plan.rejected.push(Rejected { refusal: r });
                 continue;
             }
+            Decoded::Acknowledgement(_) => continue,
             Decoded::Inbound(i) => i.as_ref(),
         };
         let id = inbound.message_id.as_uuid();
@@ -255,6 +317,25 @@ fn plan<'a>(
             continue;
         }
 
+        if let Some(step) = &inbound.step.one_to_many {
+            let planned = fanout::plan_message(
+                &mut plan,
+                inbound,
+                step,
+                &mut exchanges,
+                &mut new_ids,
+                registry,
+                now,
+            );
+            match planned {
+                Ok(()) => {
+                    seen.insert(id, inbound.digest);
+                }
+                Err(refusal) => plan.workflow_refusals.push(refusal),
+            }
+            continue;
+        }
+
         let procedure = inbound.message_type.procedure.as_str();
         let action = inbound.message_type.action.as_str();
         let mut parent: Option<Uuid> = None;
@@ -267,6 +348,8 @@ fn plan<'a>(
                 state: inbound.step.to.clone(),
                 requester: inbound.sender.to_string(),
                 responder: responder.clone(),
+                recipients: None,
+                released: true,
             };
             exchanges.insert(exchange_id, state.clone());
             new_ids.insert(exchange_id);
@@ -352,6 +435,8 @@ fn plan<'a>(
                         state: inbound.step.opening_state.clone(),
                         requester: exchange.requester.clone(),
                         responder: target.clone(),
+                        recipients: None,
+                        released: true,
                     };
                     child = Some((inbound.message_id.opened_exchange().as_uuid(), state));
                 } else {
@@ -386,7 +471,7 @@ fn plan<'a>(
             } else {
                 plan.changed.insert(
                     exchange_id,
-                    (inbound.step.to.clone(), exchange.responder.clone()),
+                    (inbound.step.to.clone(), exchange.responder.clone(), true),
                 );
             }
             match child {
@@ -585,13 +670,18 @@ async fn stored_receipts(
         .collect())
 }
 
-fn derived(id: Uuid, purpose: &str) -> Uuid {
+pub(super) fn derived(id: Uuid, purpose: &str) -> Uuid {
     let mut name = id.as_bytes().to_vec();
     name.extend_from_slice(purpose.as_bytes());
     Uuid::new_v5(&Uuid::NAMESPACE_OID, &name)
 }
 
-fn refuse(inbound: &Inbound, code: RejectionCode, detail: String, now: DateTime<Utc>) -> Refusal {
+pub(super) fn refuse(
+    inbound: &Inbound,
+    code: RejectionCode,
+    detail: String,
+    now: DateTime<Utc>,
+) -> Refusal {
     let id = inbound.message_id.to_string();
     Refusal {
         message_id: Some(id.clone()),
@@ -639,9 +729,18 @@ async fn insert_exchanges(
     let responders: Vec<&str> = rows.iter().map(|r| r.state.responder.as_str()).collect();
     let opened_by: Vec<Uuid> = rows.iter().map(|r| r.opened_by).collect();
     let parents: Vec<Option<Uuid>> = rows.iter().map(|r| r.parent).collect();
+    // Authority ids have no commas; arrays of arrays do not UNNEST.
+    let recipients: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| r.state.recipients.as_ref().map(|v| v.join(",")))
+        .collect();
+    let released: Vec<bool> = rows.iter().map(|r| r.state.released).collect();
     sqlx::query(
-        "INSERT INTO exchanges (id, procedure, state, requester, responder, opened_by, parent_id)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[])",
+        "INSERT INTO exchanges (id, procedure, state, requester, responder, opened_by, parent_id,
+                                recipients, released_at)
+         SELECT id, pr, st, rq, rs, ob, pa, string_to_array(rc, ','), CASE WHEN rl AND rc IS NOT NULL THEN now() END
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[],
+                     $8::text[], $9::bool[]) AS u(id, pr, st, rq, rs, ob, pa, rc, rl)",
     )
     .bind(ids)
     .bind(procedures)
@@ -650,6 +749,8 @@ async fn insert_exchanges(
     .bind(responders)
     .bind(opened_by)
     .bind(parents)
+    .bind(recipients)
+    .bind(released)
     .execute(conn)
     .await?;
     Ok(())
@@ -657,23 +758,36 @@ async fn insert_exchanges(
 
 async fn update_exchanges(
     conn: &mut PgConnection,
-    changed: &HashMap<Uuid, (String, String)>,
+    changed: &HashMap<Uuid, (String, String, bool)>,
+    recipients: &HashMap<Uuid, Vec<String>>,
 ) -> Result<(), sqlx::Error> {
-    if changed.is_empty() {
-        return Ok(());
+    if !changed.is_empty() {
+        let ids: Vec<Uuid> = changed.keys().copied().collect();
+        let states: Vec<&str> = ids.iter().map(|id| changed[id].0.as_str()).collect();
+        let responders: Vec<&str> = ids.iter().map(|id| changed[id].1.as_str()).collect();
+        let released: Vec<bool> = ids.iter().map(|id| changed[id].2).collect();
+        sqlx::query(
+            "UPDATE exchanges e SET state = u.state, responder = u.responder, updated_at = now(),
+                    released_at = CASE WHEN e.recipients IS NOT NULL AND u.released
+                                       THEN coalesce(e.released_at, now()) END
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bool[]) AS u(id, state, responder, released)
+             WHERE e.id = u.id",
+        )
+        .bind(ids)
+        .bind(states)
+        .bind(responders)
+        .bind(released)
+        .execute(&mut *conn)
+        .await?;
     }
-    let ids: Vec<Uuid> = changed.keys().copied().collect();
-    let states: Vec<&str> = ids.iter().map(|id| changed[id].0.as_str()).collect();
-    let responders: Vec<&str> = ids.iter().map(|id| changed[id].1.as_str()).collect();
-    sqlx::query(
-        "UPDATE exchanges e SET state = u.state, responder = u.responder, updated_at = now()
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, state, responder) WHERE e.id = u.id",
-    )
-    .bind(ids)
-    .bind(states)
-    .bind(responders)
-    .execute(conn)
-    .await?;
+    // Rare (dissemination): one statement per exchange.
+    for (id, all) in recipients {
+        sqlx::query("UPDATE exchanges SET recipients = $2 WHERE id = $1")
+            .bind(id)
+            .bind(all)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -785,10 +899,14 @@ pub async fn insert_outbox(
                 .then(|| serde_json::to_string(&r.headers).expect("headers serialize"))
         })
         .collect();
-    // Deliveries take their body from messages.raw: not stored twice.
+    // Deliveries and broadcasts take their body from messages.raw: not
+    // stored twice (or 200 times).
     let bodies: Vec<Option<&[u8]>> = rows
         .iter()
-        .map(|r| (r.kind != OutboxKind::Delivery).then_some(r.body.as_slice()))
+        .map(|r| {
+            (!matches!(r.kind, OutboxKind::Delivery | OutboxKind::Broadcast))
+                .then_some(r.body.as_slice())
+        })
         .collect();
     sqlx::query(
         "INSERT INTO outbox (id, batch_id, kind, source_message_id, endpoint_id, recipients, exchange_id,

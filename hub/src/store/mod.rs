@@ -1,6 +1,8 @@
 //! PostgreSQL: the batch transaction, the outbox and its relay.
 
+mod acks;
 mod batch;
+pub mod fanout;
 mod outbox;
 
 use std::collections::BTreeMap;
@@ -35,6 +37,11 @@ pub enum OutboxKind {
     Rejection,
     /// A hub-originated notice (deadline reminder, overdue).
     Notice,
+    /// A released 1:N message on the `imi.alerts` topic exchange; `endpoint`
+    /// holds its routing key. Unroutable is normal (no subscriber bound).
+    Broadcast,
+    /// Recipients' acknowledgements, for the originator.
+    Acknowledgements,
 }
 
 impl OutboxKind {
@@ -44,6 +51,8 @@ impl OutboxKind {
             OutboxKind::Receipts => "receipts",
             OutboxKind::Rejection => "rejection",
             OutboxKind::Notice => "notice",
+            OutboxKind::Broadcast => "broadcast",
+            OutboxKind::Acknowledgements => "acknowledgements",
         }
     }
     fn parse(raw: &str) -> OutboxKind {
@@ -51,6 +60,8 @@ impl OutboxKind {
             "delivery" => OutboxKind::Delivery,
             "receipts" => OutboxKind::Receipts,
             "notice" => OutboxKind::Notice,
+            "broadcast" => OutboxKind::Broadcast,
+            "acknowledgements" => OutboxKind::Acknowledgements,
             _ => OutboxKind::Rejection,
         }
     }

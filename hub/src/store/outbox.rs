@@ -108,7 +108,8 @@ pub async fn unpublished(
          FROM outbox o
          JOIN batches b ON b.id = o.batch_id
          LEFT JOIN messages m
-                ON o.kind = 'delivery' AND m.id = CASE WHEN o.kind = 'delivery' THEN o.source_message_id::uuid END
+                ON o.kind IN ('delivery', 'broadcast')
+               AND m.id = CASE WHEN o.kind IN ('delivery', 'broadcast') THEN o.source_message_id::uuid END
          WHERE (b.published_at IS NULL AND b.created_at < now() - make_interval(secs => $1))
             OR o.unroutable_since IS NOT NULL
          ORDER BY b.created_at, o.id

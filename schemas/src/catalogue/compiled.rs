@@ -68,6 +68,10 @@ pub enum RecipientRule {
     None,
 }
 
+/// The state a 1:N exchange waits in while the sender's national coordinator
+/// validates it, for procedures that list it (national gatekeeping).
+pub const VALIDATION_STATE: &str = "awaiting-validation";
+
 /// When a deadline starts counting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadlineStart {
@@ -99,6 +103,10 @@ pub struct Action {
     pub reassigns: bool,
     /// Opens a child exchange with the message's recipient (split).
     pub splits: bool,
+    /// 1:N: releases the held exchange to its recipients.
+    pub broadcasts: bool,
+    /// 1:N: a recipient adds authorities of its own country.
+    pub disseminates: bool,
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
@@ -650,6 +658,24 @@ fn compile_procedure(
                 "only a responder's follow-up action can hand the exchange on",
             );
         }
+        let one_to_many = kind == Some(ProcedureKind::Notification);
+        if (a.broadcasts || a.disseminates) && !one_to_many {
+            ck.err(
+                file,
+                at("broadcasts"),
+                "only a notification (1:N) procedure broadcasts or disseminates",
+            );
+        }
+        if a.disseminates && (a.opens || by != Role::Responder || a.broadcasts) {
+            ck.err(
+                file,
+                at("disseminates"),
+                "dissemination is a recipient's (responder's) follow-up action",
+            );
+        }
+        if a.broadcasts && by != Role::Requester {
+            ck.err(file, at("broadcasts"), "only the originator broadcasts");
+        }
         if a.opens {
             openers += 1;
             if !a.from.is_empty() {
@@ -694,6 +720,8 @@ fn compile_procedure(
             opens: a.opens,
             reassigns: a.reassigns,
             splits: a.splits,
+            broadcasts: a.broadcasts,
+            disseminates: a.disseminates,
             by,
             from: a.from,
             to: a.to,
@@ -702,7 +730,16 @@ fn compile_procedure(
             form,
         });
     }
-    if openers != 1 {
+    if kind == Some(ProcedureKind::Notification) && !actions.iter().any(|a| a.broadcasts) {
+        ck.err(
+            file,
+            "actions",
+            "a notification needs an action that broadcasts (else nobody ever receives it)",
+        );
+    }
+    // A notification may open either at once (broadcast) or as a draft.
+    let many_openers = kind == Some(ProcedureKind::Notification) && openers == 2;
+    if openers != 1 && !many_openers {
         ck.err(
             file,
             "actions",

@@ -15,7 +15,7 @@ mod render;
 
 pub use compiled::{
     Action, Area, Catalogue, CheckReport, Deadline, DeadlineStart, Procedure, ProcedureKind,
-    Question, RecipientRule, Retention, Role, LANGUAGES,
+    Question, RecipientRule, Retention, Role, LANGUAGES, VALIDATION_STATE,
 };
 pub use error::{CatalogueError, CatalogueErrors};
 pub use model::{ActionFile, AreaFile, Labels, ProcedureFile, QuestionFile, VocabularyFile};

@@ -128,7 +128,21 @@ pub struct ActionFile {
     /// (linked to this one) between the requester and that authority.
     #[serde(default)]
     pub splits: bool,
-    /// The role that takes it: `requester` or `responder`.
+    /// 1:N only: the action releases the exchange to its recipients. Until
+    /// an action with this flag succeeds (and, where the sender's country
+    /// requires it, its coordinator validated it), the exchange's messages are
+    /// held (a draft): nobody receives them. Then every held message goes to
+    /// every recipient, in order.
+    #[serde(default)]
+    pub broadcasts: bool,
+    /// 1:N only: a recipient adds further authorities of its own country (the
+    /// message's recipients) to the exchange; they receive everything released
+    /// so far.
+    #[serde(default)]
+    pub disseminates: bool,
+    /// The role that takes it: `requester` or `responder`. In a 1:N
+    /// procedure the requester is the originator and a responder is any
+    /// recipient.
     pub by: String,
     /// States it may be taken from (empty for the opening action).
     #[serde(default)]

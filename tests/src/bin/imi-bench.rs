@@ -312,6 +312,7 @@ fn raw_message(queue: &str, body: &[u8]) -> (String, Outgoing) {
     let message = Outgoing {
         exchange: String::new(),
         routing_key: queue.into(),
+        mandatory: true,
         properties: Properties {
             message_id: Some(id.clone()),
             content_type: Some("application/json".into()),
