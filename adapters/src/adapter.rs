@@ -1,8 +1,14 @@
 use std::time::Duration;
 
-use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, PublishOutcome, Publisher, Topology};
-use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
-use imi_schemas::protocol::{inbox_queue, HEADER_SCHEMA_VERSION, INGRESS_EXCHANGE};
+use imi_broker::{
+    Broker, BrokerConfig, Outgoing, Properties, PublishOutcome, Publisher, QueueDecl, QueueType,
+    Topology,
+};
+use imi_schemas::ids::{AuthorityId, CountryCode, EndpointId, ExchangeId, MessageId, MessageType};
+use imi_schemas::protocol::{
+    inbox_queue, subscriber_queue_prefix, Acknowledgement, ALERTS_EXCHANGE, HEADER_SCHEMA_VERSION,
+    INGRESS_EXCHANGE, TYPE_ACKNOWLEDGEMENT,
+};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
@@ -60,6 +66,9 @@ pub struct OutgoingMessage {
     pub message_type: MessageType,
     pub sender: AuthorityId,
     pub recipients: Vec<AuthorityId>,
+    /// For a 1:N procedure with the `countries` rule: the countries whose
+    /// registered authorities receive it.
+    pub countries: Vec<CountryCode>,
     /// The exchange a follow-up continues (`correlation_id`).
     pub exchange: Option<ExchangeId>,
     pub payload: serde_json::Value,
@@ -163,11 +172,14 @@ impl Adapter {
             sender: &'a str,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             recipients: Vec<&'a str>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            countries: Vec<&'a str>,
             payload: &'a serde_json::Value,
         }
         let envelope = EnvelopeRef {
             sender: message.sender.as_str(),
             recipients: message.recipients.iter().map(|r| r.as_str()).collect(),
+            countries: message.countries.iter().map(|c| c.as_str()).collect(),
             payload: &message.payload,
         };
         let mut properties = Properties {
@@ -229,6 +241,77 @@ impl Adapter {
             body,
         };
         Ok(self.publisher.publish_once(&outgoing).await?)
+    }
+
+    /// Acknowledges a 1:N message the application has safely handled: the
+    /// hub records it per recipient authority and tells the originator.
+    /// `message_id` is the id the message arrived with; `authorities` empty
+    /// means every authority of this endpoint it was addressed to.
+    #[instrument(skip_all, fields(message_id = %message_id))]
+    pub async fn acknowledge(
+        &self,
+        message_id: Uuid,
+        exchange: Option<&str>,
+        authorities: &[AuthorityId],
+    ) -> Result<MessageId, AdapterError> {
+        let id = MessageId::new(Uuid::new_v4());
+        let body = Acknowledgement {
+            message_id,
+            authorities: authorities.iter().map(|a| a.to_string()).collect(),
+        };
+        let properties = Properties {
+            message_id: Some(id.to_string()),
+            correlation_id: exchange.map(str::to_owned),
+            message_type: Some(TYPE_ACKNOWLEDGEMENT.into()),
+            user_id: Some(self.endpoint.to_string()),
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        let outgoing = Outgoing {
+            exchange: INGRESS_EXCHANGE.into(),
+            routing_key: TYPE_ACKNOWLEDGEMENT.into(),
+            mandatory: true,
+            properties,
+            body: serde_json::to_vec(&body).expect("acknowledgement serializes"),
+        };
+        let outcome = self
+            .publisher
+            .publish_all(std::slice::from_ref(&outgoing))
+            .await?;
+        if outcome.first() == Some(&PublishOutcome::Unroutable) {
+            return Err(AdapterError::Unroutable);
+        }
+        Ok(id)
+    }
+
+    /// For a broadcast subscriber: declares its durable queue
+    /// `imi.sub.<endpoint>.<name>`, binds it to `imi.alerts` with each pattern
+    /// (e.g. `pq.#`, `services.*.AT`) and consumes it until `stop`. The
+    /// broker refuses a pattern outside the subscriber's areas.
+    #[instrument(skip_all, fields(name = %name))]
+    pub async fn subscribe(
+        &self,
+        name: &str,
+        patterns: &[&str],
+        stop: CancellationToken,
+    ) -> Result<Inbox, AdapterError> {
+        let queue = format!("{}{name}", subscriber_queue_prefix(self.endpoint.as_str()));
+        self.broker
+            .declare(Topology {
+                exchanges: Vec::new(),
+                queues: vec![QueueDecl {
+                    name: queue.clone(),
+                    queue_type: QueueType::Quorum,
+                    dead_letter_exchange: None,
+                    delivery_limit: None,
+                    bindings: patterns
+                        .iter()
+                        .map(|p| (ALERTS_EXCHANGE.to_owned(), (*p).to_owned()))
+                        .collect(),
+                }],
+            })
+            .await?;
+        Ok(Inbox::new(self.broker.consume(&queue, 200, stop)))
     }
 
     /// Consumes this endpoint's inbox until `stop` is cancelled.

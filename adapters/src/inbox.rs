@@ -7,8 +7,9 @@ use imi_broker::{Acker, Deliveries, Delivery, Properties};
 use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
-    receipt_id, DeadlineNotice, Receipt, ReceiptBatch, Rejection, HEADER_PARENT_EXCHANGE,
-    HEADER_RECIPIENTS, HEADER_SENDER, TYPE_DEADLINE, TYPE_RECEIPTS, TYPE_REJECTION,
+    receipt_id, AcknowledgementBatch, DeadlineNotice, Receipt, ReceiptBatch, Rejection,
+    HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS, HEADER_SENDER, TYPE_ACKNOWLEDGEMENTS, TYPE_DEADLINE,
+    TYPE_RECEIPTS, TYPE_REJECTION,
 };
 
 use crate::AdapterError;
@@ -37,6 +38,9 @@ pub enum Incoming {
     Rejection(Rejection),
     /// A deadline is near or passed on an exchange this endpoint must act on.
     Deadline(DeadlineNotice),
+    /// Recipients acknowledged messages of a 1:N exchange this endpoint's
+    /// authority originated.
+    Acknowledgements(AcknowledgementBatch),
     /// Something this SDK version does not understand (kept, not dropped).
     Unknown {
         message_type: Option<String>,
@@ -210,6 +214,10 @@ fn incoming(p: &Properties, body: Vec<u8>) -> Incoming {
         },
         Some(TYPE_DEADLINE) => match serde_json::from_slice(&body) {
             Ok(n) => Incoming::Deadline(n),
+            Err(_) => unknown(p, body),
+        },
+        Some(TYPE_ACKNOWLEDGEMENTS) => match serde_json::from_slice(&body) {
+            Ok(a) => Incoming::Acknowledgements(a),
             Err(_) => unknown(p, body),
         },
         Some(t) => match serde_json::from_slice::<Envelope>(&body) {

@@ -114,19 +114,20 @@ impl Broker {
         &self.inner.stop
     }
 
-    /// Adds to the topology and declares it now if connected. It is declared
-    /// again on every reconnect.
+    /// Declares `topology` now and, once the broker accepted it, adds it to
+    /// what is declared again on every reconnect (a refused declaration is
+    /// not repeated forever).
     #[instrument(skip_all, fields(queues = topology.queues.len()))]
     pub async fn declare(&self, topology: Topology) -> Result<(), BrokerError> {
-        self.inner
-            .topology
-            .lock()
-            .expect("topology lock")
-            .merge(topology.clone());
         let (_, conn) = self.connection().await?;
         let channel = conn.create_channel().await?;
         topology.declare(&channel).await?;
         let _ = channel.close(200, "declared").await;
+        self.inner
+            .topology
+            .lock()
+            .expect("topology lock")
+            .merge(topology);
         Ok(())
     }
 

@@ -220,7 +220,11 @@ pub async fn decide_validation(
     )
     .bind(exchange)
     .bind(Uuid::new_v4())
-    .bind(if approve { "validate" } else { "refuse-validation" })
+    .bind(if approve {
+        "validate"
+    } else {
+        "refuse-validation"
+    })
     .bind(&state)
     .bind(&next)
     .bind(&account.name)
@@ -314,9 +318,8 @@ pub async fn deliveries(
     .await?;
     let (procedure, state, originator, released_at, recipients) =
         head.ok_or_else(|| WorkflowError::NotFound(format!("no exchange {exchange}")))?;
-    let recipients = recipients.ok_or_else(|| {
-        WorkflowError::Invalid(format!("exchange {exchange} is 1:1, not 1:N"))
-    })?;
+    let recipients = recipients
+        .ok_or_else(|| WorkflowError::Invalid(format!("exchange {exchange} is 1:1, not 1:N")))?;
     let only_country = match account.role {
         AccountRole::Coordinator => {
             let mine = account.country.map(|c| c.as_str().to_owned());
@@ -380,7 +383,10 @@ pub async fn deliveries(
         originator,
         released_at,
         recipients: match &only_country {
-            Some(c) => recipients.into_iter().filter(|r| r.starts_with(c.as_str())).collect(),
+            Some(c) => recipients
+                .into_iter()
+                .filter(|r| r.starts_with(c.as_str()))
+                .collect(),
             None => recipients,
         },
         deadlines: deadlines
@@ -401,7 +407,10 @@ pub async fn deliveries(
 /// `imi.sub.<endpoint>.*` queues, read (bind to) `imi.alerts`, publish
 /// nowhere; topic permissions limit its binding keys to its areas.
 pub fn subscriber_permissions(endpoint: &EndpointId) -> Permissions {
-    let own = format!("^{}.*", subscriber_queue_prefix(endpoint.as_str()).replace('.', "\\."));
+    let own = format!(
+        "^{}.*",
+        subscriber_queue_prefix(endpoint.as_str()).replace('.', "\\.")
+    );
     Permissions {
         configure: own.clone(),
         write: own.clone(),
@@ -425,7 +434,9 @@ pub async fn create_subscriber(
     let catalogue = ctx.catalogue.current();
     for area in areas {
         if !catalogue.areas().any(|a| &a.code == area) {
-            return Err(WorkflowError::Invalid(format!("`{area}` is not an area of the catalogue")));
+            return Err(WorkflowError::Invalid(format!(
+                "`{area}` is not an area of the catalogue"
+            )));
         }
         coordinates(account, country.as_str(), area.as_str())?;
     }
@@ -434,7 +445,9 @@ pub async fn create_subscriber(
         .fetch_optional(&ctx.pool)
         .await?;
     if exists.is_some() {
-        return Err(WorkflowError::Conflict(format!("endpoint `{endpoint}` exists")));
+        return Err(WorkflowError::Conflict(format!(
+            "endpoint `{endpoint}` exists"
+        )));
     }
     let names: Vec<String> = areas.iter().map(|a| a.to_string()).collect();
     let mut tx = ctx.pool.begin().await?;
@@ -450,9 +463,15 @@ pub async fn create_subscriber(
         .await?;
     tx.commit().await?;
     let password = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-    ctx.management.put_user(endpoint.as_str(), &password).await?;
     ctx.management
-        .set_permissions(&ctx.vhost, endpoint.as_str(), &subscriber_permissions(endpoint))
+        .put_user(endpoint.as_str(), &password)
+        .await?;
+    ctx.management
+        .set_permissions(
+            &ctx.vhost,
+            endpoint.as_str(),
+            &subscriber_permissions(endpoint),
+        )
         .await?;
     let areas_regex = names
         .iter()
@@ -517,30 +536,32 @@ impl AckReminders {
         }
         let outbox: Vec<OutboxRow> = rows
             .iter()
-            .map(|(copy, authority, exchange_id, endpoint, procedure, due_at)| {
-                let notice = DeadlineNotice {
-                    exchange_id: *exchange_id,
-                    procedure: procedure.clone(),
-                    deadline: "acknowledge".into(),
-                    kind: "reminder".into(),
-                    due_at: *due_at,
-                    authority: authority.clone(),
-                };
-                let mut name = copy.as_bytes().to_vec();
-                name.extend_from_slice(authority.as_bytes());
-                name.extend_from_slice(b"ack-reminder");
-                OutboxRow {
-                    id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &name),
-                    kind: OutboxKind::Notice,
-                    source_message_id: copy.to_string(),
-                    endpoint: endpoint.clone(),
-                    recipients: vec![authority.clone()],
-                    exchange_id: Some(*exchange_id),
-                    message_type: TYPE_DEADLINE.to_owned(),
-                    headers: Default::default(),
-                    body: serde_json::to_vec(&notice).expect("notice serializes"),
-                }
-            })
+            .map(
+                |(copy, authority, exchange_id, endpoint, procedure, due_at)| {
+                    let notice = DeadlineNotice {
+                        exchange_id: *exchange_id,
+                        procedure: procedure.clone(),
+                        deadline: "acknowledge".into(),
+                        kind: "reminder".into(),
+                        due_at: *due_at,
+                        authority: authority.clone(),
+                    };
+                    let mut name = copy.as_bytes().to_vec();
+                    name.extend_from_slice(authority.as_bytes());
+                    name.extend_from_slice(b"ack-reminder");
+                    OutboxRow {
+                        id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &name),
+                        kind: OutboxKind::Notice,
+                        source_message_id: copy.to_string(),
+                        endpoint: endpoint.clone(),
+                        recipients: vec![authority.clone()],
+                        exchange_id: Some(*exchange_id),
+                        message_type: TYPE_DEADLINE.to_owned(),
+                        headers: Default::default(),
+                        body: serde_json::to_vec(&notice).expect("notice serializes"),
+                    }
+                },
+            )
             .collect();
         let batch_id = Uuid::new_v4();
         sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")

@@ -2,8 +2,8 @@
 
 use imi_broker::{ExchangeDecl, ExchangeKind, QueueDecl, QueueType, Topology};
 use imi_schemas::protocol::{
-    inbox_queue, ALERTS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DELIVER_EXCHANGE, INGRESS_EXCHANGE,
-    INGRESS_QUEUE,
+    inbox_queue, ALERTS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, DELIVER_EXCHANGE,
+    INGRESS_EXCHANGE, INGRESS_QUEUE,
 };
 
 /// Redeliveries before a message is dead-lettered: high, because a hub crash

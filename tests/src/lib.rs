@@ -82,6 +82,12 @@ impl TestEnv {
     /// given; every authority except French ones (kept unregistered for the
     /// authorization tests) is registered for pq-information-request.
     pub async fn with_endpoints(specs: &[(&str, &[&str])]) -> TestEnv {
+        Self::with_registrations(specs, &["pq-information-request"]).await
+    }
+
+    /// Like [`TestEnv::with_endpoints`], registering every authority (except
+    /// French ones) for `procedures`.
+    pub async fn with_registrations(specs: &[(&str, &[&str])], procedures: &[&str]) -> TestEnv {
         init_tracing();
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let vhost = format!("imi-test-{suffix}");
@@ -113,7 +119,7 @@ impl TestEnv {
                 "id": a,
                 "country": &a[..2],
                 "names": {"en": a},
-                "procedures": if a.starts_with("FR") { json!([]) } else { json!(["pq-information-request"]) },
+                "procedures": if a.starts_with("FR") { json!([]) } else { json!(procedures) },
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>()});
         let seed_path = dir.join("seed.yaml");
@@ -179,6 +185,7 @@ impl TestEnv {
             .await
             .expect("hub builds");
         let deadlines = hub.deadlines();
+        let reminders = hub.ack_reminders();
         let addr = hub.http_addr();
         let catalogue = hub.catalogue();
         let (tx, rx) = oneshot::channel::<()>();
@@ -193,6 +200,7 @@ impl TestEnv {
             http: format!("http://{addr}"),
             catalogue,
             deadlines,
+            reminders,
             stop: Some(tx),
             task,
         }
@@ -329,6 +337,8 @@ pub struct RunningHub {
     pub catalogue: imi_hub::catalogue::SharedCatalogue,
     /// Its deadline checker, to run a pass now.
     pub deadlines: imi_hub::deadlines::DeadlineChecker,
+    /// Its acknowledgement reminder pass, to run one now.
+    pub reminders: imi_hub::alerts::AckReminders,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -428,6 +438,7 @@ pub fn request_to_de() -> OutgoingMessage {
         exchange: None,
         payload: diploma_request(),
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     }
 }
@@ -452,6 +463,7 @@ pub fn follow_up(
         exchange: Some(exchange),
         payload,
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     }
 }
@@ -499,4 +511,70 @@ pub async fn assert_quiet(inbox: &mut Inbox, millis: u64) {
     if let Ok(item) = inbox.next_within(Duration::from_millis(millis)).await {
         panic!("expected nothing, got {:?}", item.incoming);
     }
+}
+
+/// The catalogue's example payload of `<procedure>.<action>`.
+pub fn example(hub: &RunningHub, procedure: &str, action: &str) -> serde_json::Value {
+    let catalogue = hub.catalogue.current();
+    let (_, action) = catalogue
+        .resolve(&MessageType::try_from(format!("{procedure}.{action}").as_str()).unwrap())
+        .expect("catalogue action");
+    action.example.clone().expect("the action has an example")
+}
+
+/// A message of a 1:N procedure: `recipients` and `countries` as the
+/// procedure's rule wants them; `exchange` for a follow-up.
+pub fn one_to_many(
+    message_type: &str,
+    sender: &str,
+    recipients: &[&str],
+    countries: &[&str],
+    exchange: Option<imi_schemas::ids::ExchangeId>,
+    payload: serde_json::Value,
+) -> OutgoingMessage {
+    OutgoingMessage {
+        message_type: MessageType::try_from(message_type).unwrap(),
+        sender: AuthorityId::try_from(sender).unwrap(),
+        recipients: recipients
+            .iter()
+            .map(|a| AuthorityId::try_from(*a).unwrap())
+            .collect(),
+        countries: countries
+            .iter()
+            .map(|c| imi_schemas::ids::CountryCode::try_from(*c).unwrap())
+            .collect(),
+        exchange,
+        payload,
+        schema_version: 1,
+        message_id: None,
+    }
+}
+
+/// Calls the hub's JSON API; returns the status and the JSON body.
+pub async fn call_api(
+    http: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut request = match method {
+        "POST" => client.post(format!("{http}{path}")),
+        "PUT" => client.put(format!("{http}{path}")),
+        "DELETE" => client.delete(format!("{http}{path}")),
+        _ => client.get(format!("{http}{path}")),
+    };
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }

@@ -129,6 +129,7 @@ async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced
         exchange: Some(exchange),
         payload,
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     };
     let answers = json!({"answers": [{"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": "YES"}]});

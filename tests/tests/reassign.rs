@@ -88,6 +88,7 @@ async fn a_coordinator_reassigns_a_request_within_its_country() {
         exchange: Some(exchange),
         payload: json!({"answers": [{"question": "PQ-Q-GOOD-STANDING", "answer": "YES"}]}),
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     };
     de.send(&answer("DE-AEKNO")).await.unwrap();
@@ -146,6 +147,7 @@ async fn a_request_referred_to_the_coordinator_is_reassigned_and_starts_again() 
         exchange: Some(exchange),
         payload: json!({"reason": "Not ours; please find the competent chamber."}),
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     };
     de.send(&refer).await.unwrap();

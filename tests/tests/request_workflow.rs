@@ -46,6 +46,7 @@ async fn act(
         exchange: Some(exchange),
         payload: payload(action),
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     };
     let id = party.adapter.send(&message).await.unwrap();

@@ -48,6 +48,7 @@ async fn conflicting_actions_taken_by_two_hubs_end_with_exactly_one_applied() {
         exchange: Some(exchange),
         payload: json!({"answers": [{"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": verdict}]}),
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     };
     let answers: Vec<_> = exchanges

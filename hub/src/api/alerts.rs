@@ -24,7 +24,8 @@ use crate::alerts::{self, ExchangeDeliveries, PendingValidation};
 use crate::http::AppState;
 
 fn gate_path(country: &str, area: &str) -> Result<(CountryCode, AreaCode), ApiError> {
-    let country = CountryCode::try_from(country).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let country =
+        CountryCode::try_from(country).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let area = AreaCode::try_from(area).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok((country, area))
 }
@@ -41,7 +42,9 @@ pub async fn gate_on(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (c, a) = gate_path(&country, &area)?;
     alerts::set_gate(&state.registry, &caller.0, &c, &a, true).await?;
-    Ok(Json(json!({"country": country, "area": area, "validation": true})))
+    Ok(Json(
+        json!({"country": country, "area": area, "validation": true}),
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, country = %country, area = %area))]
@@ -52,7 +55,9 @@ pub async fn gate_off(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (c, a) = gate_path(&country, &area)?;
     alerts::set_gate(&state.registry, &caller.0, &c, &a, false).await?;
-    Ok(Json(json!({"country": country, "area": area, "validation": false})))
+    Ok(Json(
+        json!({"country": country, "area": area, "validation": false}),
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
@@ -60,7 +65,9 @@ pub async fn pending(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<PendingValidation>>, ApiError> {
-    Ok(Json(alerts::pending_validations(&state.pool, &caller.0).await?))
+    Ok(Json(
+        alerts::pending_validations(&state.pool, &caller.0).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -100,7 +107,9 @@ pub async fn deliveries(
     Path(id): Path<String>,
 ) -> Result<Json<ExchangeDeliveries>, ApiError> {
     let exchange = exchange_id(&id)?;
-    Ok(Json(alerts::deliveries(&state.pool, &caller.0, exchange).await?))
+    Ok(Json(
+        alerts::deliveries(&state.pool, &caller.0, exchange).await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -2,16 +2,14 @@
 //! AMQP properties and body, identify the endpoint from the broker-validated
 //! `user_id`, validate the payload, authorize sender and recipients.
 
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use imi_broker::Properties;
-use chrono::NaiveDate;
 use imi_schemas::catalogue::{
     Catalogue, DeadlineStart, Procedure, ProcedureKind, RecipientRule, Role, VALIDATION_STATE,
 };
 use imi_schemas::envelope::Envelope;
-use imi_schemas::ids::{
-    AuthorityId, CountryCode, EndpointId, ExchangeId, MessageId, MessageType,
-};
+use imi_schemas::ids::{AuthorityId, CountryCode, EndpointId, ExchangeId, MessageId, MessageType};
 use imi_schemas::protocol::{
     Acknowledgement, FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION,
     HEADER_TRACEPARENT, TYPE_ACKNOWLEDGEMENT,
@@ -186,9 +184,11 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
     let raw_type = properties.message_type.as_deref().unwrap_or("");
     if raw_type == TYPE_ACKNOWLEDGEMENT {
         return match serde_json::from_slice::<Acknowledgement>(&body) {
-            Ok(ack) if ack.authorities.iter().all(|a| {
-                AuthorityId::try_from(a.as_str()).is_ok_and(|a| endpoint.authorities.contains(&a))
-            }) =>
+            Ok(ack)
+                if ack.authorities.iter().all(|a| {
+                    AuthorityId::try_from(a.as_str())
+                        .is_ok_and(|a| endpoint.authorities.contains(&a))
+                }) =>
             {
                 Decoded::Acknowledgement(Box::new(Ack {
                     message_id,
@@ -200,7 +200,10 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
                 }))
             }
             Ok(_) => {
-                let detail = format!("endpoint `{}` acknowledges only for its own authorities", endpoint.id);
+                let detail = format!(
+                    "endpoint `{}` acknowledges only for its own authorities",
+                    endpoint.id
+                );
                 refuse(
                     body,
                     RejectionCode::SenderNotServedByEndpoint,
@@ -484,7 +487,10 @@ fn resolve_recipients(
         RecipientRule::Countries if chosen.is_empty() => {
             return Err((
                 RejectionCode::InvalidRecipients,
-                format!("{} is sent to countries: name them in `countries`", procedure.code),
+                format!(
+                    "{} is sent to countries: name them in `countries`",
+                    procedure.code
+                ),
                 field("/countries", "at least one country"),
             ))
         }
@@ -499,7 +505,10 @@ fn resolve_recipients(
         RecipientRule::AllCountries if !named.is_empty() => {
             return Err((
                 RejectionCode::InvalidRecipients,
-                format!("{} goes to every country; name no recipients", procedure.code),
+                format!(
+                    "{} goes to every country; name no recipients",
+                    procedure.code
+                ),
                 field("/recipients", "not for this procedure"),
             ))
         }
@@ -526,7 +535,10 @@ fn resolve_recipients(
     if recipients.is_empty() {
         return Err((
             RejectionCode::NoRecipients,
-            format!("no active authority is registered for {} where it is sent", procedure.code),
+            format!(
+                "no active authority is registered for {} where it is sent",
+                procedure.code
+            ),
             field("/recipients", "nobody to send it to"),
         ));
     }
@@ -535,7 +547,10 @@ fn resolve_recipients(
 
 /// The dates deadlines count from, read from the opening payload (the form
 /// has validated them as dates).
-fn field_deadlines(procedure: &Procedure, payload: &serde_json::Value) -> Vec<(String, NaiveDate, u32)> {
+fn field_deadlines(
+    procedure: &Procedure,
+    payload: &serde_json::Value,
+) -> Vec<(String, NaiveDate, u32)> {
     procedure
         .deadlines
         .iter()

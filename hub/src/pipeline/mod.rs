@@ -265,7 +265,12 @@ async fn commit_one(
 pub fn to_outgoing(row: OutboxRow) -> Outgoing {
     let broadcast = row.kind == OutboxKind::Broadcast;
     Outgoing {
-        exchange: if broadcast { ALERTS_EXCHANGE } else { DELIVER_EXCHANGE }.to_owned(),
+        exchange: if broadcast {
+            ALERTS_EXCHANGE
+        } else {
+            DELIVER_EXCHANGE
+        }
+        .to_owned(),
         routing_key: row.endpoint,
         mandatory: !broadcast,
         properties: Properties {

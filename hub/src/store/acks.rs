@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use imi_schemas::protocol::{
-    Acknowledged, AcknowledgementBatch, Receipt, Rejection, RejectionCode,
-    TYPE_ACKNOWLEDGEMENT, TYPE_ACKNOWLEDGEMENTS,
+    Acknowledged, AcknowledgementBatch, Receipt, Rejection, RejectionCode, TYPE_ACKNOWLEDGEMENT,
+    TYPE_ACKNOWLEDGEMENTS,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;

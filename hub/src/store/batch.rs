@@ -195,7 +195,8 @@ pub async fn commit_batch(
             // now; plan again with the fresh snapshot.
             return Err(CommitError::Race);
         };
-        plan.outbox.splice(replay.outbox_pos..replay.outbox_pos, rows);
+        plan.outbox
+            .splice(replay.outbox_pos..replay.outbox_pos, rows);
         plan.deliveries.extend(deliveries);
     }
     fanout::insert_deliveries(&mut tx, &plan.deliveries).await?;
@@ -213,7 +214,8 @@ pub async fn commit_batch(
     }
     plan.receipts.extend(acked.receipts);
     plan.outbox.extend(acked.to_originators);
-    plan.outbox.extend(acked.refused.iter().filter_map(rejection_reply));
+    plan.outbox
+        .extend(acked.refused.iter().filter_map(rejection_reply));
     rejections.extend(acked.refused.iter().map(|r| r.rejection.code));
     plan.workflow_refusals.extend(acked.refused);
     // A duplicate gets its receipt again (the sender probably retried because
@@ -245,7 +247,15 @@ async fn lock_exchanges(
         return Ok(HashMap::new());
     }
     // Sorted ids and ORDER BY keep lock order stable across hub instances.
-    type Row = (Uuid, String, String, String, String, Option<Vec<String>>, bool);
+    type Row = (
+        Uuid,
+        String,
+        String,
+        String,
+        String,
+        Option<Vec<String>>,
+        bool,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, procedure, state, requester, responder, recipients,
                 recipients IS NULL OR released_at IS NOT NULL

@@ -173,167 +173,168 @@ pub(super) fn plan_message<'a>(
     let message_type = inbound.message_type.to_string();
     let gated = || step.can_be_validated && registry.validates(&sender[..2], &step.area);
 
-    let (exchange_id, from, to, recipients): (Uuid, Option<String>, String, Vec<String>) = if inbound.step.opens {
-        let exchange_id = inbound.message_id.opened_exchange().as_uuid();
-        let frozen: Vec<String> = inbound.recipients.iter().map(|a| a.to_string()).collect();
-        let (to, release) = match (step.broadcasts, gated()) {
-            (true, true) => (VALIDATION_STATE.to_owned(), false),
-            (true, false) => (inbound.step.to.clone(), true),
-            (false, _) => (inbound.step.to.clone(), false),
-        };
-        let state = ExchangeState {
-            procedure: procedure.to_owned(),
-            state: to.clone(),
-            requester: sender.to_owned(),
-            responder: String::new(),
-            recipients: Some(frozen.clone()),
-            released: release,
-        };
-        exchanges.insert(exchange_id, state.clone());
-        new_ids.insert(exchange_id);
-        plan.new_exchanges.push(NewExchange {
-            id: exchange_id,
-            opened_by: id,
-            state,
-            parent: None,
-        });
-        for (code, date, days) in &step.field_deadlines {
-            let due = (*date + Duration::days(i64::from(*days) + 1))
-                .and_time(NaiveTime::MIN)
-                .and_utc();
-            plan.field_deadlines
-                .push((exchange_id, code.clone(), *date, due));
-        }
-        let recipients = if release { frozen } else { Vec::new() };
-        (exchange_id, None, to, recipients)
-    } else {
-        let exchange_id = inbound
-            .exchange
-            .expect("decode guarantees a follow-up names its exchange")
-            .as_uuid();
-        let Some(exchange) = exchanges
-            .get_mut(&exchange_id)
-            .filter(|e| e.procedure == procedure)
-        else {
-            return Err(refuse(
-                inbound,
-                RejectionCode::UnknownExchange,
-                format!("no {procedure} exchange has id {exchange_id}"),
-                now,
-            ));
-        };
-        let frozen = exchange.recipients.clone().unwrap_or_default();
-        let role = if sender == exchange.requester {
-            Role::Requester
-        } else if frozen.iter().any(|r| r == sender) {
-            Role::Responder
+    let (exchange_id, from, to, recipients): (Uuid, Option<String>, String, Vec<String>) =
+        if inbound.step.opens {
+            let exchange_id = inbound.message_id.opened_exchange().as_uuid();
+            let frozen: Vec<String> = inbound.recipients.iter().map(|a| a.to_string()).collect();
+            let (to, release) = match (step.broadcasts, gated()) {
+                (true, true) => (VALIDATION_STATE.to_owned(), false),
+                (true, false) => (inbound.step.to.clone(), true),
+                (false, _) => (inbound.step.to.clone(), false),
+            };
+            let state = ExchangeState {
+                procedure: procedure.to_owned(),
+                state: to.clone(),
+                requester: sender.to_owned(),
+                responder: String::new(),
+                recipients: Some(frozen.clone()),
+                released: release,
+            };
+            exchanges.insert(exchange_id, state.clone());
+            new_ids.insert(exchange_id);
+            plan.new_exchanges.push(NewExchange {
+                id: exchange_id,
+                opened_by: id,
+                state,
+                parent: None,
+            });
+            for (code, date, days) in &step.field_deadlines {
+                let due = (*date + Duration::days(i64::from(*days) + 1))
+                    .and_time(NaiveTime::MIN)
+                    .and_utc();
+                plan.field_deadlines
+                    .push((exchange_id, code.clone(), *date, due));
+            }
+            let recipients = if release { frozen } else { Vec::new() };
+            (exchange_id, None, to, recipients)
         } else {
-            return Err(refuse(
+            let exchange_id = inbound
+                .exchange
+                .expect("decode guarantees a follow-up names its exchange")
+                .as_uuid();
+            let Some(exchange) = exchanges
+                .get_mut(&exchange_id)
+                .filter(|e| e.procedure == procedure)
+            else {
+                return Err(refuse(
+                    inbound,
+                    RejectionCode::UnknownExchange,
+                    format!("no {procedure} exchange has id {exchange_id}"),
+                    now,
+                ));
+            };
+            let frozen = exchange.recipients.clone().unwrap_or_default();
+            let role = if sender == exchange.requester {
+                Role::Requester
+            } else if frozen.iter().any(|r| r == sender) {
+                Role::Responder
+            } else {
+                return Err(refuse(
                 inbound,
                 RejectionCode::ActionNotAllowedForRole,
                 format!("`{sender}` is neither the originator nor a recipient of exchange {exchange_id}"),
                 now,
             ));
-        };
-        if role != inbound.step.by {
-            return Err(refuse(
-                inbound,
-                RejectionCode::ActionNotAllowedForRole,
-                format!(
-                    "`{action}` is taken by the {}, and `{sender}` is the {}",
-                    inbound.step.by.as_str(),
-                    role.as_str()
-                ),
-                now,
-            ));
-        }
-        if !inbound.step.from.contains(&exchange.state) {
-            return Err(refuse(
-                inbound,
-                RejectionCode::ActionNotAllowedInState,
-                format!("`{action}` is not allowed in state `{}`", exchange.state),
-                now,
-            ));
-        }
-        let mut to = inbound.step.to.clone();
-        let mut release = false;
-        let recipients: Vec<String> = if step.disseminates {
-            // Further authorities of the disseminator's own country, not yet
-            // recipients; the originator learns who was added.
-            let added: Vec<String> = inbound.recipients.iter().map(|a| a.to_string()).collect();
-            let fits = !added.is_empty()
-                && added.iter().all(|a| {
-                    a.get(..2) == sender.get(..2)
-                        && *a != exchange.requester
-                        && !frozen.contains(a)
-                });
-            if !fits {
+            };
+            if role != inbound.step.by {
                 return Err(refuse(
+                    inbound,
+                    RejectionCode::ActionNotAllowedForRole,
+                    format!(
+                        "`{action}` is taken by the {}, and `{sender}` is the {}",
+                        inbound.step.by.as_str(),
+                        role.as_str()
+                    ),
+                    now,
+                ));
+            }
+            if !inbound.step.from.contains(&exchange.state) {
+                return Err(refuse(
+                    inbound,
+                    RejectionCode::ActionNotAllowedInState,
+                    format!("`{action}` is not allowed in state `{}`", exchange.state),
+                    now,
+                ));
+            }
+            let mut to = inbound.step.to.clone();
+            let mut release = false;
+            let recipients: Vec<String> = if step.disseminates {
+                // Further authorities of the disseminator's own country, not yet
+                // recipients; the originator learns who was added.
+                let added: Vec<String> = inbound.recipients.iter().map(|a| a.to_string()).collect();
+                let fits = !added.is_empty()
+                    && added.iter().all(|a| {
+                        a.get(..2) == sender.get(..2)
+                            && *a != exchange.requester
+                            && !frozen.contains(a)
+                    });
+                if !fits {
+                    return Err(refuse(
                     inbound,
                     RejectionCode::InvalidRecipients,
                     format!("`{action}` names authorities of `{sender}`'s own country that are not yet recipients"),
                     now,
                 ));
-            }
-            let mut all = frozen.clone();
-            all.extend(added.iter().cloned());
-            exchange.recipients = Some(all.clone());
-            plan.recipient_changes.insert(exchange_id, all);
-            plan.replays.push(Replay {
-                exchange_id,
-                before: id,
-                recipients: added.clone(),
-                tag: format!("#{id}"),
-                broadcast: None,
-                outbox_pos: plan.outbox.len(),
-            });
-            let mut to_them = added;
-            to_them.push(exchange.requester.clone());
-            to_them
-        } else if !inbound.recipients.is_empty() {
-            return Err(refuse(
+                }
+                let mut all = frozen.clone();
+                all.extend(added.iter().cloned());
+                exchange.recipients = Some(all.clone());
+                plan.recipient_changes.insert(exchange_id, all);
+                plan.replays.push(Replay {
+                    exchange_id,
+                    before: id,
+                    recipients: added.clone(),
+                    tag: format!("#{id}"),
+                    broadcast: None,
+                    outbox_pos: plan.outbox.len(),
+                });
+                let mut to_them = added;
+                to_them.push(exchange.requester.clone());
+                to_them
+            } else if !inbound.recipients.is_empty() {
+                return Err(refuse(
                 inbound,
                 RejectionCode::InvalidRecipients,
                 format!("a follow-up of a 1:N exchange goes to all its parties; leave recipients empty"),
                 now,
             ));
-        } else if step.broadcasts && !exchange.released {
-            if gated() {
-                to = VALIDATION_STATE.to_owned();
-                Vec::new()
+            } else if step.broadcasts && !exchange.released {
+                if gated() {
+                    to = VALIDATION_STATE.to_owned();
+                    Vec::new()
+                } else {
+                    release = true;
+                    plan.replays.push(Replay {
+                        exchange_id,
+                        before: id,
+                        recipients: frozen.clone(),
+                        tag: String::new(),
+                        broadcast: Some((step.area.clone(), procedure.to_owned())),
+                        outbox_pos: plan.outbox.len(),
+                    });
+                    frozen
+                }
+            } else if exchange.released {
+                let mut parties = frozen;
+                parties.push(exchange.requester.clone());
+                parties.retain(|p| p != sender);
+                parties
             } else {
-                release = true;
-                plan.replays.push(Replay {
-                    exchange_id,
-                    before: id,
-                    recipients: frozen.clone(),
-                    tag: String::new(),
-                    broadcast: Some((step.area.clone(), procedure.to_owned())),
-                    outbox_pos: plan.outbox.len(),
-                });
-                frozen
+                // Held: a draft (or one awaiting validation) reaches nobody yet.
+                Vec::new()
+            };
+            let from = std::mem::replace(&mut exchange.state, to.clone());
+            exchange.released |= release;
+            let change = (to.clone(), exchange.responder.clone(), exchange.released);
+            if new_ids.contains(&exchange_id) {
+                if let Some(n) = plan.new_exchanges.iter_mut().find(|n| n.id == exchange_id) {
+                    n.state = exchange.clone();
+                }
+            } else {
+                plan.changed.insert(exchange_id, change);
             }
-        } else if exchange.released {
-            let mut parties = frozen;
-            parties.push(exchange.requester.clone());
-            parties.retain(|p| p != sender);
-            parties
-        } else {
-            // Held: a draft (or one awaiting validation) reaches nobody yet.
-            Vec::new()
+            (exchange_id, Some(from), to, recipients)
         };
-        let from = std::mem::replace(&mut exchange.state, to.clone());
-        exchange.released |= release;
-        let change = (to.clone(), exchange.responder.clone(), exchange.released);
-        if new_ids.contains(&exchange_id) {
-            if let Some(n) = plan.new_exchanges.iter_mut().find(|n| n.id == exchange_id) {
-                n.state = exchange.clone();
-            }
-        } else {
-            plan.changed.insert(exchange_id, change);
-        }
-        (exchange_id, Some(from), to, recipients)
-    };
 
     let copy = copy_of(inbound, exchange_id);
     let (rows, deliveries) = fan_out(&copy, &recipients, registry, "").map_err(|r| {

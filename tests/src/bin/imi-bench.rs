@@ -87,6 +87,7 @@ fn request(from: usize, to: usize) -> OutgoingMessage {
         exchange: None,
         payload: diploma_request(),
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     }
 }
@@ -159,6 +160,7 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     let body_size = serde_json::to_vec(&Envelope {
         sender: sender_authority(0),
         recipients: vec![recipient_authority(0)],
+        countries: Vec::new(),
         payload: diploma_request(),
     })?
     .len();
@@ -267,6 +269,7 @@ fn validation_rate(env: &TestEnv) -> anyhow::Result<String> {
     let body = serde_json::to_vec(&Envelope {
         sender: sender_authority(0),
         recipients: vec![recipient_authority(0)],
+        countries: Vec::new(),
         payload,
     })?;
     let started = Instant::now();

@@ -59,6 +59,7 @@ fn message(
         exchange,
         payload,
         schema_version: 1,
+        countries: Vec::new(),
         message_id: None,
     }
 }

@@ -187,6 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 exchange: exchange.as_deref().map(ExchangeId::try_from).transpose()?,
                 payload: serde_json::from_str(&text).context("the payload is not JSON")?,
                 schema_version,
+                countries: Vec::new(),
                 message_id: message_id.as_deref().map(MessageId::try_from).transpose()?,
             };
             let adapter = Adapter::connect(&connection.config()).await?;
@@ -331,6 +332,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Incoming::Receipt(r) => json!({"kind": "receipt", "receipt": r}),
                     Incoming::Rejection(r) => json!({"kind": "rejection", "rejection": r}),
                     Incoming::Deadline(n) => json!({"kind": "deadline", "deadline": n}),
+                    Incoming::Acknowledgements(a) => {
+                        json!({"kind": "acknowledgements", "acknowledgements": a.acknowledgements})
+                    }
                     Incoming::Unknown { message_type, body } => json!({
                         "kind": "unknown", "type": message_type, "body": String::from_utf8_lossy(body),
                     }),
