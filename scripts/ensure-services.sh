@@ -40,14 +40,34 @@ fi
 
 # RabbitMQ -----------------------------------------------------------------
 rabbit_up() { as_root rabbitmqctl -q status >/dev/null 2>&1; }
-if ! rabbit_up; then
-  log "starting RabbitMQ"
-  # Many queues need many file handles; a shell's default 1024 makes the
-  # broker collapse under load.
-  (ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; as_root rabbitmq-server -detached)
+# Many queues need many file handles; a shell's default 1024 makes the
+# broker collapse under load.
+start_rabbit_with_many_files() {
+  if id rabbitmq >/dev/null 2>&1 && [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    # Debian's wrapper switches to the rabbitmq user through su, whose PAM
+    # limits reset the soft limit to 1024: raise it as that user instead.
+    as_root su rabbitmq -s /bin/sh -c 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; cd /var/lib/rabbitmq && exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached' \
+      >/dev/null 2>&1
+  else
+    (ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; as_root rabbitmq-server -detached)
+  fi
   as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
   for _ in $(seq 1 120); do rabbit_up && break; sleep 1; done
   rabbit_up || { log "RabbitMQ did not start"; exit 1; }
+}
+if ! rabbit_up; then
+  log "starting RabbitMQ"
+  start_rabbit_with_many_files
+fi
+# A broker started elsewhere with a shell's 1024 open files collapses with
+# many queues (the fan-out benchmark declares 1,000): restart it with more.
+beam=$(pgrep -f 'beam.*rabbit' | head -n 1 || true)
+fd_limit=$( [ -n "$beam" ] && awk '/Max open files/ {print $4}' "/proc/$beam/limits" 2>/dev/null || true)
+if [ -n "$fd_limit" ] && [ "$fd_limit" -lt 4000 ]; then
+  log "RabbitMQ runs with $fd_limit file handles; restarting it with more"
+  as_root rabbitmqctl -q stop >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do rabbit_up || break; sleep 1; done
+  start_rabbit_with_many_files
 fi
 if ! as_root rabbitmq-plugins list -e -m 2>/dev/null | grep -qx rabbitmq_management; then
   log "enabling the RabbitMQ management plugin"

@@ -156,7 +156,9 @@ fn copy_of(inbound: &Inbound, exchange_id: Uuid) -> Copy<'_> {
 
 /// Plans one message of a 1:N exchange. On success the message, its
 /// transition, its copies and its receipt are in `plan`.
-#[allow(clippy::too_many_arguments)]
+// A refusal is the cold path, built once per refused message; boxing it
+// would only move the allocation.
+#[allow(clippy::too_many_arguments, clippy::result_large_err)]
 pub(super) fn plan_message<'a>(
     plan: &mut Plan<'a>,
     inbound: &'a Inbound,
@@ -293,11 +295,12 @@ pub(super) fn plan_message<'a>(
                 to_them
             } else if !inbound.recipients.is_empty() {
                 return Err(refuse(
-                inbound,
-                RejectionCode::InvalidRecipients,
-                format!("a follow-up of a 1:N exchange goes to all its parties; leave recipients empty"),
-                now,
-            ));
+                    inbound,
+                    RejectionCode::InvalidRecipients,
+                    "a follow-up of a 1:N exchange goes to all its parties; leave recipients empty"
+                        .into(),
+                    now,
+                ));
             } else if step.broadcasts && !exchange.released {
                 if gated() {
                     to = VALIDATION_STATE.to_owned();

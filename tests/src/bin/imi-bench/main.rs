@@ -19,9 +19,14 @@ use imi_schemas::ids::{AuthorityId, MessageType};
 use imi_tests::{amqp_base_url, diploma_request, TestEnv};
 use tokio_util::sync::CancellationToken;
 
+mod alerts;
+
 #[derive(Parser)]
 #[command(name = "imi-bench", about = "IMI Hub vs raw RabbitMQ, same run")]
 struct Args {
+    /// `backbone` (1:1 throughput and latency) or `alerts` (1:N fan-out).
+    #[arg(default_value = "backbone", value_parser = ["backbone", "alerts"])]
+    mode: String,
     /// Messages in each throughput run.
     #[arg(long, default_value_t = 20_000)]
     messages: usize,
@@ -69,7 +74,13 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(args))
+        .block_on(async {
+            if args.mode == "alerts" {
+                alerts::run(&args.queue_type, args.repeats.max(1)).await
+            } else {
+                run(args).await
+            }
+        })
 }
 
 fn sender_authority(i: usize) -> String {
@@ -287,7 +298,7 @@ fn validation_rate(env: &TestEnv) -> anyhow::Result<String> {
     ))
 }
 
-fn raw_broker(vhost: &str, name: &str, queues: &[String], queue_type: &str) -> Broker {
+pub(crate) fn raw_broker(vhost: &str, name: &str, queues: &[String], queue_type: &str) -> Broker {
     let queue_type = QueueType::parse(queue_type).expect("checked by clap");
     Broker::start(
         BrokerConfig {
