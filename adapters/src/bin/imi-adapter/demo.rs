@@ -68,26 +68,40 @@ fn is_type(incoming: &Incoming, action: &str) -> bool {
     matches!(incoming, Incoming::Message(m) if m.message_type == format!("pq-information-request.{action}"))
 }
 
-/// The next inbox item that `wanted` accepts; anything else (left over from
-/// an earlier, interrupted demo run) is acknowledged and skipped.
-async fn next_matching(
+/// The next inbox item that `wanted` accepts, with its exchange id and
+/// message id; anything else (left over from an earlier, interrupted demo
+/// run) is acknowledged and skipped.
+async fn next_item(
     party: &mut Party,
     what: &str,
     wanted: impl Fn(&Incoming) -> bool,
-) -> anyhow::Result<(Option<String>, Incoming)> {
+) -> anyhow::Result<(Option<String>, Incoming, String)> {
     loop {
         let item = party
             .inbox
             .next_within(Duration::from_secs(30))
             .await
             .with_context(|| format!("no {what} from the hub in 30 s: is it running?"))?;
-        let out = (item.exchange_id.clone(), item.incoming.clone());
+        let out = (
+            item.exchange_id.clone(),
+            item.incoming.clone(),
+            item.message_id.clone(),
+        );
         item.ack().await?;
         if wanted(&out.1) {
             return Ok(out);
         }
         println!("   ({} skips an older inbox item)", party.authority);
     }
+}
+
+async fn next_matching(
+    party: &mut Party,
+    what: &str,
+    wanted: impl Fn(&Incoming) -> bool,
+) -> anyhow::Result<(Option<String>, Incoming)> {
+    let (exchange, incoming, _) = next_item(party, what, wanted).await?;
+    Ok((exchange, incoming))
 }
 
 async fn expect_receipt(party: &mut Party, message: MessageId) -> anyhow::Result<()> {
@@ -150,6 +164,8 @@ pub async fn run(
             r.detail
         );
     }
+
+    alert(&mut de, &mut fi).await?;
 
     let people = [
         ("Virtanen", "Aino", "PQ-NURSE"),
@@ -235,5 +251,64 @@ pub async fn run(
     stop.cancel();
     fi.adapter.close().await;
     de.adapter.close().await;
+    Ok(())
+}
+
+/// A 1:N alert: `from` warns every authority registered for `pq-alert`; `to`
+/// receives its copy and acknowledges it; `from` is told.
+async fn alert(from: &mut Party, to: &mut Party) -> anyhow::Result<()> {
+    println!(
+        "\n── an alert: {} tells every authority registered for pq-alert that a doctor may no longer practise",
+        from.authority
+    );
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let alert = OutgoingMessage {
+        message_type: MessageType::try_from("pq-alert.send").expect("demo type"),
+        sender: from.authority.clone(),
+        recipients: Vec::new(),
+        countries: Vec::new(),
+        exchange: None,
+        payload: json!({
+            "professional": {"family_name": "Schneider", "given_names": "Markus", "date_of_birth": "1975-09-23", "nationality": "DE"},
+            "profession": "PQ-DOCTOR",
+            "deciding_authority": {"authority_name": "Verwaltungsgericht Düsseldorf", "country": "DE"},
+            "restriction_scope": {"measure": "PQ-MEASURE-PROHIBITION", "description": "The licence to practise medicine is suspended in full."},
+            "restriction_period": {"start_date": today, "indefinite": true},
+            "decision_date": today
+        }),
+        schema_version: 1,
+        message_id: None,
+    };
+    let id = from.adapter.send(&alert).await?;
+    println!(
+        "   {}  → sent pq-alert.send to every registered authority",
+        from.authority
+    );
+    expect_receipt(from, id).await?;
+    let (exchange, _, copy) = next_item(
+        to,
+        "alert",
+        |i| matches!(i, Incoming::Message(m) if m.message_type == "pq-alert.send"),
+    )
+    .await?;
+    println!("   {}  ← alert received (its copy {copy})", to.authority);
+    let ack = to
+        .adapter
+        .acknowledge(uuid::Uuid::parse_str(&copy)?, exchange.as_deref(), &[])
+        .await?;
+    println!("   {}  → acknowledged it", to.authority);
+    expect_receipt(to, ack).await?;
+    let (_, incoming) = next_matching(from, "acknowledgement", |i| {
+        matches!(i, Incoming::Acknowledgements(_))
+    })
+    .await?;
+    if let Incoming::Acknowledgements(a) = incoming {
+        for a in a.acknowledgements {
+            println!(
+                "   {}  ← {} acknowledged the alert",
+                from.authority, a.authority
+            );
+        }
+    }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use imi_adapters::{Adapter, EndpointConfig, Incoming, OutgoingMessage};
-use imi_schemas::ids::{AuthorityId, ExchangeId, MessageId, MessageType};
+use imi_schemas::ids::{AuthorityId, CountryCode, ExchangeId, MessageId, MessageType};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +60,9 @@ enum Command {
         /// Recipient authority (repeat for several).
         #[arg(long = "to")]
         recipients: Vec<String>,
+        /// For a 1:N procedure sent by country: a country code (repeat).
+        #[arg(long = "country")]
+        countries: Vec<String>,
         /// The exchange a follow-up continues.
         #[arg(long)]
         exchange: Option<String>,
@@ -165,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             message_type,
             sender,
             recipients,
+            countries,
             exchange,
             payload,
             schema_version,
@@ -187,7 +191,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 exchange: exchange.as_deref().map(ExchangeId::try_from).transpose()?,
                 payload: serde_json::from_str(&text).context("the payload is not JSON")?,
                 schema_version,
-                countries: Vec::new(),
+                countries: countries
+                    .iter()
+                    .map(|c| CountryCode::try_from(c.as_str()))
+                    .collect::<Result<_, _>>()?,
                 message_id: message_id.as_deref().map(MessageId::try_from).transpose()?,
             };
             let adapter = Adapter::connect(&connection.config()).await?;
