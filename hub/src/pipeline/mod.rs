@@ -65,6 +65,8 @@ struct Batch {
 
 struct Committed {
     batch_id: Uuid,
+    /// Holds a 1:N message to many endpoints (see `publish_stage`).
+    fan_out: bool,
     outgoing: Vec<Outgoing>,
     outbox_ids: Vec<Uuid>,
     ackers: Vec<Acker>,
@@ -255,6 +257,7 @@ async fn commit_one(
     }
     Some(Committed {
         batch_id: outcome.batch_id,
+        fan_out: is_fan_out(&outcome.outbox),
         outbox_ids: outcome.outbox.iter().map(|r| r.id).collect(),
         outgoing: outcome.outbox.into_iter().map(to_outgoing).collect(),
         ackers: batch.ackers,
@@ -286,6 +289,20 @@ pub fn to_outgoing(row: OutboxRow) -> Outgoing {
     }
 }
 
+/// A message copied to at least this many endpoints makes its batch a fan-out.
+const FAN_OUT_COPIES: usize = 64;
+
+fn is_fan_out(rows: &[OutboxRow]) -> bool {
+    let mut copies: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    rows.iter()
+        .filter(|r| r.kind == OutboxKind::Delivery)
+        .any(|r| {
+            let n = copies.entry(r.source_message_id.as_str()).or_default();
+            *n += 1;
+            *n >= FAN_OUT_COPIES
+        })
+}
+
 async fn publish_stage(
     ctx: PipelineContext,
     mut rx: mpsc::Receiver<Committed>,
@@ -300,8 +317,17 @@ async fn publish_stage(
             next = rx.recv(), if open && in_flight.len() < max_in_flight => match next {
                 Some(committed) => {
                     let publishers = ctx.publishers.clone();
-                    let channel = next_channel % publishers.len();
-                    next_channel += 1;
+                    // A channel's first publish to a quorum queue registers it
+                    // with the queue (about 1 ms per queue on our machine), so
+                    // fan-outs to hundreds of endpoints all take the same
+                    // channel, which stays registered with every inbox; other
+                    // batches take the channels in turn.
+                    let channel = if committed.fan_out {
+                        0
+                    } else {
+                        next_channel += 1;
+                        next_channel % publishers.len()
+                    };
                     in_flight.push_back(async move {
                         let started = Instant::now();
                         let result = publishers[channel].publish_all(&committed.outgoing).await;
