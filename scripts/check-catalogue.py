@@ -110,7 +110,9 @@ def main(root):
                 if s not in states: err(p, f"actions[{i}]", f"unknown state {s}")
             if not isinstance(a.get("form"), dict): err(p, f"actions[{i}].form", "missing form")
             walk_form(a.get("form"), props, enums)
-        if openers != 1: err(p, "actions", f"needs exactly one opening action, found {openers}")
+        # A notification may open at once (broadcast) or as a draft.
+        if openers != 1 and not (d.get("kind") == "notification" and openers == 2):
+            err(p, "actions", f"needs exactly one opening action, found {openers}")
         for k in sorted(props - fields): err(p, "fields", f"no label for form field `{k}`")
         for v in sorted(enums - qcodes - answers - codes): err(p, "codes", f"no label for coded value `{v}`")
         for ptr in d.get("personal_data") or []:

@@ -34,6 +34,10 @@ pub struct DeadlineChecker {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
+/// A request with no step for this long, in a state where someone should
+/// act, is "inactive": its responsible authority's coordinators are told.
+const INACTIVE_AFTER_DAYS: i32 = 30;
+
 /// Who is expected to act in `state`: the responder if any action it may
 /// take starts there, else the requester.
 fn responsible(procedure: &Procedure, state: &str) -> Role {
@@ -103,6 +107,96 @@ impl DeadlineChecker {
                         }),
                 );
             }
+        }
+        // Inactivity: a request waiting in a state someone must act in,
+        // with no step for INACTIVE_AFTER_DAYS (recorded once per such spell).
+        let mut inactive: Vec<(Uuid, String, String, DateTime<Utc>, String)> = Vec::new();
+        for p in catalogue
+            .procedures()
+            .filter(|p| p.kind == imi_schemas::catalogue::ProcedureKind::Request)
+        {
+            let waiting: Vec<&str> = p
+                .states
+                .iter()
+                .filter(|s| !p.closes_in(s) && p.actions().any(|a| a.allowed_from(s)))
+                .map(String::as_str)
+                .collect();
+            for state in waiting {
+                let responder = responsible(p, state) == Role::Responder;
+                let rows: Vec<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+                    "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at)
+                     SELECT e.id, 'inactivity', 'inactive', e.updated_at + make_interval(days => $3),
+                            CASE WHEN $4 THEN e.responder ELSE e.requester END, $5
+                     FROM exchanges e
+                     WHERE e.procedure = $1 AND e.state = $2
+                       AND e.updated_at + make_interval(days => $3) <= $5
+                     ON CONFLICT DO NOTHING
+                     RETURNING exchange_id, due_at, authority",
+                )
+                .bind(p.code.as_str())
+                .bind(state)
+                .bind(INACTIVE_AFTER_DAYS)
+                .bind(responder)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+                inactive.extend(
+                    rows.into_iter()
+                        .map(|(e, due, a)| (e, p.code.to_string(), state.to_owned(), due, a)),
+                );
+            }
+        }
+        // The coordinators of the authority expected to act are told of
+        // every overdue and inactive request (their inbox in the API).
+        let procedure_area = |code: &str| {
+            catalogue
+                .procedures()
+                .find(|p| p.code.as_str() == code)
+                .map(|p| p.area.to_string())
+                .unwrap_or_default()
+        };
+        let escalations = notices
+            .iter()
+            .filter(|n| n.kind == "overdue")
+            .map(|n| {
+                (
+                    n.exchange_id,
+                    n.procedure.clone(),
+                    "overdue",
+                    n.due_at,
+                    n.authority.clone(),
+                )
+            })
+            .chain(
+                inactive
+                    .iter()
+                    .map(|(e, p, _, due, a)| (*e, p.clone(), "inactive", *due, a.clone())),
+            );
+        let mut escalated = 0;
+        for (exchange, procedure, kind, due_at, authority) in escalations {
+            sqlx::query(
+                "INSERT INTO coordinator_notices (country, area, region, kind, exchange_id, procedure, state,
+                                                  authority, due_at, created_at)
+                 SELECT left($5, 2), $1, a.region, $2, $3, $4, e.state, $5, $6, $7
+                 FROM exchanges e LEFT JOIN authorities a ON a.id = $5
+                 WHERE e.id = $3",
+            )
+            .bind(procedure_area(&procedure))
+            .bind(kind)
+            .bind(exchange)
+            .bind(&procedure)
+            .bind(&authority)
+            .bind(due_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            escalated += 1;
+        }
+        if escalated > 0 {
+            info!(
+                escalated,
+                "Coordinators notified of overdue or inactive requests."
+            );
         }
         if notices.is_empty() {
             tx.commit().await?;

@@ -25,7 +25,7 @@ fn payload(action: &str) -> Value {
             json!({"comment": "See the register."})
         }
         "answer" => json!({"answers": [{"question": "PQ-Q-DIPLOMA-AUTHENTIC", "answer": "YES"}]}),
-        "close" => json!({"satisfied": true}),
+        "close" => json!({"satisfied": true, "rating": 4}),
         "withdraw" => json!({"reason": "No longer needed."}),
         other => panic!("no payload for {other}"),
     }
@@ -230,6 +230,12 @@ async fn every_allowed_transition_and_a_forbidden_one_in_each_state() {
     assert_eq!(f["answered_by_agreed_date"], 1, "{f}");
     assert_eq!(f["share_answered_by_agreed_date"], 1.0, "{f}");
     assert!(f["average_days_to_answer"].as_f64().unwrap() < 1.0, "{f}");
+    // The requester rated the reply when it closed the case.
+    assert_eq!(
+        (f["rated"].as_i64(), f["average_rating"].as_f64()),
+        (Some(1), Some(4.0)),
+        "{f}"
+    );
 
     pool.close().await;
     finish(env, hub, vec![fi, de]).await;

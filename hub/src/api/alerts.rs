@@ -14,11 +14,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use imi_schemas::ids::{AreaCode, CountryCode, EndpointId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::registry::CredentialsView;
 use super::{ApiError, Caller};
 use crate::alerts::{self, ExchangeDeliveries, PendingValidation};
 use crate::http::AppState;
@@ -120,12 +119,24 @@ pub struct SubscriberBody {
     areas: Vec<String>,
 }
 
+/// A subscriber's broker credentials, shown once.
+#[derive(Serialize)]
+pub struct SubscriberCredentials {
+    endpoint: String,
+    password: String,
+    vhost: String,
+    /// Its queues' names must start with this.
+    queue_prefix: String,
+    /// The topic exchange it binds them to.
+    exchange: &'static str,
+}
+
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub async fn create_subscriber(
     caller: Caller,
     State(state): State<AppState>,
     body: Result<Json<SubscriberBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<CredentialsView>), ApiError> {
+) -> Result<(StatusCode, Json<SubscriberCredentials>), ApiError> {
     let body = body?.0;
     let bad = |e: imi_schemas::ids::IdError| ApiError::BadRequest(e.to_string());
     let endpoint = EndpointId::try_from(body.id.as_str()).map_err(bad)?;
@@ -138,5 +149,16 @@ pub async fn create_subscriber(
         .map_err(bad)?;
     let credentials =
         alerts::create_subscriber(&state.registry, &caller.0, &endpoint, &country, &areas).await?;
-    Ok((StatusCode::CREATED, Json(credentials.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(SubscriberCredentials {
+            queue_prefix: imi_schemas::protocol::subscriber_queue_prefix(
+                credentials.endpoint.as_str(),
+            ),
+            endpoint: credentials.endpoint.to_string(),
+            password: credentials.password,
+            vhost: credentials.vhost,
+            exchange: imi_schemas::protocol::ALERTS_EXCHANGE,
+        }),
+    ))
 }

@@ -29,6 +29,9 @@ pub struct Figures {
     answered_by_agreed_date: i64,
     /// answered_by_agreed_date / answered (the Scoreboard's ≥ 80 % is green).
     share_answered_by_agreed_date: Option<f64>,
+    /// Closures where the requester rated the reply (1–5).
+    rated: i64,
+    average_rating: Option<f64>,
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
@@ -39,7 +42,18 @@ pub async fn figures(
 ) -> Result<Json<Vec<Figures>>, ApiError> {
     let _ = caller;
     let procedure = params?.0.procedure;
-    type Row = (String, i64, i64, i64, Option<f64>, i64, Option<f64>, i64);
+    type Row = (
+        String,
+        i64,
+        i64,
+        i64,
+        Option<f64>,
+        i64,
+        Option<f64>,
+        i64,
+        i64,
+        Option<f64>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         r"WITH opened AS (
               SELECT e.id, e.procedure, t.at AS opened_at,
@@ -59,13 +73,22 @@ pub async fn figures(
               SELECT DISTINCT ON (exchange_id) exchange_id, at FROM transitions
               WHERE action = 'answer' ORDER BY exchange_id, at
           ),
+          rated AS (
+              SELECT DISTINCT ON (t.exchange_id) t.exchange_id,
+                     (convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> 'rating')::int AS rating
+              FROM transitions t JOIN messages m ON m.id = t.message_id
+              WHERE t.action = 'close'
+                AND convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ? 'rating'
+              ORDER BY t.exchange_id, t.at DESC
+          ),
           agreed AS (
-              SELECT o.*, a.at AS accepted_at, n.at AS answered_at,
+              SELECT o.*, a.at AS accepted_at, n.at AS answered_at, r.rating,
                      CASE WHEN coalesce(a.proposed, o.requested) ~ '^\d{4}-\d{2}-\d{2}$'
                           THEN coalesce(a.proposed, o.requested)::date END AS agreed_date
               FROM opened o
               LEFT JOIN accepted a ON a.exchange_id = o.id
               LEFT JOIN answered n ON n.exchange_id = o.id
+              LEFT JOIN rated r ON r.exchange_id = o.id
           )
           SELECT procedure,
                  count(*),
@@ -74,7 +97,9 @@ pub async fn figures(
                  (avg(extract(epoch FROM accepted_at - opened_at)) / 3600)::float8,
                  count(answered_at),
                  (avg(extract(epoch FROM answered_at - opened_at)) / 86400)::float8,
-                 count(*) FILTER (WHERE answered_at::date <= agreed_date)
+                 count(*) FILTER (WHERE answered_at::date <= agreed_date),
+                 count(rating),
+                 avg(rating)::float8
           FROM agreed GROUP BY procedure ORDER BY procedure",
     )
     .bind(procedure)
@@ -83,7 +108,18 @@ pub async fn figures(
     Ok(Json(
         rows.into_iter()
             .map(
-                |(procedure, opened, accepted, within, hours, answered, days, by_date)| Figures {
+                |(
+                    procedure,
+                    opened,
+                    accepted,
+                    within,
+                    hours,
+                    answered,
+                    days,
+                    by_date,
+                    rated,
+                    average_rating,
+                )| Figures {
                     procedure,
                     opened,
                     accepted,
@@ -94,6 +130,8 @@ pub async fn figures(
                     answered_by_agreed_date: by_date,
                     share_answered_by_agreed_date: (answered > 0)
                         .then(|| by_date as f64 / answered as f64),
+                    rated,
+                    average_rating,
                 },
             )
             .collect(),

@@ -6,7 +6,9 @@ mod alerts;
 mod auth;
 mod authorities;
 mod error;
+mod exchanges;
 mod figures;
+mod notices;
 mod overdue;
 mod registry;
 
@@ -43,4 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/exchanges/{id}/validation", post(alerts::decide))
         .route("/api/v1/exchanges/{id}/deliveries", get(alerts::deliveries))
         .route("/api/v1/subscribers", post(alerts::create_subscriber))
+        .route("/api/v1/exchanges/{id}", get(exchanges::show))
+        .route("/api/v1/notices", get(notices::list))
+        .route("/api/v1/notices/{id}/read", post(notices::mark_read))
 }

@@ -48,6 +48,8 @@ pub struct Step {
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
+    /// Entering `to` formally closes the exchange (retention counts from it).
+    pub closes: bool,
     /// Set for a 1:N procedure (notification, alert).
     pub one_to_many: Option<OneToMany>,
 }
@@ -415,6 +417,7 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
             by: action.by,
             from: action.from.clone(),
             to: action.to.clone(),
+            closes: procedure.closes_in(&action.to),
             one_to_many: one_to_many.then(|| OneToMany {
                 area: procedure.area.to_string(),
                 broadcasts: action.broadcasts,

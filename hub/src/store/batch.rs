@@ -96,6 +96,8 @@ pub(super) struct Plan<'a> {
     pub deliveries: Vec<fanout::DeliveryRow>,
     /// 1:N: stored messages to send once this batch's rows are written.
     pub replays: Vec<fanout::Replay>,
+    /// Exchanges formally closed by the batch (retention counts from now).
+    pub closed: Vec<Uuid>,
     /// (exchange, deadline, date in the payload, due at).
     pub field_deadlines: Vec<(Uuid, String, NaiveDate, DateTime<Utc>)>,
     rejected: Vec<Rejected<'a>>,
@@ -174,6 +176,14 @@ pub async fn commit_batch(
         return Err(CommitError::Race);
     }
     insert_transitions(&mut tx, &plan.transitions).await?;
+    if !plan.closed.is_empty() {
+        sqlx::query(
+            "UPDATE exchanges SET closed_at = coalesce(closed_at, now()) WHERE id = ANY($1)",
+        )
+        .bind(&plan.closed)
+        .execute(&mut *tx)
+        .await?;
+    }
     fanout::insert_field_deadlines(&mut tx, &plan.field_deadlines).await?;
     // Replays read what this batch wrote, so they come after it; their rows
     // go before the message that caused them (latest position first, so the
@@ -535,6 +545,9 @@ fn plan<'a>(
         }
 
         seen.insert(id, inbound.digest);
+        if inbound.step.closes {
+            plan.closed.push(exchange_id);
+        }
         plan.transitions.push(Transition {
             exchange_id,
             message_id: id,

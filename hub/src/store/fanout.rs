@@ -357,6 +357,9 @@ pub(super) fn plan_message<'a>(
         plan.outbox
             .push(broadcast_row(&copy, &step.area, procedure));
     }
+    if inbound.step.closes && to == inbound.step.to {
+        plan.closed.push(exchange_id);
+    }
     plan.transitions.push(Transition {
         exchange_id,
         message_id: id,

@@ -164,6 +164,8 @@ pub struct Procedure {
     pub commission: bool,
     pub deadlines: Vec<Deadline>,
     pub retention: Retention,
+    /// States of formal closure: entering one starts the retention period.
+    pub closure_states: Vec<String>,
     pub personal_data: Vec<String>,
     pub questions: Vec<Question>,
     pub answers: BTreeMap<String, Labels>,
@@ -183,6 +185,11 @@ impl Procedure {
     /// The state the opening action leads to (where a child exchange starts).
     pub fn opening_state(&self) -> Option<&str> {
         self.actions.iter().find(|a| a.opens).map(|a| a.to.as_str())
+    }
+
+    /// Does entering `state` formally close the exchange?
+    pub fn closes_in(&self, state: &str) -> bool {
+        self.closure_states.iter().any(|s| s == state)
     }
 
     pub fn accepts_version(&self, version: u32) -> bool {
@@ -594,6 +601,24 @@ fn compile_procedure(
         }
     }
 
+    let closure_states: Vec<String> = match &raw.retention.closure_states {
+        Some(states) => {
+            for s in states.iter().filter(|s| !known_state(s)) {
+                ck.err(
+                    file,
+                    "retention.closure_states",
+                    format!("unknown state `{s}`"),
+                );
+            }
+            states.clone()
+        }
+        None => ["closed", "withdrawn"]
+            .into_iter()
+            .filter(|s| known_state(s))
+            .map(str::to_owned)
+            .collect(),
+    };
+
     for (code, labels) in &raw.answers {
         ck.labels(file, &format!("answers.{code}"), labels);
     }
@@ -802,6 +827,7 @@ fn compile_procedure(
             block_after_closure_months: raw.retention.block_after_closure_months,
             delete_after_closure_months: raw.retention.delete_after_closure_months,
         },
+        closure_states,
         personal_data: raw.personal_data,
         questions: raw
             .questions

@@ -107,6 +107,10 @@ pub struct DeadlineFile {
 pub struct RetentionFile {
     pub block_after_closure_months: u32,
     pub delete_after_closure_months: u32,
+    /// The states of formal closure, from which retention counts. Default:
+    /// `closed` and `withdrawn`, those of them the procedure lists.
+    #[serde(default)]
+    pub closure_states: Option<Vec<String>>,
 }
 
 /// One action of a procedure's workflow.

@@ -1,0 +1,168 @@
+//! `GET /api/v1/exchanges/{id}` — one case as everyone follows it: its
+//! parties, state, the linked parent and child requests, every step with who
+//! took it, and when its formal closure started the retention period.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Months, Utc};
+use imi_schemas::ids::ProcedureCode;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{ApiError, Caller};
+use crate::http::AppState;
+use crate::registry::accounts::AccountRole;
+
+#[derive(Serialize)]
+pub struct StepView {
+    at: DateTime<Utc>,
+    action: String,
+    from: Option<String>,
+    to: String,
+    /// The message that took it (absent for a coordinator's step).
+    message_id: Option<Uuid>,
+    sender: Option<String>,
+    /// The account, for a step taken over HTTP (reassignment, validation).
+    by_account: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct RetentionView {
+    /// Personal data is blocked from this date (Regulation 1024/2012 Art. 14).
+    block_at: DateTime<Utc>,
+    /// And deleted from this one.
+    delete_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+pub struct ExchangeView {
+    exchange_id: Uuid,
+    procedure: String,
+    state: String,
+    requester: String,
+    /// The 1:1 counterpart; empty for 1:N.
+    responder: String,
+    /// 1:N: the frozen recipients.
+    recipients: Option<Vec<String>>,
+    parent_id: Option<Uuid>,
+    children: Vec<Uuid>,
+    opened_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    /// Formal closure: when it entered a closure state of its procedure.
+    closed_at: Option<DateTime<Utc>>,
+    retention: Option<RetentionView>,
+    steps: Vec<StepView>,
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
+pub async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ExchangeView>, ApiError> {
+    let exchange = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an exchange id")))?;
+    type Head = (
+        String,
+        String,
+        String,
+        String,
+        Option<Vec<String>>,
+        Option<Uuid>,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+    );
+    let head: Option<Head> = sqlx::query_as(
+        "SELECT procedure, state, requester, responder, recipients, parent_id, created_at, updated_at, closed_at
+         FROM exchanges WHERE id = $1",
+    )
+    .bind(exchange)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (
+        procedure,
+        current,
+        requester,
+        responder,
+        recipients,
+        parent_id,
+        opened_at,
+        updated_at,
+        closed_at,
+    ) = head.ok_or_else(|| ApiError::NotFound(format!("no exchange {exchange}")))?;
+    if caller.0.role == AccountRole::Coordinator {
+        let mine = caller
+            .0
+            .country
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default();
+        let involved = requester.starts_with(&mine)
+            || responder.starts_with(&mine)
+            || recipients.iter().flatten().any(|r| r.starts_with(&mine));
+        if !involved {
+            return Err(ApiError::Forbidden(format!(
+                "no authority of {mine} is a party to exchange {exchange}"
+            )));
+        }
+    }
+    let children: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM exchanges WHERE parent_id = $1 ORDER BY created_at")
+            .bind(exchange)
+            .fetch_all(&state.pool)
+            .await?;
+    type Step = (
+        DateTime<Utc>,
+        String,
+        Option<String>,
+        String,
+        Uuid,
+        Option<String>,
+        Option<String>,
+    );
+    let steps: Vec<Step> = sqlx::query_as(
+        "SELECT t.at, t.action, t.from_state, t.to_state, t.message_id, m.sender, t.actor
+         FROM transitions t LEFT JOIN messages m ON m.id = t.message_id
+         WHERE t.exchange_id = $1 ORDER BY t.id",
+    )
+    .bind(exchange)
+    .fetch_all(&state.pool)
+    .await?;
+    let catalogue = state.registry.catalogue.current();
+    let retention = ProcedureCode::try_from(procedure.as_str())
+        .ok()
+        .and_then(|code| catalogue.procedure(&code).map(|p| p.retention))
+        .zip(closed_at)
+        .map(|(r, closed)| RetentionView {
+            block_at: closed + Months::new(r.block_after_closure_months),
+            delete_at: closed + Months::new(r.delete_after_closure_months),
+        });
+    Ok(Json(ExchangeView {
+        exchange_id: exchange,
+        procedure,
+        state: current,
+        requester,
+        responder,
+        recipients,
+        parent_id,
+        children: children.into_iter().map(|(c,)| c).collect(),
+        opened_at,
+        updated_at,
+        closed_at,
+        retention,
+        steps: steps
+            .into_iter()
+            .map(
+                |(at, action, from, to, message_id, sender, actor)| StepView {
+                    at,
+                    action,
+                    from,
+                    to,
+                    message_id: actor.is_none().then_some(message_id),
+                    sender,
+                    by_account: actor,
+                },
+            )
+            .collect(),
+    }))
+}

@@ -1,0 +1,129 @@
+//! The coordinators' inbox: `GET /api/v1/notices` lists what the hub told
+//! the caller's office (overdue and inactive requests whose expected actor is
+//! of its country, area and region); `POST /api/v1/notices/{id}/read` marks
+//! one read for the calling account.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ApiError, Caller};
+use crate::http::AppState;
+use crate::registry::accounts::AccountRole;
+
+#[derive(Deserialize)]
+pub struct NoticeParams {
+    /// Only those the caller has not marked read.
+    #[serde(default)]
+    unread: bool,
+}
+
+#[derive(Serialize)]
+pub struct NoticeView {
+    id: i64,
+    /// `overdue` (a deadline passed) or `inactive` (no step for 30 days).
+    kind: String,
+    exchange_id: Uuid,
+    procedure: String,
+    /// The exchange's state when the notice was made.
+    state: String,
+    /// The authority expected to act.
+    authority: String,
+    due_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    read: bool,
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name))]
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    params: Result<Query<NoticeParams>, QueryRejection>,
+) -> Result<Json<Vec<NoticeView>>, ApiError> {
+    let unread = params?.0.unread;
+    let account = &caller.0;
+    let (country, area, region) = match account.role {
+        AccountRole::Coordinator => (
+            account.country.map(|c| c.as_str().to_owned()),
+            account.area.as_ref().map(|a| a.to_string()),
+            account.region.clone(),
+        ),
+        _ => (None, None, None),
+    };
+    type Row = (
+        i64,
+        String,
+        Uuid,
+        String,
+        String,
+        String,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        bool,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT n.id, n.kind, n.exchange_id, n.procedure, n.state, n.authority, n.due_at, n.created_at,
+                r.notice_id IS NOT NULL
+         FROM coordinator_notices n
+         LEFT JOIN coordinator_notice_reads r ON r.notice_id = n.id AND r.account_id = $1
+         WHERE ($2::text IS NULL OR n.country = $2)
+           AND ($3::text IS NULL OR n.area = $3)
+           AND ($4::text IS NULL OR n.region = $4)
+           AND (NOT $5 OR r.notice_id IS NULL)
+         ORDER BY n.created_at, n.id
+         LIMIT 1000",
+    )
+    .bind(account.id)
+    .bind(country)
+    .bind(area)
+    .bind(region)
+    .bind(unread)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(
+                |(id, kind, exchange_id, procedure, state, authority, due_at, created_at, read)| {
+                    NoticeView {
+                        id,
+                        kind,
+                        exchange_id,
+                        procedure,
+                        state,
+                        authority,
+                        due_at,
+                        created_at,
+                        read,
+                    }
+                },
+            )
+            .collect(),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, notice = id))]
+pub async fn mark_read(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM coordinator_notices WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?;
+    if exists.is_none() {
+        return Err(ApiError::NotFound(format!("no notice {id}")));
+    }
+    sqlx::query(
+        "INSERT INTO coordinator_notice_reads (notice_id, account_id) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(caller.0.id)
+    .execute(&state.pool)
+    .await?;
+    Ok(Json(serde_json::json!({"id": id, "read": true})))
+}
