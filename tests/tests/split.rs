@@ -113,6 +113,33 @@ async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
         (Some(parent.as_uuid()), "answered")
     );
 
+    // After a crash the relay rebuilds the split's delivery from the store,
+    // link to the parent included. (Read with the hub stopped, so its own
+    // relay does not take the row first.)
+    for a in [fi, de] {
+        a.close().await;
+    }
+    hub.stop().await;
+    sqlx::query(
+        "UPDATE batches SET published_at = NULL, created_at = now() - interval '1 hour'
+         WHERE id IN (SELECT batch_id FROM outbox WHERE exchange_id = $1 AND kind = 'delivery')",
+    )
+    .bind(child.as_uuid())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let rows = imi_hub::store::unpublished(&pool, 0.0, 100).await.unwrap();
+    let split_copy = rows
+        .iter()
+        .map(|(_, r)| r)
+        .find(|r| r.exchange_id == Some(child.as_uuid()) && r.message_type.ends_with(".split"))
+        .expect("the split's delivery is unpublished again");
+    assert_eq!(
+        split_copy
+            .headers
+            .get(imi_schemas::protocol::HEADER_PARENT_EXCHANGE),
+        Some(&parent.to_string())
+    );
     pool.close().await;
-    finish(env, hub, vec![fi, de]).await;
+    env.cleanup().await;
 }

@@ -102,7 +102,9 @@ pub async fn unpublished(
                     'imi-sender', m.sender,
                     'imi-recipients', array_to_string(o.recipients, ','),
                     'imi-schema-version', m.schema_version::text,
-                    'traceparent', m.traceparent))
+                    'traceparent', m.traceparent,
+                    -- the message that opened a child exchange (a split)
+                    'imi-parent-exchange', CASE WHEN e.opened_by = m.id THEN e.parent_id::text END))
                 ELSE o.headers END,
                 coalesce(o.body, m.raw)
          FROM outbox o
@@ -110,6 +112,7 @@ pub async fn unpublished(
          LEFT JOIN messages m
                 ON o.kind IN ('delivery', 'broadcast')
                AND m.id = CASE WHEN o.kind IN ('delivery', 'broadcast') THEN o.source_message_id::uuid END
+         LEFT JOIN exchanges e ON e.id = m.exchange_id
          WHERE (b.published_at IS NULL AND b.created_at < now() - make_interval(secs => $1))
             OR o.unroutable_since IS NOT NULL
          ORDER BY b.created_at, o.id
