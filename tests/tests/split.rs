@@ -4,7 +4,7 @@
 
 use imi_adapters::Incoming;
 use imi_schemas::ids::ExchangeId;
-use imi_tests::{finish, follow_up, next_acked, next_receipt, request_to_de, TestEnv, World};
+use imi_tests::{follow_up, next_acked, next_receipt, request_to_de, TestEnv, World};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
