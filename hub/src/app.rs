@@ -172,6 +172,16 @@ impl Hub {
         &self.management
     }
 
+    /// The retention pass (it also runs by itself every
+    /// `pipeline.deadline_check_secs`).
+    pub fn retention(&self) -> crate::retention::RetentionPass {
+        crate::retention::RetentionPass {
+            pool: self.pool.clone(),
+            catalogue: self.catalogue.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
     /// The acknowledgement reminder pass (it also runs by itself every
     /// `pipeline.deadline_check_secs`).
     pub fn ack_reminders(&self) -> crate::alerts::AckReminders {
@@ -263,6 +273,10 @@ impl Hub {
                 stop_background.clone(),
             ),
         );
+        let retention = tokio::spawn(self.retention().run(
+            Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1)),
+            stop_background.clone(),
+        ));
         let reloader = tokio::spawn(reload_on_sighup(
             self.catalogue.clone(),
             stop_background.clone(),
@@ -307,6 +321,7 @@ impl Hub {
         let _ = reloader.await;
         let _ = deadlines.await;
         let _ = reminders.await;
+        let _ = retention.await;
         let _ = server.await;
         self.broker.close().await;
         self.pool.close().await;

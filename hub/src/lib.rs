@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;
+pub mod retention;
 pub mod store;
 pub mod telemetry;
 pub mod topology;

@@ -186,6 +186,7 @@ impl TestEnv {
             .expect("hub builds");
         let deadlines = hub.deadlines();
         let reminders = hub.ack_reminders();
+        let retention = hub.retention();
         let addr = hub.http_addr();
         let catalogue = hub.catalogue();
         let (tx, rx) = oneshot::channel::<()>();
@@ -201,6 +202,7 @@ impl TestEnv {
             catalogue,
             deadlines,
             reminders,
+            retention,
             stop: Some(tx),
             task,
         }
@@ -339,6 +341,8 @@ pub struct RunningHub {
     pub deadlines: imi_hub::deadlines::DeadlineChecker,
     /// Its acknowledgement reminder pass, to run one now.
     pub reminders: imi_hub::alerts::AckReminders,
+    /// Its retention pass, to run one now.
+    pub retention: imi_hub::retention::RetentionPass,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }

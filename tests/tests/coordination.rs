@@ -357,3 +357,94 @@ async fn the_generic_request_steps_work_for_other_procedures_too() {
     assert_eq!(figures[0]["rated"], 1, "{figures}");
     finish(env, hub, vec![fi, de]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_blocks_then_erases_personal_data_counted_from_formal_closure() {
+    let mut env = TestEnv::new().await;
+    env.config.pipeline.deadline_check_secs = 3600;
+    let clock = ManualClock::starting_now();
+    let hub = env.start_hub_with("hub", Arc::new(clock.clone())).await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = imi_tests::open_inbox(&fi);
+    let (mut de_inbox, _s2) = imi_tests::open_inbox(&de);
+    let de_nimic = coordinator(&env, "de-nimic", "DE", None).await;
+
+    // Two requests; only the first is formally closed (withdrawn).
+    fi.send(&request_to_de()).await.unwrap();
+    let (_, closed, _) = next_acked(&mut de_inbox, 20).await;
+    let closed = ExchangeId::try_from(closed.unwrap().as_str()).unwrap();
+    next_receipt(&mut fi_inbox).await;
+    fi.send(&request_to_de()).await.unwrap();
+    let (_, open, _) = next_acked(&mut de_inbox, 20).await;
+    let open = ExchangeId::try_from(open.unwrap().as_str()).unwrap();
+    next_receipt(&mut fi_inbox).await;
+    let reason = json!({"reason": "The professional withdrew the application."});
+    fi.send(&follow_up("withdraw", "FI-VALVIRA", &[], closed, reason))
+        .await
+        .unwrap();
+    assert_eq!(next_receipt(&mut fi_inbox).await.state, "withdrawn");
+
+    let pool = env.pool().await;
+    let raw_of = |exchange: ExchangeId| {
+        let pool = pool.clone();
+        async move {
+            let (raw,): (Vec<u8>,) = sqlx::query_as(
+                "SELECT m.raw FROM messages m JOIN exchanges e ON e.opened_by = m.id WHERE e.id = $1",
+            )
+            .bind(exchange.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            serde_json::from_slice::<Value>(&raw).unwrap()
+        }
+    };
+    assert_eq!(hub.retention.run_once().await.unwrap(), Default::default());
+
+    // pq-information-request: blocked 6 months after closure, erased at 36.
+    clock.advance(Duration::days(31 * 7));
+    let outcome = hub.retention.run_once().await.unwrap();
+    assert_eq!((outcome.blocked, outcome.erased), (1, 0));
+    let path = format!("/api/v1/exchanges/{}", closed.as_uuid());
+    let (_, file) = call_api(&hub.http, "GET", &path, Some(&de_nimic), None).await;
+    assert!(file["retention"]["blocked_at"].is_string(), "{file}");
+    assert!(file["retention"]["personal_data_erased_at"].is_null());
+    assert_eq!(
+        raw_of(closed).await["payload"]["professional"]["family_name"],
+        "Virtanen"
+    );
+
+    clock.advance(Duration::days(31 * 30));
+    let outcome = hub.retention.run_once().await.unwrap();
+    assert_eq!((outcome.blocked, outcome.erased), (0, 1));
+    let payload = raw_of(closed).await["payload"].clone();
+    assert!(
+        payload["professional"].get("family_name").is_none(),
+        "{payload}"
+    );
+    assert!(
+        payload["professional"].get("date_of_birth").is_none(),
+        "{payload}"
+    );
+    assert_eq!(
+        payload["profession"], "PQ-NURSE",
+        "the codes stay: {payload}"
+    );
+    let (_, file) = call_api(&hub.http, "GET", &path, Some(&de_nimic), None).await;
+    assert!(
+        file["retention"]["personal_data_erased_at"].is_string(),
+        "{file}"
+    );
+    // The request never closed keeps everything.
+    assert_eq!(
+        raw_of(open).await["payload"]["professional"]["family_name"],
+        "Virtanen"
+    );
+    assert_eq!(
+        hub.retention.run_once().await.unwrap(),
+        Default::default(),
+        "once"
+    );
+    pool.close().await;
+    finish(env, hub, vec![fi, de]).await;
+}

@@ -32,6 +32,10 @@ pub struct RetentionView {
     block_at: DateTime<Utc>,
     /// And deleted from this one.
     delete_at: DateTime<Utc>,
+    /// When the hub recorded the blocking.
+    blocked_at: Option<DateTime<Utc>>,
+    /// When the hub erased the personal data from the stored messages.
+    personal_data_erased_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize)]
@@ -72,9 +76,12 @@ pub async fn show(
         DateTime<Utc>,
         DateTime<Utc>,
         Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
     );
     let head: Option<Head> = sqlx::query_as(
-        "SELECT procedure, state, requester, responder, recipients, parent_id, created_at, updated_at, closed_at
+        "SELECT procedure, state, requester, responder, recipients, parent_id, created_at, updated_at, closed_at,
+                blocked_at, personal_data_erased_at
          FROM exchanges WHERE id = $1",
     )
     .bind(exchange)
@@ -90,6 +97,8 @@ pub async fn show(
         opened_at,
         updated_at,
         closed_at,
+        blocked_at,
+        personal_data_erased_at,
     ) = head.ok_or_else(|| ApiError::NotFound(format!("no exchange {exchange}")))?;
     if caller.0.role == AccountRole::Coordinator {
         let mine = caller
@@ -136,6 +145,8 @@ pub async fn show(
         .map(|(r, closed)| RetentionView {
             block_at: closed + Months::new(r.block_after_closure_months),
             delete_at: closed + Months::new(r.delete_after_closure_months),
+            blocked_at,
+            personal_data_erased_at,
         });
     Ok(Json(ExchangeView {
         exchange_id: exchange,
