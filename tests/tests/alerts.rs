@@ -699,3 +699,58 @@ async fn an_alert_sent_within_three_days_of_the_decision_is_not_late() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_reaches_every_recipient_once() {
+    let mut s = Scene::start(env().await, None).await;
+    let alert = one_to_many(
+        "pq-alert.send",
+        "DE-LAGESO",
+        &[],
+        &[],
+        None,
+        example(&s.hub, "pq-alert", "send"),
+    );
+    s.adapters[DE].send(&alert).await.unwrap();
+    let ex = exchange(&s.receipt(DE).await);
+    for i in [AT, FI, IT, DE] {
+        assert_eq!(s.messages(i, 1).await[0].1, "pq-alert.send");
+    }
+    let withdraw = one_to_many(
+        "pq-alert.withdraw",
+        "DE-LAGESO",
+        &[],
+        &[],
+        Some(ex),
+        example(&s.hub, "pq-alert", "withdraw"),
+    );
+    s.adapters[DE].send(&withdraw).await.unwrap();
+    assert_eq!(s.receipt(DE).await.state, "withdrawn");
+    for (i, authorities) in [
+        (AT, vec!["AT-GESUNDHEIT", "AT-WKO"]),
+        (FI, vec!["FI-VALVIRA"]),
+        (IT, vec!["IT-SALUTE"]),
+        (DE, vec!["DE-AEKNO"]),
+    ] {
+        let got = s.messages(i, 1).await;
+        assert_eq!(got[0].1, "pq-alert.withdraw");
+        assert_eq!(got[0].2, strings(&authorities));
+        s.quiet(i, 200).await;
+    }
+    s.quiet(EU, 200).await;
+    // Nothing can follow a withdrawal but what the catalogue allows (nothing).
+    let modify = one_to_many(
+        "pq-alert.modify",
+        "DE-LAGESO",
+        &[],
+        &[],
+        Some(ex),
+        example(&s.hub, "pq-alert", "modify"),
+    );
+    s.adapters[DE].send(&modify).await.unwrap();
+    assert_eq!(
+        s.rejection(DE).await.code,
+        RejectionCode::ActionNotAllowedInState
+    );
+    s.finish().await;
+}

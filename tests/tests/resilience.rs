@@ -2,7 +2,6 @@
 //! Nothing accepted may be lost; nothing may reach the application twice.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use imi_adapters::Incoming;
 use imi_tests::{
@@ -87,19 +86,11 @@ async fn a_hub_killed_mid_flight_loses_nothing_and_delivers_nothing_twice_to_the
     const N: usize = 1000;
     let env = TestEnv::new().await;
     let binary = env!("CARGO_BIN_EXE_imi-hub-under-test");
-    let mut hub = env.spawn_hub_process(binary);
-    // The hub process is up once its ingress queue exists.
-    for _ in 0..300 {
-        if env
-            .management
-            .queue_depth(&env.vhost, "imi.hub.ingress")
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Ready = connected with its topology declared: the ingress queue exists
+    // *and* is bound (a publish before the binding would be unroutable).
+    let mut hub = env
+        .spawn_ready_hub_process(binary, &env.config.instance)
+        .await;
     let fi = env.adapter(0).await;
     let de = env.adapter(1).await;
     let (mut de_inbox, _s2) = open_inbox(&de);
