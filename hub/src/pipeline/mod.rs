@@ -246,6 +246,7 @@ async fn commit_one(
             .inc_by(n as u64);
     };
     count("accepted", outcome.accepted);
+    count("acknowledgement", outcome.acknowledgements);
     count("duplicate", outcome.duplicates);
     count("rejected", outcome.rejections.len());
     for code in &outcome.rejections {

@@ -45,6 +45,8 @@ pub struct BatchOutcome {
     pub batch_id: Uuid,
     pub outbox: Vec<OutboxRow>,
     pub accepted: usize,
+    /// Acknowledgements of 1:N copies applied (or already applied).
+    pub acknowledgements: usize,
     pub duplicates: usize,
     pub rejections: Vec<RejectionCode>,
 }
@@ -222,6 +224,7 @@ pub async fn commit_batch(
         // The acknowledged copy may be in a batch not yet committed.
         return Err(CommitError::NeedsEarlier);
     }
+    let acknowledgements = acked.receipts.len();
     plan.receipts.extend(acked.receipts);
     plan.outbox.extend(acked.to_originators);
     plan.outbox
@@ -244,6 +247,7 @@ pub async fn commit_batch(
         batch_id,
         outbox: plan.outbox,
         accepted: plan.messages.len(),
+        acknowledgements,
         duplicates: plan.duplicates.len(),
         rejections,
     })
