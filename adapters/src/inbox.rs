@@ -8,8 +8,8 @@ use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
     receipt_id, AcknowledgementBatch, DeadlineNotice, Receipt, ReceiptBatch, Rejection,
-    HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS, HEADER_SENDER, TYPE_ACKNOWLEDGEMENTS, TYPE_DEADLINE,
-    TYPE_RECEIPTS, TYPE_REJECTION,
+    HEADER_ACKNOWLEDGEMENT, HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS, HEADER_SENDER,
+    TYPE_ACKNOWLEDGEMENTS, TYPE_DEADLINE, TYPE_RECEIPTS, TYPE_REJECTION,
 };
 
 use crate::AdapterError;
@@ -27,6 +27,9 @@ pub struct RoutedMessage {
     pub envelope: Envelope,
     /// For a message that opened a child exchange (a split): the parent.
     pub parent_exchange: Option<String>,
+    /// A copy of a 1:N message: acknowledge it once stored
+    /// (`Adapter::acknowledge`), so the originator knows you have it.
+    pub acknowledgement_requested: bool,
     /// The body exactly as the sender sent it.
     pub raw: Vec<u8>,
 }
@@ -231,6 +234,10 @@ fn incoming(p: &Properties, body: Vec<u8>) -> Incoming {
                     .unwrap_or_default(),
                 envelope,
                 parent_exchange: p.headers.get(HEADER_PARENT_EXCHANGE).cloned(),
+                acknowledgement_requested: p
+                    .headers
+                    .get(HEADER_ACKNOWLEDGEMENT)
+                    .is_some_and(|v| v == "requested"),
                 raw: body,
             })),
             Err(_) => unknown(p, body),

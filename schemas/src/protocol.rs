@@ -50,6 +50,9 @@ pub const HEADER_SENDER: &str = "imi-sender";
 /// AMQP header on a message that opened a child exchange (a split): the
 /// parent exchange id.
 pub const HEADER_PARENT_EXCHANGE: &str = "imi-parent-exchange";
+/// AMQP header on a copy of a 1:N message: `requested` — the recipient
+/// system should acknowledge it (`imi.acknowledgement`).
+pub const HEADER_ACKNOWLEDGEMENT: &str = "imi-acknowledgement";
 /// AMQP header on routed messages: the recipient authorities served by the
 /// receiving endpoint, comma-separated.
 pub const HEADER_RECIPIENTS: &str = "imi-recipients";

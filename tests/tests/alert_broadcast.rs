@@ -222,6 +222,10 @@ async fn a_subscriber_reads_the_broadcasts_of_its_areas_and_nothing_else() {
             (m.message_type.as_str(), m.sender.as_str()),
             (expected, "DE-LAGESO")
         );
+        assert!(
+            !m.acknowledgement_requested,
+            "a subscriber is not a recipient"
+        );
     }
     // Another area's alert never reaches it.
     let services = one_to_many(

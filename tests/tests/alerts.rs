@@ -124,6 +124,10 @@ impl Scene {
             if let (id, Incoming::Message(m)) =
                 self.take(i, |x| matches!(x, Incoming::Message(_))).await
             {
+                assert!(
+                    m.acknowledgement_requested,
+                    "a 1:N copy asks to be acknowledged"
+                );
                 got.push((id, m.message_type.clone(), m.recipients.clone()));
             }
         }

@@ -49,6 +49,10 @@ async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
     while !saw_split {
         if let (_, Some(ex), Incoming::Message(m)) = next_acked(&mut fi_inbox, 20).await {
             if m.message_type == "pq-information-request.split" {
+                assert!(
+                    !m.acknowledgement_requested,
+                    "1:1 messages need no acknowledgement"
+                );
                 assert_eq!(ex, child.to_string());
                 assert_eq!(
                     m.parent_exchange.as_deref(),

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use imi_schemas::catalogue::{Role, VALIDATION_STATE};
 use imi_schemas::protocol::{
-    alert_routing_key, RejectionCode, HEADER_RECIPIENTS, HEADER_SCHEMA_VERSION, HEADER_SENDER,
-    HEADER_TRACEPARENT,
+    alert_routing_key, RejectionCode, HEADER_ACKNOWLEDGEMENT, HEADER_RECIPIENTS,
+    HEADER_SCHEMA_VERSION, HEADER_SENDER, HEADER_TRACEPARENT,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -110,6 +110,7 @@ pub fn fan_out(
 
 fn delivery_headers(copy: &Copy<'_>, recipients: &[&str]) -> BTreeMap<String, String> {
     let mut headers = BTreeMap::new();
+    headers.insert(HEADER_ACKNOWLEDGEMENT.to_owned(), "requested".to_owned());
     headers.insert(HEADER_SENDER.to_owned(), copy.sender.to_owned());
     headers.insert(HEADER_RECIPIENTS.to_owned(), recipients.join(","));
     headers.insert(
@@ -129,6 +130,8 @@ pub fn broadcast_row(copy: &Copy<'_>, area: &str, procedure: &str) -> OutboxRow 
     let origin = copy.sender.get(..2).unwrap_or("");
     let mut headers = delivery_headers(copy, &[]);
     headers.remove(HEADER_RECIPIENTS);
+    // Subscribers are not recipients: nothing to acknowledge.
+    headers.remove(HEADER_ACKNOWLEDGEMENT);
     OutboxRow {
         id: derived(copy.message_id, "broadcast"),
         kind: OutboxKind::Broadcast,

@@ -104,7 +104,9 @@ pub async fn unpublished(
                     'imi-schema-version', m.schema_version::text,
                     'traceparent', m.traceparent,
                     -- the message that opened a child exchange (a split)
-                    'imi-parent-exchange', CASE WHEN e.opened_by = m.id THEN e.parent_id::text END))
+                    'imi-parent-exchange', CASE WHEN e.opened_by = m.id THEN e.parent_id::text END,
+                    -- a copy of a 1:N message asks for an acknowledgement
+                    'imi-acknowledgement', CASE WHEN e.recipients IS NOT NULL THEN 'requested' END))
                 ELSE o.headers END,
                 coalesce(o.body, m.raw)
          FROM outbox o

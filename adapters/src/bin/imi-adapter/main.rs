@@ -140,6 +140,10 @@ enum Command {
         /// Stop after this many items.
         #[arg(long)]
         count: Option<usize>,
+        /// Acknowledge every copy of a 1:N message (alert, notification)
+        /// once printed, so its originator sees you have it.
+        #[arg(long)]
+        acknowledge: bool,
     },
 }
 
@@ -320,7 +324,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Listen { connection, count } => {
+        Command::Listen {
+            connection,
+            count,
+            acknowledge,
+        } => {
             let adapter = Adapter::connect(&connection.config()).await?;
             let stop = CancellationToken::new();
             let mut inbox = adapter.inbox(stop.clone());
@@ -334,6 +342,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Incoming::Message(m) => json!({
                         "kind": "message", "message_id": item.message_id, "exchange_id": item.exchange_id,
                         "type": m.message_type, "sender": m.sender, "recipients": m.recipients,
+                        "acknowledgement_requested": m.acknowledgement_requested,
                         "payload": m.envelope.payload,
                     }),
                     Incoming::Receipt(r) => json!({"kind": "receipt", "receipt": r}),
@@ -347,6 +356,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }),
                 };
                 println!("{line}");
+                if let Incoming::Message(m) = &item.incoming {
+                    if acknowledge && m.acknowledgement_requested {
+                        let copy = uuid::Uuid::parse_str(&item.message_id)?;
+                        adapter
+                            .acknowledge(copy, item.exchange_id.as_deref(), &[])
+                            .await?;
+                    }
+                }
                 item.ack().await?;
                 n += 1;
                 if count.is_some_and(|c| n >= c) {
