@@ -184,11 +184,14 @@ pub async fn decide_validation(
             &registry,
         )
         .map_err(|a| WorkflowError::Conflict(format!("recipient `{a}` is no longer registered")))?;
-    } else if let Some(origin) = registry.authority(&originator) {
+    }
+    // The originator is told either way.
+    if let Some(origin) = registry.authority(&originator) {
         let notice = serde_json::json!({
             "exchange_id": exchange,
             "procedure": procedure,
-            "decision": "refused",
+            "decision": if approve { "approved" } else { "refused" },
+            "state": next,
             "reason": reason,
             "by": account.name,
         });
@@ -239,11 +242,18 @@ pub async fn decide_validation(
     fanout::insert_deliveries(&mut tx, &deliveries).await?;
     tx.commit().await?;
     // Published here for speed; the relay would do it after a crash.
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let outgoing: Vec<_> = rows.into_iter().map(to_outgoing).collect();
     let outcomes = publisher.publish_all(&outgoing).await?;
-    if outcomes.iter().all(|o| *o == PublishOutcome::Confirmed) {
-        store::mark_published(&ctx.pool, &[batch_id]).await?;
-    }
+    let unroutable: Vec<Uuid> = ids
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == PublishOutcome::Unroutable)
+        .map(|(id, _)| *id)
+        .collect();
+    // Unroutable rows stay marked for the relay; the rest is done.
+    store::mark_unroutable(&ctx.pool, &unroutable, &[]).await?;
+    store::mark_published(&ctx.pool, &[batch_id]).await?;
     Ok(next)
 }
 
@@ -320,14 +330,31 @@ pub async fn deliveries(
         head.ok_or_else(|| WorkflowError::NotFound(format!("no exchange {exchange}")))?;
     let recipients = recipients
         .ok_or_else(|| WorkflowError::Invalid(format!("exchange {exchange} is 1:1, not 1:N")))?;
+    // A coordinator of the originator's country sees everything; of a
+    // recipient country, its country's rows once the exchange was released
+    // (a held draft is nobody else's business); of any other, nothing.
     let only_country = match account.role {
         AccountRole::Coordinator => {
-            let mine = account.country.map(|c| c.as_str().to_owned());
-            (mine.as_deref() != originator.get(..2)).then_some(mine)
+            let mine = account
+                .country
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default();
+            if mine.is_empty() {
+                return Err(WorkflowError::Forbidden(
+                    "a coordinator without a country".into(),
+                ));
+            } else if originator.get(..2) == Some(mine.as_str()) {
+                None
+            } else if released_at.is_some() && recipients.iter().any(|r| r.starts_with(&mine)) {
+                Some(mine)
+            } else {
+                return Err(WorkflowError::Forbidden(format!(
+                    "no authority of {mine} is a party to exchange {exchange}"
+                )));
+            }
         }
         _ => None,
-    }
-    .flatten();
+    };
     type Row = (
         String,
         String,

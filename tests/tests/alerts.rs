@@ -134,6 +134,15 @@ impl Scene {
         got
     }
 
+    /// The next `imi.validation` notice for endpoint `i`.
+    async fn validation_notice(&mut self, i: usize) -> serde_json::Value {
+        let is_notice = |x: &Incoming| matches!(x, Incoming::Unknown { message_type, .. } if message_type.as_deref() == Some("imi.validation"));
+        let Incoming::Unknown { body, .. } = self.take(i, is_notice).await.1 else {
+            unreachable!()
+        };
+        serde_json::from_slice(&body).unwrap()
+    }
+
     /// No routed message waits for endpoint `i`, nor arrives within `millis`.
     async fn quiet(&mut self, i: usize, millis: u64) {
         let waiting: Vec<_> = self.backlog[i]
@@ -330,6 +339,20 @@ async fn the_senders_coordinator_validates_before_broadcast_and_drafts_are_held(
     let (_, pending) = call_api(&http, "GET", "/api/v1/validations", Some(&de_pq), None).await;
     assert_eq!(pending[0]["exchange_id"], json!(id));
     assert_eq!(pending[0]["recipients"], json!(5));
+    for view in ["", "/deliveries"] {
+        let (status, _) = call_api(
+            &http,
+            "GET",
+            &format!("/api/v1/exchanges/{id}{view}"),
+            Some(&fi_nimic),
+            None,
+        )
+        .await;
+        assert_eq!(
+            status, 403,
+            "a held alert is its originator's country's business"
+        );
+    }
 
     let path = format!("/api/v1/exchanges/{id}/validation");
     let (status, _) = call_api(
@@ -356,6 +379,11 @@ async fn the_senders_coordinator_validates_before_broadcast_and_drafts_are_held(
     assert_eq!(s.messages(AT, 1).await[0].1, "pq-alert.send");
     assert_eq!(s.messages(FI, 1).await[0].1, "pq-alert.send");
     assert_eq!(s.messages(IT, 1).await[0].1, "pq-alert.send");
+    let notice = s.validation_notice(DE).await;
+    assert_eq!(
+        (notice["decision"].as_str(), notice["state"].as_str()),
+        (Some("approved"), Some("sent"))
+    );
     let (status, _) = call_api(
         &http,
         "POST",
@@ -373,13 +401,7 @@ async fn the_senders_coordinator_validates_before_broadcast_and_drafts_are_held(
     let refusal = json!({"approve": false, "reason": "Name the court, not the ministry."});
     let (status, body) = call_api(&http, "POST", &path, Some(&de_pq), Some(refusal)).await;
     assert_eq!((status, body["state"].clone()), (200, json!("draft")));
-    let notice = s
-        .take(DE, |x| matches!(x, Incoming::Unknown { message_type, .. } if message_type.as_deref() == Some("imi.validation")))
-        .await;
-    let Incoming::Unknown { body, .. } = notice.1 else {
-        unreachable!()
-    };
-    let notice: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let notice = s.validation_notice(DE).await;
     assert_eq!(notice["decision"], "refused");
     assert_eq!(notice["reason"], "Name the court, not the ministry.");
     for i in [AT, FI, IT] {
@@ -420,7 +442,38 @@ async fn the_senders_coordinator_validates_before_broadcast_and_drafts_are_held(
         let types: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
         assert_eq!(types, ["pq-alert.draft", "pq-alert.submit"]);
     }
-    s.finish().await;
+
+    // After a crash the relay would re-publish that release in the same
+    // order: the draft's copies before the submission's. (Read with the hub
+    // stopped, so its own relay does not take the rows first.)
+    let released = exchange(&r).as_uuid();
+    let Scene {
+        env, hub, adapters, ..
+    } = s;
+    for a in adapters {
+        a.close().await;
+    }
+    hub.stop().await;
+    let pool = env.pool().await;
+    sqlx::query(
+        "UPDATE batches SET published_at = NULL, created_at = now() - interval '1 hour'
+         WHERE id IN (SELECT batch_id FROM outbox WHERE exchange_id = $1)",
+    )
+    .bind(released)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let at_endpoint = env.endpoints[AT].id.clone();
+    let rows = imi_hub::store::unpublished(&pool, 0.0, 50).await.unwrap();
+    let relayed: Vec<&str> = rows
+        .iter()
+        .map(|(_, row)| row)
+        .filter(|row| row.exchange_id == Some(released) && row.endpoint == at_endpoint)
+        .map(|row| row.message_type.as_str())
+        .collect();
+    assert_eq!(relayed, ["pq-alert.draft", "pq-alert.submit"]);
+    pool.close().await;
+    env.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,10 +78,11 @@ pub async fn show(
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
+        bool,
     );
     let head: Option<Head> = sqlx::query_as(
         "SELECT procedure, state, requester, responder, recipients, parent_id, created_at, updated_at, closed_at,
-                blocked_at, personal_data_erased_at
+                blocked_at, personal_data_erased_at, recipients IS NULL OR released_at IS NOT NULL
          FROM exchanges WHERE id = $1",
     )
     .bind(exchange)
@@ -99,6 +100,7 @@ pub async fn show(
         closed_at,
         blocked_at,
         personal_data_erased_at,
+        released,
     ) = head.ok_or_else(|| ApiError::NotFound(format!("no exchange {exchange}")))?;
     if caller.0.role == AccountRole::Coordinator {
         let mine = caller
@@ -106,9 +108,12 @@ pub async fn show(
             .country
             .map(|c| c.as_str().to_owned())
             .unwrap_or_default();
-        let involved = requester.starts_with(&mine)
-            || responder.starts_with(&mine)
-            || recipients.iter().flatten().any(|r| r.starts_with(&mine));
+        // A held 1:N draft is only its originator's country's business.
+        let involved = !mine.is_empty()
+            && (requester.starts_with(&mine)
+                || (released
+                    && (responder.starts_with(&mine)
+                        || recipients.iter().flatten().any(|r| r.starts_with(&mine)))));
         if !involved {
             return Err(ApiError::Forbidden(format!(
                 "no authority of {mine} is a party to exchange {exchange}"

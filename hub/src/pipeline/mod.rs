@@ -214,6 +214,18 @@ async fn commit_one(
         .await
         {
             Ok(outcome) => break Some(outcome),
+            Err(CommitError::StaleRegistry(authority)) => {
+                warn!(%authority, attempt, "Registry snapshot behind the exchange; reloading it and planning again.");
+                if let Err(error) = ctx.registry.reload(&ctx.pool).await {
+                    warn!(%error, "Registry reload failed.");
+                }
+                let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = ctx.abort.cancelled() => break None,
+                }
+                attempt += 1;
+            }
             Err(CommitError::Race) => {
                 debug!("Batch raced with another transaction; planning it again.")
             }

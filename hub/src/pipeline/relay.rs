@@ -14,7 +14,8 @@ use crate::store;
 
 /// Rows younger than this belong to the live pipeline.
 const GRACE_SECONDS: f64 = 5.0;
-const PAGE: i64 = 500;
+/// Batches per pass (each whole, however many rows it has).
+const PAGE: i64 = 50;
 
 pub async fn run_relay(
     ctx: PipelineContext,
@@ -52,9 +53,9 @@ pub async fn relay_once(
         if rows.is_empty() {
             return Ok(total);
         }
-        let n = rows.len();
         let mut batches: Vec<_> = rows.iter().map(|(b, _)| *b).collect();
         batches.dedup();
+        let whole_batches = batches.len() as i64;
         let ids: Vec<_> = rows.iter().map(|(_, r)| r.id).collect();
         let outgoing: Vec<_> = rows.into_iter().map(|(_, r)| to_outgoing(r)).collect();
         let outcomes = ctx.publishers[0].publish_all(&outgoing).await?;
@@ -69,9 +70,9 @@ pub async fn relay_once(
         store::mark_published(&ctx.pool, &batches).await?;
         ctx.metrics.relayed.inc_by(routed.len() as u64);
         total += routed.len();
-        // A page that was cut may have split a batch: the next pass takes the
-        // rest (its batch is marked published only once all rows went out).
-        if !unroutable.is_empty() || (n as i64) < PAGE {
+        // Pages hold whole batches; stop when this one was the last (or the
+        // broker still has no queue for some rows: the next pass retries).
+        if !unroutable.is_empty() || whole_batches < PAGE {
             return Ok(total);
         }
     }

@@ -37,6 +37,10 @@ pub enum CommitError {
     /// the message continues), so the batch is planned again after them.
     #[error("the batch must be planned again after the earlier batches")]
     NeedsEarlier,
+    /// The registry snapshot does not know an authority the batch reaches
+    /// (registered moments ago through another hub); nothing was written.
+    #[error("the registry snapshot does not know `{0}` yet")]
+    StaleRegistry(String),
 }
 
 /// What the committed batch asks the publisher to do, and counts for metrics.
@@ -102,6 +106,9 @@ pub(super) struct Plan<'a> {
     pub closed: Vec<Uuid>,
     /// (exchange, deadline, date in the payload, due at).
     pub field_deadlines: Vec<(Uuid, String, NaiveDate, DateTime<Utc>)>,
+    /// An authority this registry snapshot does not know yet: the plan is
+    /// void and the batch is planned again on a reloaded registry.
+    pub stale: Option<String>,
     rejected: Vec<Rejected<'a>>,
     /// Refusals made by the workflow (owned, since they are built here).
     pub workflow_refusals: Vec<Refusal>,
@@ -149,6 +156,9 @@ pub async fn commit_batch(
             .collect();
 
     let mut plan = plan(items, locked, existing, registry, now);
+    if let Some(authority) = plan.stale.take() {
+        return Err(CommitError::StaleRegistry(authority));
+    }
     if earlier_in_flight && !plan.workflow_refusals.is_empty() {
         return Err(CommitError::NeedsEarlier);
     }
@@ -193,8 +203,11 @@ pub async fn commit_batch(
     let mut replays = std::mem::take(&mut plan.replays);
     replays.sort_by_key(|r| std::cmp::Reverse(r.outbox_pos));
     for replay in replays {
-        let stored =
+        let mut stored =
             fanout::exchange_messages(&mut tx, replay.exchange_id, Some(replay.before)).await?;
+        if let Some(skip) = &replay.skip_type {
+            stored.retain(|m| &m.message_type != skip);
+        }
         let Ok((rows, deliveries)) = fanout::replay_rows(
             &stored,
             replay.exchange_id,
@@ -203,9 +216,7 @@ pub async fn commit_batch(
             replay.broadcast.as_ref(),
             registry,
         ) else {
-            // An authority vanished from the registry between decode and
-            // now; plan again with the fresh snapshot.
-            return Err(CommitError::Race);
+            return Err(CommitError::StaleRegistry("a recipient of a replay".into()));
         };
         plan.outbox
             .splice(replay.outbox_pos..replay.outbox_pos, rows);
@@ -352,6 +363,7 @@ fn plan<'a>(
                 now,
             );
             match planned {
+                Ok(()) if plan.stale.is_some() => return plan,
                 Ok(()) => {
                     seen.insert(id, inbound.digest);
                 }
@@ -539,13 +551,11 @@ fn plan<'a>(
             }
         }
         if let Some(r) = missing {
-            plan.workflow_refusals.push(refuse(
-                inbound,
-                RejectionCode::UnknownRecipient,
-                format!("`{r}` is no longer registered"),
-                now,
-            ));
-            continue;
+            // Authorities are never removed, so this snapshot is older than
+            // the exchange (another hub registered `r` moments ago): the whole
+            // plan is dropped and made again on a fresh registry.
+            plan.stale = Some(r);
+            return plan;
         }
 
         seen.insert(id, inbound.digest);

@@ -61,6 +61,8 @@ pub struct Replay {
     pub tag: String,
     /// Also publish each on `imi.alerts` (a release, not a dissemination).
     pub broadcast: Option<(String, String)>,
+    /// Messages of this type are not replayed.
+    pub skip_type: Option<String>,
     /// Where in the batch's outbox the copies go: before the current message.
     pub outbox_pos: usize,
 }
@@ -85,7 +87,7 @@ pub fn fan_out(
     let mut outbox = Vec::with_capacity(by_endpoint.len());
     let mut deliveries = Vec::with_capacity(recipients.len());
     for (endpoint, rcpts) in by_endpoint {
-        let id = derived(copy.message_id, &format!("{endpoint}{tag}"));
+        let id = derived(copy.message_id, &format!("delivery:{endpoint}{tag}"));
         deliveries.extend(rcpts.iter().map(|a| DeliveryRow {
             outbox_id: id,
             authority: (*a).to_owned(),
@@ -133,7 +135,7 @@ pub fn broadcast_row(copy: &Copy<'_>, area: &str, procedure: &str) -> OutboxRow 
     // Subscribers are not recipients: nothing to acknowledge.
     headers.remove(HEADER_ACKNOWLEDGEMENT);
     OutboxRow {
-        id: derived(copy.message_id, "broadcast"),
+        id: derived(copy.message_id, "broadcast:"),
         kind: OutboxKind::Broadcast,
         source_message_id: copy.message_id.to_string(),
         endpoint: alert_routing_key(area, procedure, origin),
@@ -266,7 +268,10 @@ pub(super) fn plan_message<'a>(
             let recipients: Vec<String> = if step.disseminates {
                 // Further authorities of the disseminator's own country, not yet
                 // recipients; the originator learns who was added.
-                let added: Vec<String> = inbound.recipients.iter().map(|a| a.to_string()).collect();
+                let mut added: Vec<String> =
+                    inbound.recipients.iter().map(|a| a.to_string()).collect();
+                added.sort();
+                added.dedup();
                 let fits = !added.is_empty()
                     && added.iter().all(|a| {
                         a.get(..2) == sender.get(..2)
@@ -291,6 +296,8 @@ pub(super) fn plan_message<'a>(
                     recipients: added.clone(),
                     tag: format!("#{id}"),
                     broadcast: None,
+                    // Earlier disseminations went to other newcomers only.
+                    skip_type: Some(inbound.message_type.to_string()),
                     outbox_pos: plan.outbox.len(),
                 });
                 let mut to_them = added;
@@ -316,6 +323,7 @@ pub(super) fn plan_message<'a>(
                         recipients: frozen.clone(),
                         tag: String::new(),
                         broadcast: Some((step.area.clone(), procedure.to_owned())),
+                        skip_type: None,
                         outbox_pos: plan.outbox.len(),
                     });
                     frozen
@@ -343,14 +351,15 @@ pub(super) fn plan_message<'a>(
         };
 
     let copy = copy_of(inbound, exchange_id);
-    let (rows, deliveries) = fan_out(&copy, &recipients, registry, "").map_err(|r| {
-        refuse(
-            inbound,
-            RejectionCode::UnknownRecipient,
-            format!("`{r}` is no longer registered"),
-            now,
-        )
-    })?;
+    let (rows, deliveries) = match fan_out(&copy, &recipients, registry, "") {
+        Ok(r) => r,
+        Err(authority) => {
+            // This registry snapshot is older than the exchange: the batch is
+            // planned again on a fresh one (the plan, mutated above, is void).
+            plan.stale = Some(authority);
+            return Ok(());
+        }
+    };
     let released = exchanges.get(&exchange_id).is_some_and(|e| e.released);
     plan.outbox.extend(rows);
     plan.deliveries.extend(deliveries);

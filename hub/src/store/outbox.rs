@@ -87,7 +87,9 @@ fn to_outbox_row(row: Row) -> (Uuid, OutboxRow) {
 
 /// Rows of batches not published `grace_seconds` after they committed (a
 /// crash or a broker outage left them), and rows recorded unroutable: the
-/// relay publishes them again. Returns (batch id, row) in commit order.
+/// relay publishes them again. At most `limit` batches, each whole (a batch
+/// is marked published only once all its rows went out), in commit order and
+/// each batch's rows in the order it wrote them. Returns (batch id, row).
 #[instrument(skip_all)]
 pub async fn unpublished(
     pool: &PgPool,
@@ -96,7 +98,12 @@ pub async fn unpublished(
 ) -> Result<Vec<(Uuid, OutboxRow)>, sqlx::Error> {
     let rows: Vec<Row> = sqlx::query_as(
         // A delivery's headers are those store::batch builds for it.
-        "SELECT o.batch_id, o.id, o.kind, o.source_message_id, o.endpoint_id, o.recipients, o.exchange_id,
+        "WITH due AS (
+             SELECT id, created_at FROM batches
+             WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
+             ORDER BY created_at LIMIT $2
+         )
+         SELECT o.batch_id, o.id, o.kind, o.source_message_id, o.endpoint_id, o.recipients, o.exchange_id,
                 o.message_type,
                 CASE WHEN o.kind = 'delivery' THEN jsonb_strip_nulls(jsonb_build_object(
                     'imi-sender', m.sender,
@@ -115,10 +122,8 @@ pub async fn unpublished(
                 ON o.kind IN ('delivery', 'broadcast')
                AND m.id = CASE WHEN o.kind IN ('delivery', 'broadcast') THEN o.source_message_id::uuid END
          LEFT JOIN exchanges e ON e.id = m.exchange_id
-         WHERE (b.published_at IS NULL AND b.created_at < now() - make_interval(secs => $1))
-            OR o.unroutable_since IS NOT NULL
-         ORDER BY b.created_at, o.id
-         LIMIT $2",
+         WHERE o.batch_id IN (SELECT id FROM due) OR o.unroutable_since IS NOT NULL
+         ORDER BY b.created_at, b.id, o.seq",
     )
     .bind(grace_seconds)
     .bind(limit)
