@@ -477,18 +477,8 @@ pub async fn create_subscriber(
         )));
     }
     let names: Vec<String> = areas.iter().map(|a| a.to_string()).collect();
-    let mut tx = ctx.pool.begin().await?;
-    sqlx::query("INSERT INTO endpoints (id, status) VALUES ($1, 'active')")
-        .bind(endpoint.as_str())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO subscribers (endpoint_id, country, areas) VALUES ($1, $2, $3)")
-        .bind(endpoint.as_str())
-        .bind(country.as_str())
-        .bind(&names)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    // The broker user first: if provisioning fails nothing is recorded and
+    // the call can simply be repeated.
     let password = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     ctx.management
         .put_user(endpoint.as_str(), &password)
@@ -514,6 +504,18 @@ pub async fn create_subscriber(
             &format!("^({areas_regex})\\."),
         )
         .await?;
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query("INSERT INTO endpoints (id, status) VALUES ($1, 'active')")
+        .bind(endpoint.as_str())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO subscribers (endpoint_id, country, areas) VALUES ($1, $2, $3)")
+        .bind(endpoint.as_str())
+        .bind(country.as_str())
+        .bind(&names)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     info!(areas = ?names, "Subscriber registered.");
     Ok(Credentials {
         endpoint: endpoint.clone(),

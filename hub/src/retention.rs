@@ -109,12 +109,17 @@ impl RetentionPass {
         now: DateTime<Utc>,
     ) -> Result<usize, HubError> {
         let mut tx = self.pool.begin().await?;
-        // SKIP LOCKED: several hub instances share the work.
+        // SKIP LOCKED: several hub instances share the work. An exchange
+        // erased before comes again if a message arrived since (e.g. a
+        // modification after closure).
         let due: Vec<(Uuid,)> = sqlx::query_as(
-            "SELECT id FROM exchanges
-             WHERE procedure = $1 AND closed_at IS NOT NULL AND personal_data_erased_at IS NULL
-               AND closed_at + make_interval(months => $2) <= $3
-             ORDER BY closed_at LIMIT $4 FOR UPDATE SKIP LOCKED",
+            "SELECT e.id FROM exchanges e
+             WHERE e.procedure = $1 AND e.closed_at IS NOT NULL
+               AND e.closed_at + make_interval(months => $2) <= $3
+               AND (e.personal_data_erased_at IS NULL
+                    OR EXISTS (SELECT 1 FROM messages m WHERE m.exchange_id = e.id
+                                                       AND m.received_at > e.personal_data_erased_at))
+             ORDER BY e.closed_at LIMIT $4 FOR UPDATE SKIP LOCKED",
         )
         .bind(procedure)
         .bind(months as i32)
@@ -151,8 +156,10 @@ impl RetentionPass {
                     .await?;
             }
         }
+        // Stamped with the database's time, which `received_at` uses too.
         sqlx::query(
-            "UPDATE exchanges SET personal_data_erased_at = $2, blocked_at = coalesce(blocked_at, $2)
+            "UPDATE exchanges SET personal_data_erased_at = greatest(now(), $2),
+                                  blocked_at = coalesce(blocked_at, $2)
              WHERE id = ANY($1)",
         )
         .bind(&ids)
