@@ -241,6 +241,32 @@ async fn a_subscriber_reads_the_broadcasts_of_its_areas_and_nothing_else() {
 
     stop.cancel();
     dash.close().await;
+
+    // New credentials for the subscriber keep its narrow permissions.
+    let (status, rotated) = call_api(
+        &hub.http,
+        "POST",
+        &format!("/api/v1/endpoints/{dashboard}/credentials"),
+        Some(&operator),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let dash = Adapter::connect(&EndpointConfig {
+        endpoint: dashboard.clone(),
+        password: rotated["password"].as_str().unwrap().to_owned(),
+        ..env.endpoint_config(0)
+    })
+    .await
+    .unwrap();
+    let stop = CancellationToken::new();
+    assert!(dash.subscribe("pq", &["pq.#"], stop.clone()).await.is_ok());
+    assert!(dash
+        .subscribe("services", &["services.#"], stop.clone())
+        .await
+        .is_err());
+    stop.cancel();
+    dash.close().await;
     let _ = env.management.delete_user(&dashboard).await;
     pool.close().await;
     finish(env, hub, vec![de]).await;

@@ -100,6 +100,9 @@ async fn overdue_and_inactive_requests_reach_the_coordinators_inbox_once() {
     )
     .await;
     assert_eq!(status, 404);
+    let other = format!("/api/v1/notices/{id}/read");
+    let (status, _) = call_api(&hub.http, "POST", &other, Some(&fi_nimic), None).await;
+    assert_eq!(status, 404, "another country's notice is not there for it");
 
     // DE-AEKNO accepts, then nothing happens for a month: inactive.
     de.send(&follow_up("accept", "DE-AEKNO", &[], exchange, json!({})))

@@ -37,6 +37,21 @@ pub struct NoticeView {
     read: bool,
 }
 
+/// What a caller sees: a coordinator its country (and area or region when
+/// delegated); operators and auditors everything.
+fn scope(
+    account: &crate::registry::accounts::Account,
+) -> (Option<String>, Option<String>, Option<String>) {
+    match account.role {
+        AccountRole::Coordinator => (
+            account.country.map(|c| c.as_str().to_owned()),
+            account.area.as_ref().map(|a| a.to_string()),
+            account.region.clone(),
+        ),
+        _ => (None, None, None),
+    }
+}
+
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub async fn list(
     caller: Caller,
@@ -45,14 +60,7 @@ pub async fn list(
 ) -> Result<Json<Vec<NoticeView>>, ApiError> {
     let unread = params?.0.unread;
     let account = &caller.0;
-    let (country, area, region) = match account.role {
-        AccountRole::Coordinator => (
-            account.country.map(|c| c.as_str().to_owned()),
-            account.area.as_ref().map(|a| a.to_string()),
-            account.region.clone(),
-        ),
-        _ => (None, None, None),
-    };
+    let (country, area, region) = scope(account);
     type Row = (
         i64,
         String,
@@ -110,10 +118,19 @@ pub async fn mark_read(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM coordinator_notices WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?;
+    let (country, area, region) = scope(&caller.0);
+    let exists: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM coordinator_notices WHERE id = $1
+           AND ($2::text IS NULL OR country = $2)
+           AND ($3::text IS NULL OR area = $3)
+           AND ($4::text IS NULL OR region = $4)",
+    )
+    .bind(id)
+    .bind(country)
+    .bind(area)
+    .bind(region)
+    .fetch_optional(&state.pool)
+    .await?;
     if exists.is_none() {
         return Err(ApiError::NotFound(format!("no notice {id}")));
     }

@@ -405,7 +405,16 @@ pub async fn rotate(
     account: &Account,
     endpoint: &str,
 ) -> Result<Credentials, WorkflowError> {
-    let (status, country) = endpoint_country(&ctx.pool, endpoint).await?;
+    let (status, mut country) = endpoint_country(&ctx.pool, endpoint).await?;
+    // A broadcast subscriber acts for no authority; its country is its own.
+    let subscriber: Option<(String,)> =
+        sqlx::query_as("SELECT country FROM subscribers WHERE endpoint_id = $1")
+            .bind(endpoint)
+            .fetch_optional(&ctx.pool)
+            .await?;
+    if let Some((c,)) = &subscriber {
+        country = c.clone();
+    }
     may_decide(account, &country, None, &[], ctx)?;
     if status != "active" {
         return Err(WorkflowError::Conflict(format!(
@@ -413,7 +422,18 @@ pub async fn rotate(
         )));
     }
     let id = EndpointId::try_from(endpoint).map_err(|e| WorkflowError::Invalid(e.to_string()))?;
-    let credentials = provision_endpoint(ctx, &id).await?;
+    let credentials = if subscriber.is_some() {
+        // Only the password changes: its queue and topic permissions stay.
+        let password = new_password();
+        ctx.management.put_user(id.as_str(), &password).await?;
+        Credentials {
+            endpoint: id.clone(),
+            password,
+            vhost: ctx.vhost.clone(),
+        }
+    } else {
+        provision_endpoint(ctx, &id).await?
+    };
     record(
         &ctx.pool,
         Some(account),
