@@ -179,6 +179,9 @@ impl Hub {
             pool: self.pool.clone(),
             catalogue: self.catalogue.clone(),
             clock: self.clock.clone(),
+            rejected_after: Duration::from_secs(
+                self.config.pipeline.rejected_retention_days * 24 * 3600,
+            ),
         }
     }
 

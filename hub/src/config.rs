@@ -103,6 +103,9 @@ pub struct PipelineSettings {
     /// Hours after which a recipient that has not acknowledged a 1:N message
     /// gets a reminder.
     pub ack_reminder_after_hours: u64,
+    /// Days a refused message's body is kept for inspection before it is
+    /// erased (it may hold personal data).
+    pub rejected_retention_days: u64,
 }
 
 impl Default for PipelineSettings {
@@ -119,6 +122,7 @@ impl Default for PipelineSettings {
             relay_interval_secs: 2,
             deadline_check_secs: 60,
             ack_reminder_after_hours: 24,
+            rejected_retention_days: 90,
         }
     }
 }

@@ -29,6 +29,8 @@ const ERASE_PAGE: i64 = 100;
 pub struct RetentionOutcome {
     pub blocked: usize,
     pub erased: usize,
+    /// Refused messages whose bodies were erased.
+    pub rejected_erased: usize,
 }
 
 #[derive(Clone)]
@@ -36,6 +38,8 @@ pub struct RetentionPass {
     pub(crate) pool: PgPool,
     pub(crate) catalogue: SharedCatalogue,
     pub(crate) clock: Arc<dyn Clock>,
+    /// How long a refused message's body is kept for inspection.
+    pub(crate) rejected_after: Duration,
 }
 
 /// Removes the value at `pointer` (RFC 6901, into the payload) if present.
@@ -89,10 +93,25 @@ impl RetentionPass {
                 }
             }
         }
+        // Refused messages: the body and the values quoted in the error
+        // details go; the code, the pointers, the size and the digest stay.
+        outcome.rejected_erased = sqlx::query(
+            "UPDATE rejected_messages
+             SET body = ''::bytea, body_erased_at = $1,
+                 errors = coalesce((SELECT jsonb_agg(jsonb_build_object('pointer', e -> 'pointer'))
+                                    FROM jsonb_array_elements(errors) e), '[]'::jsonb)
+             WHERE body_erased_at IS NULL AND received_at + make_interval(secs => $2) <= $1",
+        )
+        .bind(now)
+        .bind(self.rejected_after.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected() as usize;
         if outcome != RetentionOutcome::default() {
             info!(
                 blocked = outcome.blocked,
                 erased = outcome.erased,
+                rejected_erased = outcome.rejected_erased,
                 "Retention periods applied."
             );
         }

@@ -373,6 +373,16 @@ async fn retention_blocks_then_erases_personal_data_counted_from_formal_closure(
     let (mut de_inbox, _s2) = imi_tests::open_inbox(&de);
     let de_nimic = coordinator(&env, "de-nimic", "DE", None).await;
 
+    // A refused request (its body holds personal data, and the error quotes
+    // the bad value) is kept for inspection for 90 days.
+    let mut bad = request_to_de();
+    bad.payload["professional"]["date_of_birth"] = json!("12.04.1988");
+    fi.send(&bad).await.unwrap();
+    assert_eq!(
+        imi_tests::next_rejection(&mut fi_inbox).await.code,
+        imi_schemas::protocol::RejectionCode::InvalidPayload
+    );
+
     // Two requests; only the first is formally closed (withdrawn).
     fi.send(&request_to_de()).await.unwrap();
     let (_, closed, _) = next_acked(&mut de_inbox, 20).await;
@@ -407,7 +417,20 @@ async fn retention_blocks_then_erases_personal_data_counted_from_formal_closure(
     // pq-information-request: blocked 6 months after closure, erased at 36.
     clock.advance(Duration::days(31 * 7));
     let outcome = hub.retention.run_once().await.unwrap();
-    assert_eq!((outcome.blocked, outcome.erased), (1, 0));
+    assert_eq!(
+        (outcome.blocked, outcome.erased, outcome.rejected_erased),
+        (1, 0, 1)
+    );
+    let (body, errors): (Vec<u8>, Value) =
+        sqlx::query_as("SELECT body, errors FROM rejected_messages")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(body.is_empty(), "the refused body is erased");
+    assert_eq!(
+        errors,
+        json!([{"pointer": "/payload/professional/date_of_birth"}])
+    );
     let path = format!("/api/v1/exchanges/{}", closed.as_uuid());
     let (_, file) = call_api(&hub.http, "GET", &path, Some(&de_nimic), None).await;
     assert!(file["retention"]["blocked_at"].is_string(), "{file}");
@@ -419,7 +442,10 @@ async fn retention_blocks_then_erases_personal_data_counted_from_formal_closure(
 
     clock.advance(Duration::days(31 * 30));
     let outcome = hub.retention.run_once().await.unwrap();
-    assert_eq!((outcome.blocked, outcome.erased), (0, 1));
+    assert_eq!(
+        (outcome.blocked, outcome.erased, outcome.rejected_erased),
+        (0, 1, 0)
+    );
     let payload = raw_of(closed).await["payload"].clone();
     assert!(
         payload["professional"].get("family_name").is_none(),
