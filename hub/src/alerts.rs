@@ -75,7 +75,8 @@ pub async fn set_gate(
             .execute(&ctx.pool)
             .await?;
     }
-    ctx.registry.reload(&ctx.pool).await?;
+    // The pipeline reads the gates in each batch's transaction: every hub
+    // instance applies the change at once.
     Ok(())
 }
 

@@ -64,8 +64,6 @@ impl Authority {
 pub struct Registry {
     endpoints: HashMap<String, Endpoint>,
     authorities: HashMap<String, Authority>,
-    /// (country, area) whose outgoing 1:N messages its coordinator validates.
-    validation_gates: HashSet<(String, String)>,
 }
 
 impl Registry {
@@ -94,12 +92,6 @@ impl Registry {
                         .is_some_and(|e| e.status == Status::Active)
             })
             .map(|a| &a.id)
-    }
-    /// Must the country's coordinator validate its outgoing 1:N messages of
-    /// this area?
-    pub fn validates(&self, country: &str, area: &str) -> bool {
-        self.validation_gates
-            .contains(&(country.to_owned(), area.to_owned()))
     }
 
     #[instrument(skip_all)]
@@ -152,11 +144,6 @@ impl Registry {
                 },
             );
         }
-        registry.validation_gates = sqlx::query_as("SELECT country, area FROM validation_gates")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
         Ok(registry)
     }
 }

@@ -155,7 +155,21 @@ pub async fn commit_batch(
             .into_iter()
             .collect();
 
-    let mut plan = plan(items, locked, existing, registry, now);
+    // National validation gates are read here, not from the registry
+    // snapshot, so a gate switched on through another hub applies at once.
+    let broadcasts = inbound
+        .iter()
+        .any(|i| i.step.one_to_many.as_ref().is_some_and(|s| s.broadcasts));
+    let gates: HashSet<(String, String)> = if broadcasts {
+        sqlx::query_as("SELECT country, area FROM validation_gates")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let mut plan = plan(items, locked, existing, registry, &gates, now);
     if let Some(authority) = plan.stale.take() {
         return Err(CommitError::StaleRegistry(authority));
     }
@@ -315,6 +329,7 @@ fn plan<'a>(
     mut exchanges: HashMap<Uuid, ExchangeState>,
     existing: HashMap<Uuid, Vec<u8>>,
     registry: &Registry,
+    gates: &HashSet<(String, String)>,
     now: DateTime<Utc>,
 ) -> Plan<'a> {
     let mut plan = Plan::default();
@@ -360,6 +375,7 @@ fn plan<'a>(
                 &mut exchanges,
                 &mut new_ids,
                 registry,
+                gates,
                 now,
             );
             match planned {

@@ -171,6 +171,7 @@ pub(super) fn plan_message<'a>(
     exchanges: &mut HashMap<Uuid, ExchangeState>,
     new_ids: &mut HashSet<Uuid>,
     registry: &Registry,
+    gates: &HashSet<(String, String)>,
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     let id = inbound.message_id.as_uuid();
@@ -178,7 +179,8 @@ pub(super) fn plan_message<'a>(
     let action = inbound.message_type.action.as_str();
     let sender = inbound.sender.as_str();
     let message_type = inbound.message_type.to_string();
-    let gated = || step.can_be_validated && registry.validates(&sender[..2], &step.area);
+    let gated =
+        || step.can_be_validated && gates.contains(&(sender[..2].to_owned(), step.area.clone()));
 
     let (exchange_id, from, to, recipients): (Uuid, Option<String>, String, Vec<String>) =
         if inbound.step.opens {
