@@ -100,6 +100,18 @@ async fn overdue_and_inactive_requests_reach_the_coordinators_inbox_once() {
     )
     .await;
     assert_eq!(status, 404);
+    let (status, problem) = call_api(
+        &hub.http,
+        "POST",
+        "/api/v1/notices/seven/read",
+        Some(&de_nimic),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (400, Some("urn:imi:problem:bad-request"))
+    );
     let other = format!("/api/v1/notices/{id}/read");
     let (status, _) = call_api(&hub.http, "POST", &other, Some(&fi_nimic), None).await;
     assert_eq!(status, 404, "another country's notice is not there for it");

@@ -112,12 +112,15 @@ pub async fn list(
     ))
 }
 
-#[tracing::instrument(skip_all, fields(account = %caller.0.name, notice = id))]
+#[tracing::instrument(skip_all, fields(account = %caller.0.name, notice = %raw))]
 pub async fn mark_read(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(raw): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a notice id")))?;
     let (country, area, region) = scope(&caller.0);
     let exists: Option<(i64,)> = sqlx::query_as(
         "SELECT id FROM coordinator_notices WHERE id = $1
