@@ -403,31 +403,24 @@ fn plan<'a>(
                 recipients: None,
                 released: true,
             };
-            exchanges.insert(exchange_id, state.clone());
-            new_ids.insert(exchange_id);
-            plan.new_exchanges.push(NewExchange {
-                id: exchange_id,
-                opened_by: id,
-                state,
-                parent: None,
-            });
+            plan.open(
+                &mut exchanges,
+                &mut new_ids,
+                NewExchange {
+                    id: exchange_id,
+                    opened_by: id,
+                    state,
+                    parent: None,
+                },
+            );
             (exchange_id, None, vec![responder])
         } else {
-            let exchange_id = inbound
-                .exchange
-                .expect("decode guarantees a follow-up names its exchange")
-                .as_uuid();
-            let Some(exchange) = exchanges
-                .get_mut(&exchange_id)
-                .filter(|e| e.procedure == procedure)
-            else {
-                plan.workflow_refusals.push(refuse(
-                    inbound,
-                    RejectionCode::UnknownExchange,
-                    format!("no {procedure} exchange has id {exchange_id}"),
-                    now,
-                ));
-                continue;
+            let (exchange_id, exchange) = match continued(&mut exchanges, inbound, now) {
+                Ok(found) => found,
+                Err(refusal) => {
+                    plan.workflow_refusals.push(refusal);
+                    continue;
+                }
             };
             let sender = inbound.sender.as_str();
             let role = if sender == exchange.requester {
@@ -443,26 +436,8 @@ fn plan<'a>(
                 ));
                 continue;
             };
-            if role != inbound.step.by {
-                plan.workflow_refusals.push(refuse(
-                    inbound,
-                    RejectionCode::ActionNotAllowedForRole,
-                    format!(
-                        "`{action}` is taken by the {}, and `{sender}` is the {}",
-                        inbound.step.by.as_str(),
-                        role.as_str()
-                    ),
-                    now,
-                ));
-                continue;
-            }
-            if !inbound.step.from.contains(&exchange.state) {
-                plan.workflow_refusals.push(refuse(
-                    inbound,
-                    RejectionCode::ActionNotAllowedInState,
-                    format!("`{action}` is not allowed in state `{}`", exchange.state),
-                    now,
-                ));
+            if let Err(refusal) = check_step(inbound, role, &exchange.state, now) {
+                plan.workflow_refusals.push(refusal);
                 continue;
             }
             // A split opens a child exchange between the requester and the
@@ -515,17 +490,7 @@ fn plan<'a>(
                 vec![counterpart]
             };
             let from = std::mem::replace(&mut exchange.state, inbound.step.to.clone());
-            if new_ids.contains(&exchange_id) {
-                if let Some(n) = plan.new_exchanges.iter_mut().find(|n| n.id == exchange_id) {
-                    n.state.state = inbound.step.to.clone();
-                    n.state.responder = exchange.responder.clone();
-                }
-            } else {
-                plan.changed.insert(
-                    exchange_id,
-                    (inbound.step.to.clone(), exchange.responder.clone(), true),
-                );
-            }
+            plan.record_change(&new_ids, exchange_id, exchange);
             match child {
                 Some((child_id, state)) => {
                     // The parent's step is recorded on the parent; the message
@@ -538,14 +503,16 @@ fn plan<'a>(
                         to: inbound.step.to.clone(),
                     });
                     let opening = state.state.clone();
-                    exchanges.insert(child_id, state.clone());
-                    new_ids.insert(child_id);
-                    plan.new_exchanges.push(NewExchange {
-                        id: child_id,
-                        opened_by: id,
-                        state,
-                        parent: Some(exchange_id),
-                    });
+                    plan.open(
+                        &mut exchanges,
+                        &mut new_ids,
+                        NewExchange {
+                            id: child_id,
+                            opened_by: id,
+                            state,
+                            parent: Some(exchange_id),
+                        },
+                    );
                     parent = Some(exchange_id);
                     next_state = opening;
                     (child_id, None, recipients)
@@ -630,6 +597,102 @@ fn plan<'a>(
         plan.messages.push((inbound, exchange_id, recipients));
     }
     plan
+}
+
+impl Plan<'_> {
+    /// Records an exchange the batch opens (by a message, or a split's child).
+    pub(super) fn open(
+        &mut self,
+        exchanges: &mut HashMap<Uuid, ExchangeState>,
+        new_ids: &mut HashSet<Uuid>,
+        exchange: NewExchange,
+    ) {
+        exchanges.insert(exchange.id, exchange.state.clone());
+        new_ids.insert(exchange.id);
+        self.new_exchanges.push(exchange);
+    }
+
+    /// Records an exchange's new state: on its row if this batch opens it,
+    /// else as an update.
+    pub(super) fn record_change(
+        &mut self,
+        new_ids: &HashSet<Uuid>,
+        id: Uuid,
+        exchange: &ExchangeState,
+    ) {
+        if new_ids.contains(&id) {
+            if let Some(n) = self.new_exchanges.iter_mut().find(|n| n.id == id) {
+                n.state = exchange.clone();
+            }
+        } else {
+            self.changed.insert(
+                id,
+                (
+                    exchange.state.clone(),
+                    exchange.responder.clone(),
+                    exchange.released,
+                ),
+            );
+        }
+    }
+}
+
+/// The exchange a follow-up continues (locked by this batch), or why not.
+// A refusal is the cold path (see fanout::plan_message).
+#[allow(clippy::result_large_err)]
+pub(super) fn continued<'e>(
+    exchanges: &'e mut HashMap<Uuid, ExchangeState>,
+    inbound: &Inbound,
+    now: DateTime<Utc>,
+) -> Result<(Uuid, &'e mut ExchangeState), Refusal> {
+    let procedure = inbound.message_type.procedure.as_str();
+    let id = inbound
+        .exchange
+        .expect("decode guarantees a follow-up names its exchange")
+        .as_uuid();
+    match exchanges.get_mut(&id).filter(|e| e.procedure == procedure) {
+        Some(exchange) => Ok((id, exchange)),
+        None => Err(refuse(
+            inbound,
+            RejectionCode::UnknownExchange,
+            format!("no {procedure} exchange has id {id}"),
+            now,
+        )),
+    }
+}
+
+/// May the sender, in `role`, take the message's action from `state`?
+// A refusal is the cold path (see fanout::plan_message).
+#[allow(clippy::result_large_err)]
+pub(super) fn check_step(
+    inbound: &Inbound,
+    role: Role,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let action = inbound.message_type.action.as_str();
+    if role != inbound.step.by {
+        return Err(refuse(
+            inbound,
+            RejectionCode::ActionNotAllowedForRole,
+            format!(
+                "`{action}` is taken by the {}, and `{}` is the {}",
+                inbound.step.by.as_str(),
+                inbound.sender,
+                role.as_str()
+            ),
+            now,
+        ));
+    }
+    if !inbound.step.from.iter().any(|s| s == state) {
+        return Err(refuse(
+            inbound,
+            RejectionCode::ActionNotAllowedInState,
+            format!("`{action}` is not allowed in state `{state}`"),
+            now,
+        ));
+    }
+    Ok(())
 }
 
 /// The authority a forward or split names: exactly one recipient, not already

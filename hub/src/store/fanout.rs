@@ -22,7 +22,9 @@ use imi_schemas::protocol::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::batch::{derived, refuse, ExchangeState, NewExchange, Plan, Transition};
+use super::batch::{
+    check_step, continued, derived, refuse, ExchangeState, NewExchange, Plan, Transition,
+};
 use super::{OutboxKind, OutboxRow};
 use crate::pipeline::decode::{Inbound, OneToMany, Refusal};
 use crate::registry::Registry;
@@ -199,14 +201,16 @@ pub(super) fn plan_message<'a>(
                 recipients: Some(frozen.clone()),
                 released: release,
             };
-            exchanges.insert(exchange_id, state.clone());
-            new_ids.insert(exchange_id);
-            plan.new_exchanges.push(NewExchange {
-                id: exchange_id,
-                opened_by: id,
-                state,
-                parent: None,
-            });
+            plan.open(
+                exchanges,
+                new_ids,
+                NewExchange {
+                    id: exchange_id,
+                    opened_by: id,
+                    state,
+                    parent: None,
+                },
+            );
             for (code, date, days) in &step.field_deadlines {
                 let due = (*date + Duration::days(i64::from(*days) + 1))
                     .and_time(NaiveTime::MIN)
@@ -217,21 +221,7 @@ pub(super) fn plan_message<'a>(
             let recipients = if release { frozen } else { Vec::new() };
             (exchange_id, None, to, recipients)
         } else {
-            let exchange_id = inbound
-                .exchange
-                .expect("decode guarantees a follow-up names its exchange")
-                .as_uuid();
-            let Some(exchange) = exchanges
-                .get_mut(&exchange_id)
-                .filter(|e| e.procedure == procedure)
-            else {
-                return Err(refuse(
-                    inbound,
-                    RejectionCode::UnknownExchange,
-                    format!("no {procedure} exchange has id {exchange_id}"),
-                    now,
-                ));
-            };
+            let (exchange_id, exchange) = continued(exchanges, inbound, now)?;
             let frozen = exchange.recipients.clone().unwrap_or_default();
             let role = if sender == exchange.requester {
                 Role::Requester
@@ -245,26 +235,7 @@ pub(super) fn plan_message<'a>(
                 now,
             ));
             };
-            if role != inbound.step.by {
-                return Err(refuse(
-                    inbound,
-                    RejectionCode::ActionNotAllowedForRole,
-                    format!(
-                        "`{action}` is taken by the {}, and `{sender}` is the {}",
-                        inbound.step.by.as_str(),
-                        role.as_str()
-                    ),
-                    now,
-                ));
-            }
-            if !inbound.step.from.contains(&exchange.state) {
-                return Err(refuse(
-                    inbound,
-                    RejectionCode::ActionNotAllowedInState,
-                    format!("`{action}` is not allowed in state `{}`", exchange.state),
-                    now,
-                ));
-            }
+            check_step(inbound, role, &exchange.state, now)?;
             let mut to = inbound.step.to.clone();
             let mut release = false;
             let recipients: Vec<String> = if step.disseminates {
@@ -341,14 +312,7 @@ pub(super) fn plan_message<'a>(
             };
             let from = std::mem::replace(&mut exchange.state, to.clone());
             exchange.released |= release;
-            let change = (to.clone(), exchange.responder.clone(), exchange.released);
-            if new_ids.contains(&exchange_id) {
-                if let Some(n) = plan.new_exchanges.iter_mut().find(|n| n.id == exchange_id) {
-                    n.state = exchange.clone();
-                }
-            } else {
-                plan.changed.insert(exchange_id, change);
-            }
+            plan.record_change(new_ids, exchange_id, exchange);
             (exchange_id, Some(from), to, recipients)
         };
 
