@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::error::HubError;
 use crate::pipeline::{to_outgoing, PipelineContext};
 use crate::registry::accounts::{Account, AccountRole};
+use crate::registry::regex_escape;
 use crate::registry::workflow::{Credentials, RegistryContext, WorkflowError};
 use crate::store::{self, fanout, OutboxKind, OutboxRow};
 
@@ -437,12 +438,12 @@ pub async fn deliveries(
 pub fn subscriber_permissions(endpoint: &EndpointId) -> Permissions {
     let own = format!(
         "^{}.*",
-        subscriber_queue_prefix(endpoint.as_str()).replace('.', "\\.")
+        regex_escape(&subscriber_queue_prefix(endpoint.as_str()))
     );
     Permissions {
         configure: own.clone(),
         write: own.clone(),
-        read: format!("{own}|^{}$", ALERTS_EXCHANGE.replace('.', "\\.")),
+        read: format!("{own}|^{}$", regex_escape(ALERTS_EXCHANGE)),
     }
 }
 
@@ -480,7 +481,7 @@ pub async fn create_subscriber(
     let names: Vec<String> = areas.iter().map(|a| a.to_string()).collect();
     // The broker user first: if provisioning fails nothing is recorded and
     // the call can simply be repeated.
-    let password = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let password = crate::registry::workflow::new_password();
     ctx.management
         .put_user(endpoint.as_str(), &password)
         .await?;
@@ -523,10 +524,6 @@ pub async fn create_subscriber(
         password,
         vhost: ctx.vhost.clone(),
     })
-}
-
-fn regex_escape(s: &str) -> String {
-    s.replace('.', "\\.").replace('-', "\\-")
 }
 
 /// Reminds recipients that have not acknowledged a routed 1:N copy within

@@ -18,6 +18,7 @@ use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
 use sqlx::PgPool;
 use tracing::instrument;
 
+pub(crate) use seed::regex_escape;
 pub use seed::{apply_seed, SeedFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

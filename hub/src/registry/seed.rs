@@ -81,7 +81,9 @@ pub fn endpoint_permissions(endpoint: &EndpointId) -> Permissions {
     }
 }
 
-fn regex_escape(s: &str) -> String {
+/// Escapes the one metacharacter our resource names contain (`.`) for a
+/// RabbitMQ permission regex.
+pub(crate) fn regex_escape(s: &str) -> String {
     s.replace('.', "\\.")
 }
 

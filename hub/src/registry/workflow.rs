@@ -68,7 +68,7 @@ pub struct Credentials {
     pub vhost: String,
 }
 
-fn new_password() -> String {
+pub(crate) fn new_password() -> String {
     format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }
 
