@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use imi_broker::{Permissions, PublishOutcome};
+use imi_broker::Permissions;
 use imi_schemas::catalogue::VALIDATION_STATE;
 use imi_schemas::ids::{AreaCode, CountryCode, EndpointId};
 use imi_schemas::protocol::{
@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::HubError;
-use crate::pipeline::{to_outgoing, PipelineContext};
+use crate::pipeline::{publish_batch, PipelineContext};
 use crate::registry::accounts::{Account, AccountRole};
 use crate::registry::regex_escape;
 use crate::registry::workflow::{Credentials, RegistryContext, WorkflowError};
@@ -235,27 +235,11 @@ pub async fn decide_validation(
     .bind(&account.name)
     .execute(&mut *tx)
     .await?;
-    let batch_id = Uuid::new_v4();
-    sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, 'api')")
-        .bind(batch_id)
-        .execute(&mut *tx)
-        .await?;
-    store::insert_outbox(&mut tx, batch_id, &rows).await?;
+    let batch_id = store::write_batch(&mut tx, "api", &rows).await?;
     fanout::insert_deliveries(&mut tx, &deliveries).await?;
     tx.commit().await?;
     // Published here for speed; the relay would do it after a crash.
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let outgoing: Vec<_> = rows.into_iter().map(to_outgoing).collect();
-    let outcomes = publisher.publish_all(&outgoing).await?;
-    let unroutable: Vec<Uuid> = ids
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| **o == PublishOutcome::Unroutable)
-        .map(|(id, _)| *id)
-        .collect();
-    // Unroutable rows stay marked for the relay; the rest is done.
-    store::mark_unroutable(&ctx.pool, &unroutable, &[]).await?;
-    store::mark_published(&ctx.pool, &[batch_id]).await?;
+    publish_batch::<WorkflowError>(publisher, &ctx.pool, batch_id, rows).await?;
     Ok(next)
 }
 
@@ -590,21 +574,11 @@ impl AckReminders {
                 },
             )
             .collect();
-        let batch_id = Uuid::new_v4();
-        sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")
-            .bind(batch_id)
-            .bind(&self.ctx.instance)
-            .execute(&mut *tx)
-            .await?;
-        store::insert_outbox(&mut tx, batch_id, &outbox).await?;
+        let batch_id = store::write_batch(&mut tx, &self.ctx.instance, &outbox).await?;
         tx.commit().await?;
         let n = outbox.len();
-        let outcomes = self.ctx.publishers[0]
-            .publish_all(&outbox.into_iter().map(to_outgoing).collect::<Vec<_>>())
+        publish_batch::<HubError>(&self.ctx.publishers[0], &self.ctx.pool, batch_id, outbox)
             .await?;
-        if outcomes.iter().all(|o| *o == PublishOutcome::Confirmed) {
-            store::mark_published(&self.ctx.pool, &[batch_id]).await?;
-        }
         info!(reminded = n, "Acknowledgement reminders sent.");
         Ok(n)
     }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use imi_broker::PublishOutcome;
 use imi_schemas::catalogue::{DeadlineStart, Procedure, Role};
 use imi_schemas::protocol::{DeadlineNotice, TYPE_DEADLINE};
 use tokio_util::sync::CancellationToken;
@@ -21,7 +20,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::HubError;
-use crate::pipeline::{to_outgoing, PipelineContext};
+use crate::pipeline::{publish_batch, PipelineContext};
 use crate::store::{self, OutboxKind, OutboxRow};
 
 /// A reminder goes out this long before the deadline.
@@ -205,12 +204,6 @@ impl DeadlineChecker {
         // The notices go out through the outbox, so a crash after this
         // commit still delivers them (the relay).
         let registry = self.ctx.registry.current();
-        let batch_id = Uuid::new_v4();
-        sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")
-            .bind(batch_id)
-            .bind(&self.ctx.instance)
-            .execute(&mut *tx)
-            .await?;
         let mut rows = Vec::new();
         for n in &notices {
             let Some(authority) = registry.authority(&n.authority) else {
@@ -236,14 +229,9 @@ impl DeadlineChecker {
                 body: serde_json::to_vec(n).expect("notice serializes"),
             });
         }
-        store::insert_outbox(&mut tx, batch_id, &rows).await?;
+        let batch_id = store::write_batch(&mut tx, &self.ctx.instance, &rows).await?;
         tx.commit().await?;
-        let outcomes = self.ctx.publishers[0]
-            .publish_all(&rows.iter().cloned().map(to_outgoing).collect::<Vec<_>>())
-            .await?;
-        if outcomes.iter().all(|o| *o == PublishOutcome::Confirmed) {
-            store::mark_published(&self.ctx.pool, &[batch_id]).await?;
-        }
+        publish_batch::<HubError>(&self.ctx.publishers[0], &self.ctx.pool, batch_id, rows).await?;
         info!(fired = notices.len(), "Deadline notices sent.");
         Ok(notices.len())
     }

@@ -277,6 +277,32 @@ async fn commit_one(
     })
 }
 
+/// Publishes a batch committed outside the pipeline (by `store::write_batch`)
+/// and marks it published; rows the broker returned unroutable stay marked
+/// for the relay.
+pub async fn publish_batch<E>(
+    publisher: &Publisher,
+    pool: &PgPool,
+    batch_id: Uuid,
+    rows: Vec<OutboxRow>,
+) -> Result<(), E>
+where
+    E: From<sqlx::Error> + From<imi_broker::BrokerError>,
+{
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let outgoing: Vec<Outgoing> = rows.into_iter().map(to_outgoing).collect();
+    let outcomes = publisher.publish_all(&outgoing).await?;
+    let unroutable: Vec<Uuid> = ids
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| **o == PublishOutcome::Unroutable)
+        .map(|(id, _)| *id)
+        .collect();
+    store::mark_unroutable(pool, &unroutable, &[]).await?;
+    store::mark_published(pool, &[batch_id]).await?;
+    Ok(())
+}
+
 /// The AMQP message for an outbox row.
 pub fn to_outgoing(row: OutboxRow) -> Outgoing {
     let broadcast = row.kind == OutboxKind::Broadcast;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::accounts::{Account, AccountRole};
 use super::workflow::{RegistryContext, WorkflowError};
-use crate::pipeline::to_outgoing;
+use crate::pipeline::publish_batch;
 use crate::store::{self, OutboxKind, OutboxRow};
 
 /// The state a responder puts a request in to refer it to its coordinator
@@ -155,14 +155,8 @@ pub async fn reassign(
     .bind(&new_state)
     .execute(&mut *tx)
     .await?;
-    let batch_id = Uuid::new_v4();
-    sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, 'api')")
-        .bind(batch_id)
-        .execute(&mut *tx)
-        .await?;
-    store::insert_outbox(&mut tx, batch_id, std::slice::from_ref(&row)).await?;
+    let batch_id = store::write_batch(&mut tx, "api", std::slice::from_ref(&row)).await?;
     tx.commit().await?;
-    publisher.publish_all(&[to_outgoing(row)]).await?;
-    store::mark_published(&ctx.pool, &[batch_id]).await?;
+    publish_batch::<WorkflowError>(publisher, &ctx.pool, batch_id, vec![row]).await?;
     Ok(())
 }

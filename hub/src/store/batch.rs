@@ -991,6 +991,24 @@ async fn insert_transitions(
     Ok(())
 }
 
+/// Opens a batch and writes its outbox rows, in the caller's transaction: how
+/// the hub's own messages (notices, a coordinator's step) reach the relay's
+/// safety net before they are published.
+pub async fn write_batch(
+    conn: &mut PgConnection,
+    instance: &str,
+    rows: &[OutboxRow],
+) -> Result<Uuid, sqlx::Error> {
+    let batch_id = Uuid::new_v4();
+    sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")
+        .bind(batch_id)
+        .bind(instance)
+        .execute(&mut *conn)
+        .await?;
+    insert_outbox(conn, batch_id, rows).await?;
+    Ok(batch_id)
+}
+
 pub async fn insert_outbox(
     conn: &mut PgConnection,
     batch_id: Uuid,
