@@ -679,6 +679,29 @@ async fn acknowledgements_are_tracked_per_recipient_and_the_silent_are_reminded(
         .await
         .unwrap();
     assert_eq!(s.rejection(IT).await.code, RejectionCode::UnknownDelivery);
+    // A malformed acknowledgement is refused, kept for inspection, and the
+    // hub goes on.
+    let properties = imi_broker::Properties {
+        message_id: Some(uuid::Uuid::new_v4().to_string()),
+        message_type: Some("imi.acknowledgement".into()),
+        user_id: Some(s.env.endpoints[IT].id.clone()),
+        ..Default::default()
+    };
+    s.adapters[IT]
+        .send_raw(properties, br#"{"copy": 1}"#.to_vec())
+        .await
+        .unwrap();
+    let rejection = s.rejection(IT).await;
+    assert_eq!(rejection.code, RejectionCode::InvalidEnvelope);
+    let pool = s.env.pool().await;
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rejected_messages WHERE message_type = 'imi.acknowledgement'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, 2, "the unknown copy and the malformed one are kept");
+    pool.close().await;
 
     // Who has and has not acknowledged: everything for the operator, and an
     // AT coordinator sees its country's recipients only.
