@@ -150,6 +150,10 @@ async fn consume_loop(
         };
         attempt = 0;
         debug!("Consuming.");
+        // One timer for the whole loop: a fresh 500 ms sleep per delivery
+        // cost a timer registration per message.
+        let mut check = tokio::time::interval(Duration::from_millis(500));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 next = consumer.next() => match next {
@@ -176,7 +180,7 @@ async fn consume_loop(
                 },
                 // lapin issue #389: a consumer stream can stop silently when the
                 // broker dies, so the channel's state is checked too.
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                _ = check.tick() => {
                     if !channel.status().connected() {
                         warn!("Consumer channel closed; consuming again.");
                         break;

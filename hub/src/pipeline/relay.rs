@@ -55,6 +55,7 @@ pub async fn relay_once(
         }
         let mut batches: Vec<_> = rows.iter().map(|(b, _)| *b).collect();
         batches.dedup();
+        let now = chrono::Utc::now();
         let whole_batches = batches.len() as i64;
         let ids: Vec<_> = rows.iter().map(|(_, r)| r.id).collect();
         let outgoing: Vec<_> = rows.into_iter().map(|(_, r)| to_outgoing(r)).collect();
@@ -67,7 +68,8 @@ pub async fn relay_once(
             }
         }
         store::mark_unroutable(&ctx.pool, &unroutable, &routed).await?;
-        store::mark_published(&ctx.pool, &batches).await?;
+        let published: Vec<_> = batches.iter().map(|b| (*b, now)).collect();
+        store::mark_published(&ctx.pool, &published).await?;
         ctx.metrics.relayed.inc_by(routed.len() as u64);
         total += routed.len();
         // Pages hold whole batches; stop when this one was the last (or the

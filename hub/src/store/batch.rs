@@ -1,9 +1,11 @@
-//! One database transaction per micro-batch (DESIGN.md §5 step 3).
+//! One database commit per micro-batch (DESIGN.md §5 step 3).
 //!
-//! The transaction locks the exchanges the batch continues, finds duplicates,
-//! applies the workflow in arrival order, and writes messages, exchanges,
-//! transitions, outbox rows and rejections with one `UNNEST` statement per
-//! table. Nothing is published before it commits.
+//! A batch that only opens exchanges is planned in memory and written as one
+//! statement (`store::writes`). Any other batch takes a transaction that locks
+//! the exchanges it continues, finds duplicates, applies the workflow in
+//! arrival order, and writes messages, exchanges, transitions, outbox rows and
+//! rejections in two combined statements around the 1:N and acknowledgement
+//! work. Nothing is published before the commit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -19,6 +21,7 @@ use thiserror::Error;
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::writes::{is_unique_violation, OnConflict, Writes};
 use super::{acks, fanout, OutboxKind, OutboxRow};
 use crate::pipeline::decode::{Ack, Decoded, Inbound, Refusal};
 use crate::registry::Registry;
@@ -118,11 +121,123 @@ pub(super) struct Plan<'a> {
 }
 
 /// Commits one batch. Safe to call again with the same batch after an error:
-/// the transaction either committed whole or not at all. `earlier_in_flight`
+/// the batch either committed whole or not at all. `earlier_in_flight`
 /// says whether earlier batches may still be uncommitted (batches commit
 /// concurrently); a workflow refusal is then not final.
+///
+/// A batch that only opens exchanges (the common case: new requests, and
+/// refusals) needs nothing from the database to be planned, so it is written
+/// at once, as one statement; if one of its messages turns out to be stored
+/// already, that statement fails whole and the batch takes the careful path:
+/// a transaction that locks the exchanges it continues and reads what is
+/// stored before planning.
 #[instrument(skip_all, fields(messages = items.len()))]
 pub async fn commit_batch(
+    pool: &PgPool,
+    items: &[Decoded],
+    registry: &Registry,
+    now: DateTime<Utc>,
+    earlier_in_flight: bool,
+    instance: &str,
+) -> Result<BatchOutcome, CommitError> {
+    if let Some(outcome) =
+        commit_fresh(pool, items, registry, now, earlier_in_flight, instance).await?
+    {
+        return Ok(outcome);
+    }
+    commit_careful(pool, items, registry, now, earlier_in_flight, instance).await
+}
+
+/// The one-statement path; `None` when the batch needs the careful one.
+async fn commit_fresh(
+    pool: &PgPool,
+    items: &[Decoded],
+    registry: &Registry,
+    now: DateTime<Utc>,
+    earlier_in_flight: bool,
+    instance: &str,
+) -> Result<Option<BatchOutcome>, CommitError> {
+    let needs_reads = items.iter().any(|d| match d {
+        Decoded::Refused(_) => false,
+        Decoded::Acknowledgement(_) => true,
+        Decoded::Inbound(i) => {
+            i.exchange.is_some() || i.step.one_to_many.as_ref().is_some_and(|s| s.broadcasts)
+        }
+    });
+    if needs_reads {
+        return Ok(None);
+    }
+    let mut plan = plan(
+        items,
+        HashMap::new(),
+        HashMap::new(),
+        registry,
+        &HashSet::new(),
+        now,
+    );
+    if let Some(authority) = plan.stale.take() {
+        return Err(CommitError::StaleRegistry(authority));
+    }
+    let only_writes = plan.changed.is_empty()
+        && plan.recipient_changes.is_empty()
+        && plan.closed.is_empty()
+        && plan.replays.is_empty()
+        && plan.field_deadlines.is_empty()
+        && plan.deliveries.is_empty()
+        && plan.duplicates.is_empty();
+    if !only_writes {
+        return Ok(None);
+    }
+    if earlier_in_flight && !plan.workflow_refusals.is_empty() {
+        return Err(CommitError::NeedsEarlier);
+    }
+    let batch_id = Uuid::new_v4();
+    let outbox = finish_outbox(&mut plan, Vec::new());
+    let refusals = plan.refusals();
+    let mut writes = Writes::default();
+    writes.batch(batch_id, instance);
+    writes.exchanges(&plan.new_exchanges);
+    writes.messages(batch_id, &plan.messages, OnConflict::Fail);
+    writes.transitions(&plan.transitions);
+    writes.outbox(batch_id, &outbox);
+    writes.rejected(&refusals);
+    let mut conn = pool.acquire().await?;
+    match writes.execute(&mut conn).await {
+        Ok(_) => {}
+        Err(error) if is_unique_violation(&error) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    }
+    Ok(Some(BatchOutcome {
+        batch_id,
+        accepted: plan.messages.len(),
+        acknowledgements: 0,
+        duplicates: 0,
+        rejections: refusals.iter().map(|r| r.rejection.code).collect(),
+        outbox,
+    }))
+}
+
+/// The whole outbox of a planned batch: its rows so far, then the replies to
+/// workflow refusals, then the receipts (with those of `stored_receipts`).
+fn finish_outbox(plan: &mut Plan<'_>, stored_receipts: Vec<(String, Receipt)>) -> Vec<OutboxRow> {
+    let mut outbox = std::mem::take(&mut plan.outbox);
+    outbox.extend(plan.workflow_refusals.iter().filter_map(rejection_reply));
+    let mut receipts = std::mem::take(&mut plan.receipts);
+    receipts.extend(stored_receipts);
+    outbox.extend(receipt_rows(receipts));
+    outbox
+}
+
+impl Plan<'_> {
+    /// Every refusal of the batch, to be kept with its reasons.
+    fn refusals(&self) -> Vec<&Refusal> {
+        let mut all: Vec<&Refusal> = self.rejected.iter().map(|r| r.refusal).collect();
+        all.extend(self.workflow_refusals.iter());
+        all
+    }
+}
+
+async fn commit_careful(
     pool: &PgPool,
     items: &[Decoded],
     registry: &Registry,
@@ -176,32 +291,20 @@ pub async fn commit_batch(
     if earlier_in_flight && !plan.workflow_refusals.is_empty() {
         return Err(CommitError::NeedsEarlier);
     }
-    let replies: Vec<OutboxRow> = plan
-        .workflow_refusals
-        .iter()
-        .filter_map(rejection_reply)
-        .collect();
-    plan.outbox.extend(replies);
     let batch_id = Uuid::new_v4();
-    sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")
-        .bind(batch_id)
-        .bind(instance)
-        .execute(&mut *tx)
-        .await?;
-    let mut rejections: Vec<RejectionCode> = plan
-        .rejected
-        .iter()
-        .map(|r| r.refusal.rejection.code)
-        .collect();
-    rejections.extend(plan.workflow_refusals.iter().map(|r| r.rejection.code));
 
-    insert_exchanges(&mut tx, &plan.new_exchanges).await?;
-    update_exchanges(&mut tx, &plan.changed, &plan.recipient_changes).await?;
-    let inserted = insert_messages(&mut tx, batch_id, &plan.messages).await?;
+    let mut writes = Writes::default();
+    writes.batch(batch_id, instance);
+    writes.exchanges(&plan.new_exchanges);
+    writes.messages(batch_id, &plan.messages, OnConflict::Skip);
+    writes.transitions(&plan.transitions);
+    let inserted = writes.execute(&mut tx).await?;
     if inserted != plan.messages.len() {
         return Err(CommitError::Race);
     }
-    insert_transitions(&mut tx, &plan.transitions).await?;
+    // After the inserts: a message may continue an exchange opened earlier
+    // in the same batch.
+    update_exchanges(&mut tx, &plan.changed, &plan.recipient_changes).await?;
     if !plan.closed.is_empty() {
         sqlx::query(
             "UPDATE exchanges SET closed_at = coalesce(closed_at, now()) WHERE id = ANY($1)",
@@ -252,29 +355,26 @@ pub async fn commit_batch(
     let acknowledgements = acked.receipts.len();
     plan.receipts.extend(acked.receipts);
     plan.outbox.extend(acked.to_originators);
-    plan.outbox
-        .extend(acked.refused.iter().filter_map(rejection_reply));
-    rejections.extend(acked.refused.iter().map(|r| r.rejection.code));
     plan.workflow_refusals.extend(acked.refused);
     // A duplicate gets its receipt again (the sender probably retried because
     // it missed it), rebuilt from what was stored; deliveries not yet
     // published are the relay's job.
-    let mut receipts = std::mem::take(&mut plan.receipts);
-    receipts.extend(stored_receipts(&mut tx, &plan.duplicates).await?);
-    plan.outbox.extend(receipt_rows(receipts));
-    insert_outbox(&mut tx, batch_id, &plan.outbox).await?;
-    let mut all_refusals: Vec<&Refusal> = plan.rejected.iter().map(|r| r.refusal).collect();
-    all_refusals.extend(plan.workflow_refusals.iter());
-    insert_rejected(&mut tx, &all_refusals).await?;
+    let stored = stored_receipts(&mut tx, &plan.duplicates).await?;
+    let outbox = finish_outbox(&mut plan, stored);
+    let refusals = plan.refusals();
+    let mut writes = Writes::default();
+    writes.outbox(batch_id, &outbox);
+    writes.rejected(&refusals);
+    writes.execute(&mut tx).await?;
     tx.commit().await?;
 
     Ok(BatchOutcome {
         batch_id,
-        outbox: plan.outbox,
         accepted: plan.messages.len(),
         acknowledgements,
         duplicates: plan.duplicates.len(),
-        rejections,
+        rejections: refusals.iter().map(|r| r.rejection.code).collect(),
+        outbox,
     })
 }
 
@@ -831,47 +931,6 @@ fn rejection_reply(refusal: &Refusal) -> Option<OutboxRow> {
     })
 }
 
-async fn insert_exchanges(
-    conn: &mut PgConnection,
-    rows: &[NewExchange],
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let procedures: Vec<&str> = rows.iter().map(|r| r.state.procedure.as_str()).collect();
-    let states: Vec<&str> = rows.iter().map(|r| r.state.state.as_str()).collect();
-    let requesters: Vec<&str> = rows.iter().map(|r| r.state.requester.as_str()).collect();
-    let responders: Vec<&str> = rows.iter().map(|r| r.state.responder.as_str()).collect();
-    let opened_by: Vec<Uuid> = rows.iter().map(|r| r.opened_by).collect();
-    let parents: Vec<Option<Uuid>> = rows.iter().map(|r| r.parent).collect();
-    // Authority ids have no commas; arrays of arrays do not UNNEST.
-    let recipients: Vec<Option<String>> = rows
-        .iter()
-        .map(|r| r.state.recipients.as_ref().map(|v| v.join(",")))
-        .collect();
-    let released: Vec<bool> = rows.iter().map(|r| r.state.released).collect();
-    sqlx::query(
-        "INSERT INTO exchanges (id, procedure, state, requester, responder, opened_by, parent_id,
-                                recipients, released_at)
-         SELECT id, pr, st, rq, rs, ob, pa, string_to_array(rc, ','), CASE WHEN rl AND rc IS NOT NULL THEN now() END
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[],
-                     $8::text[], $9::bool[]) AS u(id, pr, st, rq, rs, ob, pa, rc, rl)",
-    )
-    .bind(ids)
-    .bind(procedures)
-    .bind(states)
-    .bind(requesters)
-    .bind(responders)
-    .bind(opened_by)
-    .bind(parents)
-    .bind(recipients)
-    .bind(released)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 async fn update_exchanges(
     conn: &mut PgConnection,
     changed: &HashMap<Uuid, (String, String, bool)>,
@@ -907,90 +966,6 @@ async fn update_exchanges(
     Ok(())
 }
 
-async fn insert_messages(
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    rows: &[(&Inbound, Uuid, Vec<String>)],
-) -> Result<usize, sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<Uuid> = rows
-        .iter()
-        .map(|(i, _, _)| i.message_id.as_uuid())
-        .collect();
-    let exchanges: Vec<Uuid> = rows.iter().map(|(_, e, _)| *e).collect();
-    let types: Vec<String> = rows
-        .iter()
-        .map(|(i, _, _)| i.message_type.to_string())
-        .collect();
-    let versions: Vec<i32> = rows
-        .iter()
-        .map(|(i, _, _)| i.schema_version as i32)
-        .collect();
-    let senders: Vec<&str> = rows.iter().map(|(i, _, _)| i.sender.as_str()).collect();
-    let endpoints: Vec<&str> = rows
-        .iter()
-        .map(|(i, _, _)| i.sender_endpoint.as_str())
-        .collect();
-    let recipients: Vec<String> = rows.iter().map(|(_, _, r)| r.join(",")).collect();
-    let raws: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.raw.as_slice()).collect();
-    let digests: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.digest.as_slice()).collect();
-    let traces: Vec<Option<&str>> = rows
-        .iter()
-        .map(|(i, _, _)| i.traceparent.as_deref())
-        .collect();
-    let inserted: Vec<(Uuid,)> = sqlx::query_as(
-        "INSERT INTO messages (id, exchange_id, message_type, schema_version, sender, sender_endpoint,
-                               recipients, raw, raw_sha256, traceparent, batch_id)
-         SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','), raw, dg, tp, $11
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
-                     $8::bytea[], $9::bytea[], $10::text[]) AS u(id, ex, ty, ver, snd, ep, rc, raw, dg, tp)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING id",
-    )
-    .bind(ids)
-    .bind(exchanges)
-    .bind(types)
-    .bind(versions)
-    .bind(senders)
-    .bind(endpoints)
-    .bind(recipients)
-    .bind(raws)
-    .bind(digests)
-    .bind(traces)
-    .bind(batch_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(inserted.len())
-}
-
-async fn insert_transitions(
-    conn: &mut PgConnection,
-    rows: &[Transition],
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let exchanges: Vec<Uuid> = rows.iter().map(|t| t.exchange_id).collect();
-    let messages: Vec<Uuid> = rows.iter().map(|t| t.message_id).collect();
-    let actions: Vec<&str> = rows.iter().map(|t| t.action.as_str()).collect();
-    let froms: Vec<Option<&str>> = rows.iter().map(|t| t.from.as_deref()).collect();
-    let tos: Vec<&str> = rows.iter().map(|t| t.to.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO transitions (exchange_id, message_id, action, from_state, to_state)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])",
-    )
-    .bind(exchanges)
-    .bind(messages)
-    .bind(actions)
-    .bind(froms)
-    .bind(tos)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Opens a batch and writes its outbox rows, in the caller's transaction: how
 /// the hub's own messages (notices, a coordinator's step) reach the relay's
 /// safety net before they are published.
@@ -1000,107 +975,9 @@ pub async fn write_batch(
     rows: &[OutboxRow],
 ) -> Result<Uuid, sqlx::Error> {
     let batch_id = Uuid::new_v4();
-    sqlx::query("INSERT INTO batches (id, instance) VALUES ($1, $2)")
-        .bind(batch_id)
-        .bind(instance)
-        .execute(&mut *conn)
-        .await?;
-    insert_outbox(conn, batch_id, rows).await?;
+    let mut writes = Writes::default();
+    writes.batch(batch_id, instance);
+    writes.outbox(batch_id, rows);
+    writes.execute(conn).await?;
     Ok(batch_id)
-}
-
-pub async fn insert_outbox(
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    rows: &[OutboxRow],
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
-    let sources: Vec<&str> = rows.iter().map(|r| r.source_message_id.as_str()).collect();
-    let endpoints: Vec<&str> = rows.iter().map(|r| r.endpoint.as_str()).collect();
-    let recipients: Vec<String> = rows.iter().map(|r| r.recipients.join(",")).collect();
-    let exchanges: Vec<Option<Uuid>> = rows.iter().map(|r| r.exchange_id).collect();
-    let types: Vec<&str> = rows.iter().map(|r| r.message_type.as_str()).collect();
-    // Deliveries' headers are derived from the message when the relay needs
-    // them (store::outbox), so only receipts and rejections store theirs.
-    let headers: Vec<Option<String>> = rows
-        .iter()
-        .map(|r| {
-            (r.kind != OutboxKind::Delivery)
-                .then(|| serde_json::to_string(&r.headers).expect("headers serialize"))
-        })
-        .collect();
-    // Deliveries and broadcasts take their body from messages.raw: not
-    // stored twice (or 200 times).
-    let bodies: Vec<Option<&[u8]>> = rows
-        .iter()
-        .map(|r| {
-            (!matches!(r.kind, OutboxKind::Delivery | OutboxKind::Broadcast))
-                .then_some(r.body.as_slice())
-        })
-        .collect();
-    sqlx::query(
-        "INSERT INTO outbox (id, batch_id, kind, source_message_id, endpoint_id, recipients, exchange_id,
-                             message_type, headers, body)
-         SELECT id, $10, kind, src, ep, CASE WHEN rc = '' THEN '{}'::text[] ELSE string_to_array(rc, ',') END,
-                ex, ty, coalesce(hd::jsonb, '{}'), body
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[],
-                     $8::text[], $9::bytea[]) AS u(id, kind, src, ep, rc, ex, ty, hd, body)
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(ids)
-    .bind(kinds)
-    .bind(sources)
-    .bind(endpoints)
-    .bind(recipients)
-    .bind(exchanges)
-    .bind(types)
-    .bind(headers)
-    .bind(bodies)
-    .bind(batch_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn insert_rejected(conn: &mut PgConnection, rows: &[&Refusal]) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Option<&str>> = rows.iter().map(|r| r.message_id.as_deref()).collect();
-    let users: Vec<Option<&str>> = rows.iter().map(|r| r.user_id.as_deref()).collect();
-    let types: Vec<Option<&str>> = rows.iter().map(|r| r.message_type.as_deref()).collect();
-    let codes: Vec<&str> = rows.iter().map(|r| r.rejection.code.as_str()).collect();
-    let details: Vec<&str> = rows.iter().map(|r| r.rejection.detail.as_str()).collect();
-    let errors: Vec<String> = rows
-        .iter()
-        .map(|r| serde_json::to_string(&r.rejection.errors).expect("errors serialize"))
-        .collect();
-    let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
-    let sizes: Vec<i32> = rows
-        .iter()
-        .map(|r| r.body_size.min(i32::MAX as usize) as i32)
-        .collect();
-    let digests: Vec<&[u8]> = rows.iter().map(|r| r.digest.as_slice()).collect();
-    sqlx::query(
-        "INSERT INTO rejected_messages (message_id, user_id, message_type, code, detail, errors, body, body_size, body_sha256)
-         SELECT id, usr, ty, code, detail, errs::jsonb, body, size, dg
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
-                     $8::int[], $9::bytea[]) AS u(id, usr, ty, code, detail, errs, body, size, dg)",
-    )
-    .bind(ids)
-    .bind(users)
-    .bind(types)
-    .bind(codes)
-    .bind(details)
-    .bind(errors)
-    .bind(bodies)
-    .bind(sizes)
-    .bind(digests)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -4,12 +4,13 @@ mod acks;
 mod batch;
 pub mod fanout;
 mod outbox;
+mod writes;
 
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-pub use batch::{commit_batch, insert_outbox, write_batch, BatchOutcome, CommitError};
+pub use batch::{commit_batch, write_batch, BatchOutcome, CommitError};
 pub use outbox::{mark_published, mark_unroutable, unpublished};
 
 /// One message the hub must publish, as stored in the outbox.

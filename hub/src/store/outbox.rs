@@ -3,19 +3,29 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tracing::instrument;
 use uuid::Uuid;
 
 use super::{OutboxKind, OutboxRow};
 
-/// Marks batches published: every row confirmed (or recorded unroutable).
-#[instrument(skip_all, fields(batches = batch_ids.len()))]
-pub async fn mark_published(pool: &PgPool, batch_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+/// Marks batches published: every row confirmed (or recorded unroutable),
+/// each at the moment its last confirm arrived.
+#[instrument(skip_all, fields(batches = batches.len()))]
+pub async fn mark_published(
+    pool: &PgPool,
+    batches: &[(Uuid, DateTime<Utc>)],
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = batches.iter().map(|(id, _)| *id).collect();
+    let times: Vec<DateTime<Utc>> = batches.iter().map(|(_, at)| *at).collect();
     sqlx::query(
-        "UPDATE batches SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+        "UPDATE batches b SET published_at = u.at
+         FROM UNNEST($1::uuid[], $2::timestamptz[]) AS u(id, at)
+         WHERE b.id = u.id AND b.published_at IS NULL",
     )
-    .bind(batch_ids)
+    .bind(ids)
+    .bind(times)
     .execute(pool)
     .await?;
     Ok(())

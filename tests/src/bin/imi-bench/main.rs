@@ -20,6 +20,7 @@ use imi_tests::{amqp_base_url, diploma_request, TestEnv};
 use tokio_util::sync::CancellationToken;
 
 mod alerts;
+mod cpu;
 
 #[derive(Parser)]
 #[command(name = "imi-bench", about = "IMI Hub vs raw RabbitMQ, same run")]
@@ -71,16 +72,14 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            if args.mode == "alerts" {
-                alerts::run(&args.queue_type, args.repeats.max(1)).await
-            } else {
-                run(args).await
-            }
-        })
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().build()?.block_on(async {
+        if args.mode == "alerts" {
+            alerts::run(&args.queue_type, args.repeats.max(1)).await
+        } else {
+            run(args).await
+        }
+    })
 }
 
 fn sender_authority(i: usize) -> String {
@@ -129,6 +128,27 @@ impl Clock {
             l[((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1].as_secs_f64() * 1000.0
         };
         (at(0.50), at(0.99), l.len())
+    }
+}
+
+/// A latency run's result.
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+    samples: usize,
+    /// How busy the machine was meanwhile (`cpu::CpuSample::since`).
+    cpu: String,
+}
+
+impl Latency {
+    fn of(clock: &Clock, cpu: String) -> Self {
+        let (p50_ms, p99_ms, samples) = clock.percentiles();
+        Self {
+            p50_ms,
+            p99_ms,
+            samples,
+            cpu,
+        }
     }
 }
 
@@ -206,11 +226,15 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     let hub = env.start_hub().await;
     let hub_result = async {
         let mut t: f64 = 0.0;
+        let start = metrics_snapshot(&hub.http).await;
         for _ in 0..args.repeats.max(1) {
             t = t.max(hub_throughput(args, env).await?);
         }
-        internals(&hub.http).await;
+        let loaded = metrics_snapshot(&hub.http).await;
+        internals("throughput runs", &start, &loaded);
         let l = hub_latency(args, env).await?;
+        let paced = metrics_snapshot(&hub.http).await;
+        internals(&format!("at {} msg/s", args.rate), &loaded, &paced);
         anyhow::Ok((t, l))
     }
     .await;
@@ -225,36 +249,63 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
         hub_rate / raw_shared_rate
     );
     println!("throughput hub end to end:  {hub_rate:>8.0} msg/s  (each message also answered with a receipt)");
-    println!(
-        "latency at {} msg/s, raw:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
-        args.rate, raw_latency.0, raw_latency.1, raw_latency.2
-    );
-    println!(
-        "latency at {} msg/s, hub:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
-        args.rate, hub_latency.0, hub_latency.1, hub_latency.2
-    );
+    for (name, l) in [("raw", &raw_latency), ("hub", &hub_latency)] {
+        println!(
+            "latency at {} msg/s, {name}:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
+            args.rate, l.p50_ms, l.p99_ms, l.samples
+        );
+        println!("  cpu meanwhile: {}", l.cpu);
+    }
     println!("{}", validation_rate(env)?);
     println!("hub/raw throughput ratio: {:.2}", hub_rate / raw_rate);
     Ok(())
 }
 
-/// The hub's own view of the throughput run, from its metrics.
-async fn internals(http: &str) {
+/// The hub's metrics as name (with labels) → value.
+async fn metrics_snapshot(http: &str) -> HashMap<String, f64> {
     let Ok(text) = async { reqwest::get(format!("{http}/metrics")).await?.text().await }.await
     else {
-        return;
+        return HashMap::new();
     };
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(f64::NAN)
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The hub's own view of one part of the run, from the change in its metrics.
+fn internals(label: &str, before: &HashMap<String, f64>, after: &HashMap<String, f64>) {
+    let delta = |name: &str| {
+        after.get(name).copied().unwrap_or(f64::NAN) - before.get(name).copied().unwrap_or(0.0)
     };
-    let batches = value("imi_batch_size_messages_count ");
+    // The smallest bucket bound that holds 99 % of the observations.
+    let p99 = |histogram: &str| {
+        let total = delta(&format!("{histogram}_count"));
+        let mut bounds: Vec<(f64, f64)> = after
+            .keys()
+            .filter_map(|k| {
+                let le = k.strip_prefix(&format!("{histogram}_bucket{{le=\""))?;
+                let le = le.strip_suffix("\"}")?;
+                Some((le.parse::<f64>().ok()?, delta(k)))
+            })
+            .collect();
+        bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        bounds
+            .iter()
+            .find(|(_, n)| *n >= total * 0.99)
+            .map_or(f64::NAN, |(le, _)| le * 1000.0)
+    };
+    let batches = delta("imi_batch_size_messages_count");
     println!(
-        "hub internals: {batches} batches, mean {:.0} msgs/batch, mean commit {:.1} ms, mean publish+confirm {:.1} ms",
-        value("imi_batch_size_messages_sum ") / batches,
-        value("imi_commit_seconds_sum ") / value("imi_commit_seconds_count ") * 1000.0,
-        value("imi_publish_seconds_sum ") / value("imi_publish_seconds_count ") * 1000.0,
+        "hub internals, {label}: {batches} batches, mean {:.0} msgs/batch, commit mean {:.1} ms (p99 <= {:.0} ms), publish+confirm mean {:.1} ms (p99 <= {:.0} ms)",
+        delta("imi_batch_size_messages_sum") / batches,
+        delta("imi_commit_seconds_sum") / delta("imi_commit_seconds_count") * 1000.0,
+        p99("imi_commit_seconds"),
+        delta("imi_publish_seconds_sum") / delta("imi_publish_seconds_count") * 1000.0,
+        p99("imi_publish_seconds"),
     );
 }
 
@@ -467,15 +518,12 @@ async fn raw_throughput(
     Ok((per_sender * args.endpoints) as f64 / (done - started).as_secs_f64())
 }
 
-async fn raw_latency(
-    args: &Args,
-    vhost: &str,
-    body_size: usize,
-) -> anyhow::Result<(f64, f64, usize)> {
+async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Result<Latency> {
     let clock = Arc::new(Clock::default());
     let mut clients = raw_clients(args, vhost, "bench.raw.latency", false, clock.clone()).await?;
     let total = (args.rate * args.latency_secs) as usize;
     let body = vec![b'x'; body_size];
+    let cpu = cpu::CpuSample::take();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
     for k in 0..total {
         tick.tick().await;
@@ -485,8 +533,9 @@ async fn raw_latency(
         tokio::spawn(async move { publisher.publish_all(std::slice::from_ref(&message)).await });
     }
     wait_for(&mut clients.received, total, Duration::from_secs(60)).await?;
+    let cpu = cpu::CpuSample::take().since(&cpu);
     clients.close().await;
-    Ok(clock.percentiles())
+    Ok(Latency::of(&clock, cpu))
 }
 
 struct HubClients {
@@ -586,10 +635,11 @@ async fn hub_throughput(args: &Args, env: &TestEnv) -> anyhow::Result<f64> {
     Ok((per_sender * args.endpoints) as f64 / (done - started).as_secs_f64())
 }
 
-async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<(f64, f64, usize)> {
+async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<Latency> {
     let clock = Arc::new(Clock::default());
     let mut clients = hub_clients(env, args, clock.clone()).await?;
     let total = (args.rate * args.latency_secs) as usize;
+    let cpu = cpu::CpuSample::take();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
     for k in 0..total {
         tick.tick().await;
@@ -602,9 +652,10 @@ async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<(f64, f64, us
         tokio::spawn(async move { adapter.send(&message).await });
     }
     wait_for(&mut clients.received, total, Duration::from_secs(120)).await?;
+    let cpu = cpu::CpuSample::take().since(&cpu);
     clients.stop.cancel();
     for s in &clients.senders {
         s.close().await;
     }
-    Ok(clock.percentiles())
+    Ok(Latency::of(&clock, cpu))
 }
