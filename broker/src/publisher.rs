@@ -1,7 +1,10 @@
 //! Publishing with publisher confirms, many in flight, re-publishing what a
 //! dead connection left unconfirmed.
 
-use futures_util::future::join_all;
+use std::future::Future;
+use std::task::Poll;
+
+use futures_util::future::{join_all, maybe_done};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::Channel;
@@ -83,8 +86,8 @@ impl Publisher {
             };
             let mut failed = Vec::new();
             let mut confirms = Vec::with_capacity(pending.len());
-            for &i in &pending {
-                match publish_one(&channel, &messages[i]).await {
+            for (i, sent) in send_all(&channel, messages, &pending).await {
+                match sent {
                     Ok(confirm) => confirms.push(async move { (i, confirm.await) }),
                     Err(_) => failed.push(i),
                 }
@@ -139,6 +142,42 @@ impl Publisher {
             _ = self.broker.stopping().cancelled() => Err(BrokerError::ShuttingDown),
         }
     }
+}
+
+/// Hands every message to lapin before waiting for any: lapin resolves a
+/// publish only once its I/O thread has written the frames, so awaiting each
+/// in turn cost a wake-up of that thread and a socket write per message. The
+/// first poll of each publish queues its frames and takes its confirm tag,
+/// in the order given, so the order on the wire is the order of `which`.
+async fn send_all(
+    channel: &Channel,
+    messages: &[Outgoing],
+    which: &[usize],
+) -> Vec<(
+    usize,
+    Result<lapin::publisher_confirm::PublisherConfirm, BrokerError>,
+)> {
+    let mut sends: Vec<_> = which
+        .iter()
+        .map(|&i| Box::pin(maybe_done(publish_one(channel, &messages[i]))))
+        .collect();
+    std::future::poll_fn(|cx| {
+        for send in &mut sends {
+            let _ = send.as_mut().poll(cx);
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let mut results = Vec::with_capacity(sends.len());
+    for (send, &i) in sends.iter_mut().zip(which) {
+        send.as_mut().await;
+        let result = send
+            .as_mut()
+            .take_output()
+            .expect("a finished publish has its output");
+        results.push((i, result));
+    }
+    results
 }
 
 async fn publish_one(

@@ -6,6 +6,7 @@
 //! fixed offered rate, and as its last line `hub/raw throughput ratio: R`.
 
 use std::collections::HashMap;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -212,9 +213,14 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
         .await?;
     let raw = async {
         let mut t: f64 = 0.0;
+        let cpu = cpu::CpuSample::take();
         for _ in 0..args.repeats.max(1) {
             t = t.max(raw_throughput(args, &raw_vhost, body_size, false).await?);
         }
+        println!(
+            "raw throughput runs, cpu meanwhile: {}",
+            cpu::CpuSample::take().since(&cpu)
+        );
         let shared = raw_throughput(args, &raw_vhost, body_size, true).await?;
         let l = raw_latency(args, &raw_vhost, body_size).await?;
         anyhow::Ok((t, shared, l))
@@ -227,9 +233,14 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     let hub_result = async {
         let mut t: f64 = 0.0;
         let start = metrics_snapshot(&hub.http).await;
+        let cpu = cpu::CpuSample::take();
         for _ in 0..args.repeats.max(1) {
             t = t.max(hub_throughput(args, env).await?);
         }
+        println!(
+            "hub throughput runs, cpu meanwhile: {}",
+            cpu::CpuSample::take().since(&cpu)
+        );
         let loaded = metrics_snapshot(&hub.http).await;
         internals("throughput runs", &start, &loaded);
         let l = hub_latency(args, env).await?;
