@@ -41,9 +41,17 @@ struct Args {
     /// Offered rate for the latency runs, messages per second.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
-    /// Seconds each latency run lasts.
+    /// Seconds each latency run lasts (counted).
     #[arg(long, default_value_t = 5)]
     latency_secs: u64,
+    /// Seconds at the offered rate before counting starts, in each latency run.
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
+    /// Seconds of quiet before each latency run, so it measures the steady
+    /// rate and not the aftermath of the throughput runs (PostgreSQL's
+    /// autovacuum, the broker's segment writes).
+    #[arg(long, default_value_t = 5)]
+    settle_secs: u64,
     /// Hub: ingress prefetch (default: the hub's default).
     #[arg(long)]
     prefetch: Option<u16>,
@@ -108,15 +116,28 @@ fn request(from: usize, to: usize) -> OutgoingMessage {
 struct Clock {
     sent: Mutex<HashMap<String, Instant>>,
     latencies: Mutex<Vec<Duration>>,
+    /// Only messages sent from this moment on count (none before it is
+    /// set: the warm-up).
+    counting_from: Mutex<Option<Instant>>,
 }
 
 impl Clock {
     fn sent(&self, id: String) {
         self.sent.lock().unwrap().insert(id, Instant::now());
     }
+    fn count_from_now(&self) {
+        *self.counting_from.lock().unwrap() = Some(Instant::now());
+    }
     fn received(&self, id: &str) {
         if let Some(t) = self.sent.lock().unwrap().remove(id) {
-            self.latencies.lock().unwrap().push(t.elapsed());
+            let counted = self
+                .counting_from
+                .lock()
+                .unwrap()
+                .is_some_and(|from| t >= from);
+            if counted {
+                self.latencies.lock().unwrap().push(t.elapsed());
+            }
         }
     }
     fn percentiles(&self) -> (f64, f64, usize) {
@@ -262,8 +283,8 @@ async fn measure(args: &Args, env: &TestEnv) -> anyhow::Result<()> {
     println!("throughput hub end to end:  {hub_rate:>8.0} msg/s  (each message also answered with a receipt)");
     for (name, l) in [("raw", &raw_latency), ("hub", &hub_latency)] {
         println!(
-            "latency at {} msg/s, {name}:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples)",
-            args.rate, l.p50_ms, l.p99_ms, l.samples
+            "latency at {} msg/s, {name}:   p50 {:>6.2} ms  p99 {:>6.2} ms  ({} samples, after {} s quiet and {} s warm-up)",
+            args.rate, l.p50_ms, l.p99_ms, l.samples, args.settle_secs, args.warmup_secs
         );
         println!("  cpu meanwhile: {}", l.cpu);
     }
@@ -532,12 +553,18 @@ async fn raw_throughput(
 async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Result<Latency> {
     let clock = Arc::new(Clock::default());
     let mut clients = raw_clients(args, vhost, "bench.raw.latency", false, clock.clone()).await?;
-    let total = (args.rate * args.latency_secs) as usize;
+    let warmup = (args.rate * args.warmup_secs) as usize;
+    let total = warmup + (args.rate * args.latency_secs) as usize;
+    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
     let body = vec![b'x'; body_size];
-    let cpu = cpu::CpuSample::take();
+    let mut cpu = cpu::CpuSample::take();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
     for k in 0..total {
         tick.tick().await;
+        if k == warmup {
+            clock.count_from_now();
+            cpu = cpu::CpuSample::take();
+        }
         let (id, message) = raw_message(&clients.queues[k % clients.queues.len()], &body);
         clock.sent(id);
         let publisher = clients.senders[k % clients.senders.len()].1.clone();
@@ -649,11 +676,17 @@ async fn hub_throughput(args: &Args, env: &TestEnv) -> anyhow::Result<f64> {
 async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<Latency> {
     let clock = Arc::new(Clock::default());
     let mut clients = hub_clients(env, args, clock.clone()).await?;
-    let total = (args.rate * args.latency_secs) as usize;
-    let cpu = cpu::CpuSample::take();
+    let warmup = (args.rate * args.warmup_secs) as usize;
+    let total = warmup + (args.rate * args.latency_secs) as usize;
+    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    let mut cpu = cpu::CpuSample::take();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
     for k in 0..total {
         tick.tick().await;
+        if k == warmup {
+            clock.count_from_now();
+            cpu = cpu::CpuSample::take();
+        }
         let i = k % clients.senders.len();
         let mut message = request(i, k % args.endpoints);
         let id = imi_schemas::ids::MessageId::new(uuid::Uuid::new_v4());
