@@ -578,8 +578,20 @@ async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Resu
 
 struct HubClients {
     senders: Vec<Arc<Adapter>>,
+    /// Kept to be closed: an adapter left open reconnects after the run's
+    /// vhost is deleted, and lapin panics if the runtime ends mid-connect.
+    recipients: Vec<Arc<Adapter>>,
     stop: CancellationToken,
     received: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl HubClients {
+    async fn close(&self) {
+        self.stop.cancel();
+        for adapter in self.senders.iter().chain(&self.recipients) {
+            adapter.close().await;
+        }
+    }
 }
 
 /// Connects every endpoint; recipients count what they receive (recording
@@ -587,7 +599,7 @@ struct HubClients {
 async fn hub_clients(env: &TestEnv, args: &Args, clock: Arc<Clock>) -> anyhow::Result<HubClients> {
     let stop = CancellationToken::new();
     let (tx, received) = tokio::sync::mpsc::channel(100_000);
-    let mut senders = Vec::new();
+    let (mut senders, mut recipients) = (Vec::new(), Vec::new());
     for i in 0..args.endpoints * 2 {
         let adapter = Arc::new(env.adapter(i).await);
         let mut inbox = adapter.inbox(stop.clone());
@@ -607,12 +619,15 @@ async fn hub_clients(env: &TestEnv, args: &Args, clock: Arc<Clock>) -> anyhow::R
                 let _ = item.ack().await;
             }
         });
-        if !is_recipient {
+        if is_recipient {
+            recipients.push(adapter);
+        } else {
             senders.push(adapter);
         }
     }
     Ok(HubClients {
         senders,
+        recipients,
         stop,
         received,
     })
@@ -666,10 +681,7 @@ async fn hub_throughput(args: &Args, env: &TestEnv) -> anyhow::Result<f64> {
         Duration::from_secs(240),
     )
     .await?;
-    clients.stop.cancel();
-    for s in &clients.senders {
-        s.close().await;
-    }
+    clients.close().await;
     Ok((per_sender * args.endpoints) as f64 / (done - started).as_secs_f64())
 }
 
@@ -697,9 +709,6 @@ async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<Latency> {
     }
     wait_for(&mut clients.received, total, Duration::from_secs(120)).await?;
     let cpu = cpu::CpuSample::take().since(&cpu);
-    clients.stop.cancel();
-    for s in &clients.senders {
-        s.close().await;
-    }
+    clients.close().await;
     Ok(Latency::of(&clock, cpu))
 }
