@@ -140,23 +140,39 @@ pub async fn commit_batch(
     earlier_in_flight: bool,
     instance: &str,
 ) -> Result<BatchOutcome, CommitError> {
-    if let Some(outcome) =
-        commit_fresh(pool, items, registry, now, earlier_in_flight, instance).await?
-    {
+    let input = BatchInput {
+        items,
+        registry,
+        now,
+        earlier_in_flight,
+        instance,
+    };
+    if let Some(outcome) = commit_fresh(pool, &input).await? {
         return Ok(outcome);
     }
-    commit_careful(pool, items, registry, now, earlier_in_flight, instance).await
+    commit_careful(pool, &input).await
+}
+
+/// What both commit paths plan and write a batch from.
+struct BatchInput<'a> {
+    items: &'a [Decoded],
+    registry: &'a Registry,
+    now: DateTime<Utc>,
+    earlier_in_flight: bool,
+    instance: &'a str,
 }
 
 /// The one-statement path; `None` when the batch needs the careful one.
 async fn commit_fresh(
     pool: &PgPool,
-    items: &[Decoded],
-    registry: &Registry,
-    now: DateTime<Utc>,
-    earlier_in_flight: bool,
-    instance: &str,
+    input: &BatchInput<'_>,
 ) -> Result<Option<BatchOutcome>, CommitError> {
+    let BatchInput {
+        items,
+        registry,
+        now,
+        ..
+    } = *input;
     let needs_reads = items.iter().any(|d| match d {
         Decoded::Refused(_) => false,
         Decoded::Acknowledgement(_) => true,
@@ -175,9 +191,6 @@ async fn commit_fresh(
         &HashSet::new(),
         now,
     );
-    if let Some(authority) = plan.stale.take() {
-        return Err(CommitError::StaleRegistry(authority));
-    }
     let only_writes = plan.changed.is_empty()
         && plan.recipient_changes.is_empty()
         && plan.closed.is_empty()
@@ -186,19 +199,14 @@ async fn commit_fresh(
         && plan.deliveries.is_empty()
         && plan.duplicates.is_empty();
     if !only_writes {
+        // The careful path plans it again from what is stored.
         return Ok(None);
     }
-    if earlier_in_flight && !plan.workflow_refusals.is_empty() {
-        return Err(CommitError::NeedsEarlier);
-    }
+    plan.check(input.earlier_in_flight)?;
     let batch_id = Uuid::new_v4();
     let outbox = finish_outbox(&mut plan, Vec::new());
     let refusals = plan.refusals();
-    let mut writes = Writes::default();
-    writes.batch(batch_id, instance);
-    writes.exchanges(&plan.new_exchanges);
-    writes.messages(batch_id, &plan.messages, OnConflict::Fail);
-    writes.transitions(&plan.transitions);
+    let mut writes = plan.core_writes(batch_id, input.instance, OnConflict::Fail);
     writes.outbox(batch_id, &outbox);
     writes.rejected(&refusals);
     let mut conn = pool.acquire().await?;
@@ -229,6 +237,29 @@ fn finish_outbox(plan: &mut Plan<'_>, stored_receipts: Vec<(String, Receipt)>) -
 }
 
 impl Plan<'_> {
+    /// Whether the plan may be written now: not if the registry snapshot was
+    /// behind, nor if the workflow refused something while earlier batches
+    /// (which may change the verdict) are still committing.
+    fn check(&mut self, earlier_in_flight: bool) -> Result<(), CommitError> {
+        if let Some(authority) = self.stale.take() {
+            return Err(CommitError::StaleRegistry(authority));
+        }
+        if earlier_in_flight && !self.workflow_refusals.is_empty() {
+            return Err(CommitError::NeedsEarlier);
+        }
+        Ok(())
+    }
+
+    /// The batch row and what the plan opens and records, as one statement.
+    fn core_writes(&self, batch_id: Uuid, instance: &str, on_conflict: OnConflict) -> Writes {
+        let mut writes = Writes::default();
+        writes.batch(batch_id, instance);
+        writes.exchanges(&self.new_exchanges);
+        writes.messages(batch_id, &self.messages, on_conflict);
+        writes.transitions(&self.transitions);
+        writes
+    }
+
     /// Every refusal of the batch, to be kept with its reasons.
     fn refusals(&self) -> Vec<&Refusal> {
         let mut all: Vec<&Refusal> = self.rejected.iter().map(|r| r.refusal).collect();
@@ -239,12 +270,15 @@ impl Plan<'_> {
 
 async fn commit_careful(
     pool: &PgPool,
-    items: &[Decoded],
-    registry: &Registry,
-    now: DateTime<Utc>,
-    earlier_in_flight: bool,
-    instance: &str,
+    input: &BatchInput<'_>,
 ) -> Result<BatchOutcome, CommitError> {
+    let BatchInput {
+        items,
+        registry,
+        now,
+        earlier_in_flight,
+        instance,
+    } = *input;
     let mut tx = pool.begin().await?;
 
     let inbound: Vec<&Inbound> = items
@@ -285,20 +319,13 @@ async fn commit_careful(
         HashSet::new()
     };
     let mut plan = plan(items, locked, existing, registry, &gates, now);
-    if let Some(authority) = plan.stale.take() {
-        return Err(CommitError::StaleRegistry(authority));
-    }
-    if earlier_in_flight && !plan.workflow_refusals.is_empty() {
-        return Err(CommitError::NeedsEarlier);
-    }
+    plan.check(earlier_in_flight)?;
     let batch_id = Uuid::new_v4();
 
-    let mut writes = Writes::default();
-    writes.batch(batch_id, instance);
-    writes.exchanges(&plan.new_exchanges);
-    writes.messages(batch_id, &plan.messages, OnConflict::Skip);
-    writes.transitions(&plan.transitions);
-    let inserted = writes.execute(&mut tx).await?;
+    let inserted = plan
+        .core_writes(batch_id, instance, OnConflict::Skip)
+        .execute(&mut tx)
+        .await?;
     if inserted != plan.messages.len() {
         return Err(CommitError::Race);
     }
