@@ -96,6 +96,10 @@ pub struct PipelineSettings {
     pub publish_in_flight_batches: usize,
     /// AMQP channels the hub publishes on (batches take them in turn).
     pub publish_channels: usize,
+    /// How long a batch's receipts wait for later batches' receipts to the
+    /// same sender, so one message answers several batches. Acks do not wait
+    /// for receipts. 0: each batch's receipts go out with its messages.
+    pub receipt_linger_ms: u64,
     /// Seconds between outbox relay passes (re-publishing what a crash left).
     pub relay_interval_secs: u64,
     /// Seconds between deadline checks (and acknowledgement reminder passes).
@@ -119,6 +123,7 @@ impl Default for PipelineSettings {
             commit_concurrency: 3,
             publish_in_flight_batches: 8,
             publish_channels: 4,
+            receipt_linger_ms: 50,
             relay_interval_secs: 2,
             deadline_check_secs: 60,
             ack_reminder_after_hours: 24,

@@ -228,6 +228,7 @@ url = "{db}"
 listen = "127.0.0.1:0"
 [pipeline]
 relay_interval_secs = 1
+receipt_linger_ms = {receipt_linger_ms}
 "#,
             instance = c.instance,
             catalogue = c.catalogue_dir.display(),
@@ -237,6 +238,7 @@ relay_interval_secs = 1
             mgmt = c.amqp.management_url,
             qt = c.amqp.queue_type,
             db = c.database.url,
+            receipt_linger_ms = c.pipeline.receipt_linger_ms,
         );
         let path = self.dir.join("hub.toml");
         std::fs::write(&path, text).unwrap();

@@ -152,3 +152,66 @@ async fn a_hub_killed_mid_flight_loses_nothing_and_delivers_nothing_twice_to_the
     hub.wait().await.unwrap();
     env.cleanup().await;
 }
+
+/// Acks do not wait for receipts (they are held to share a message): a hub
+/// killed after acking a message but before its receipt went out leaves the
+/// receipt in the outbox, and the next hub's relay sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_held_when_the_hub_dies_is_sent_by_the_next_hub() {
+    let mut env = TestEnv::new().await;
+    let binary = env!("CARGO_BIN_EXE_imi-hub-under-test");
+    // Held far longer than the test: only the relay can send it.
+    env.config.pipeline.receipt_linger_ms = 600_000;
+    let mut hub = env
+        .spawn_ready_hub_process(binary, &env.config.instance)
+        .await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+
+    let sent = fi.send(&request_to_de()).await.unwrap().to_string();
+    let (delivered, _, _) = next_acked(&mut de_inbox, 30).await;
+    assert_eq!(delivered, sent);
+    assert_quiet(&mut fi_inbox, 1500).await;
+    let pool = env.pool().await;
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM batches WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(unpublished, 1, "the batch waits for its receipt's confirm");
+    hub.start_kill().expect("SIGKILL the hub");
+    hub.wait().await.unwrap();
+
+    env.config.pipeline.receipt_linger_ms = 10;
+    let mut hub = env
+        .spawn_ready_hub_process(binary, &env.config.instance)
+        .await;
+    let receipt = next_receipt(&mut fi_inbox).await;
+    assert_eq!(receipt.message_id.to_string(), sent);
+    // The relay also sent the message again; the SDK drops it.
+    assert_quiet(&mut de_inbox, 1000).await;
+    // One batch: the ingress delivery had been acked, so the receipt came
+    // from the outbox, not from a redelivery answered as a duplicate.
+    // The relay marks the batch once the broker confirmed what it re-sent.
+    let mut counts = (0, 0);
+    for _ in 0..100 {
+        counts = sqlx::query_as("SELECT count(*), count(published_at) FROM batches")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if counts.1 == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(counts, (1i64, 1i64), "(batches, published)");
+
+    pool.close().await;
+    fi.close().await;
+    de.close().await;
+    hub.start_kill().unwrap();
+    hub.wait().await.unwrap();
+    env.cleanup().await;
+}

@@ -5,15 +5,19 @@
 //! being committed while batch N waits for its confirms:
 //!
 //! ```text
-//! collect+decode ──► commit (sequential, retried) ──► publish (≤ K batches in flight, in order) ──► ack
-//!                                                                         └──► mark outbox rows confirmed
+//! collect+decode ──► commit (≤ C at once, handed on in order) ──► publish (≤ K batches in flight, in order) ──► ack
+//!                                                                   ├──► receipts held ≤ R ms, one message per sender
+//!                                                                   └──► mark batches published
 //! ```
 //!
 //! Invariants: an ingress delivery is acked only after its batch committed and
-//! every resulting publish was confirmed; a transient failure is retried, never
-//! dropped; an unacked delivery comes back and is absorbed as a duplicate.
+//! every message it routes was confirmed; a batch is marked published only
+//! once its receipts were confirmed too (`receipts.rs`); a transient failure is
+//! retried, never dropped; an unacked delivery comes back and is absorbed as a
+//! duplicate.
 
 pub mod decode;
+mod receipts;
 mod relay;
 
 use std::sync::Arc;
@@ -21,9 +25,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::future::{self, BoxFuture, FutureExt, Shared};
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use futures_util::StreamExt;
-use imi_broker::{Acker, Deliveries, Delivery, Outgoing, Properties, PublishOutcome, Publisher};
+use imi_broker::{
+    Acker, BrokerError, Deliveries, Delivery, Outgoing, Properties, PublishOutcome, Publisher,
+};
 use imi_schemas::protocol::{ALERTS_EXCHANGE, DELIVER_EXCHANGE};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +45,7 @@ use crate::metrics::{CodeLabel, Metrics, OutcomeLabel};
 use crate::registry::SharedRegistry;
 use crate::store::{self, CommitError, OutboxKind, OutboxRow};
 use decode::{decode, DecodeContext, Decoded};
+use receipts::{split_receipts, Flush, Parts, ReceiptHold, ReceiptRow};
 
 /// What the pipeline needs; cheap to clone.
 #[derive(Clone)]
@@ -69,6 +76,8 @@ struct Committed {
     fan_out: bool,
     outgoing: Vec<Outgoing>,
     outbox_ids: Vec<Uuid>,
+    /// Receipt rows that may wait for later batches' (see `receipts.rs`).
+    receipts: Vec<ReceiptRow>,
     ackers: Vec<Acker>,
 }
 
@@ -269,11 +278,17 @@ async fn commit_one(
             })
             .inc();
     }
+    let (rows, receipts) = if ctx.settings.receipt_linger_ms == 0 {
+        (outcome.outbox, Vec::new())
+    } else {
+        split_receipts(outcome.outbox)
+    };
     Some(Committed {
         batch_id: outcome.batch_id,
-        fan_out: is_fan_out(&outcome.outbox),
-        outbox_ids: outcome.outbox.iter().map(|r| r.id).collect(),
-        outgoing: outcome.outbox.into_iter().map(to_outgoing).collect(),
+        fan_out: is_fan_out(&rows),
+        outbox_ids: rows.iter().map(|r| r.id).collect(),
+        outgoing: rows.into_iter().map(to_outgoing).collect(),
+        receipts,
         ackers: batch.ackers,
     })
 }
@@ -343,66 +358,152 @@ fn is_fan_out(rows: &[OutboxRow]) -> bool {
         })
 }
 
+/// Publishes committed batches (at most `publish_in_flight_batches` awaiting
+/// confirms) and acks each batch's deliveries in commit order once its
+/// messages are confirmed. Receipts wait in a [`ReceiptHold`] and go out on
+/// their own; a batch is reported to the marker once all of its parts are
+/// confirmed.
 async fn publish_stage(
     ctx: PipelineContext,
     mut rx: mpsc::Receiver<Committed>,
     confirmed: mpsc::Sender<Published>,
 ) {
     let max_in_flight = ctx.settings.publish_in_flight_batches.max(1);
-    let mut in_flight = FuturesOrdered::new();
+    let mut hold = ReceiptHold::new(Duration::from_millis(ctx.settings.receipt_linger_ms));
+    let mut parts = Parts::default();
+    // Batches complete in commit order (acks must); receipt messages as they come.
+    let mut batches = FuturesOrdered::new();
+    let mut receipts = FuturesUnordered::new();
     let mut open = true;
     let mut next_channel = 0;
+    let mut take_channel = || {
+        next_channel += 1;
+        next_channel % ctx.publishers.len()
+    };
     loop {
+        let due = hold.next_due();
         tokio::select! {
-            next = rx.recv(), if open && in_flight.len() < max_in_flight => match next {
-                Some(committed) => {
-                    let publishers = ctx.publishers.clone();
+            next = rx.recv(), if open && batches.len() < max_in_flight => match next {
+                Some(mut committed) => {
+                    // Receipts held for an endpoint this batch sends to go
+                    // first, on the same channel (order within a channel holds).
+                    let first = hold.take_for(committed.outgoing.iter().map(|o| o.routing_key.as_str()));
+                    let rows = std::mem::take(&mut committed.receipts);
+                    parts.expect(committed.batch_id, 1 + rows.len());
+                    let full = hold.hold(committed.batch_id, rows, tokio::time::Instant::now());
+                    if !full.is_empty() {
+                        receipts.push(publish(ctx.publishers.clone(), take_channel(), full, None));
+                    }
                     // A channel's first publish to a quorum queue registers it
                     // with the queue (about 1 ms per queue on our machine), so
                     // fan-outs to hundreds of endpoints all take the same
                     // channel, which stays registered with every inbox; other
                     // batches take the channels in turn.
-                    let channel = if committed.fan_out {
-                        0
-                    } else {
-                        next_channel += 1;
-                        next_channel % publishers.len()
-                    };
-                    in_flight.push_back(async move {
-                        let started = Instant::now();
-                        let result = publishers[channel].publish_all(&committed.outgoing).await;
-                        (committed, result, started.elapsed())
-                    });
+                    let channel = if committed.fan_out { 0 } else { take_channel() };
+                    batches.push_back(publish(ctx.publishers.clone(), channel, first, Some(committed)));
                 }
-                None => open = false,
+                None => {
+                    open = false;
+                    // Nothing more will join the held receipts.
+                    let all = hold.take_all();
+                    if !all.is_empty() {
+                        receipts.push(publish(ctx.publishers.clone(), take_channel(), all, None));
+                    }
+                }
             },
-            Some((committed, result, elapsed)) = in_flight.next(), if !in_flight.is_empty() => {
-                ctx.metrics.publish_seconds.observe(elapsed.as_secs_f64());
-                let Ok(outcomes) = result else {
-                    // Shutting down before confirms: leave unacked; the outbox
-                    // relay and redelivery finish the job after restart.
-                    continue;
-                };
-                ack_batch(&committed.ackers).await;
-                let unroutable: Vec<Uuid> = committed
-                    .outbox_ids
-                    .iter()
-                    .zip(&outcomes)
-                    .filter(|(_, o)| **o == PublishOutcome::Unroutable)
-                    .map(|(id, _)| *id)
-                    .collect();
-                if !unroutable.is_empty() {
-                    warn!(unroutable = unroutable.len(), "Publishes returned unroutable; the relay retries them.");
-                }
-                let _ = confirmed
-                    .send(Published { batch_id: committed.batch_id, confirmed_at: Utc::now(), unroutable })
-                    .await;
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                let flushes = hold.take_due(tokio::time::Instant::now());
+                receipts.push(publish(ctx.publishers.clone(), take_channel(), flushes, None));
+            }
+            Some(publication) = batches.next(), if !batches.is_empty() => {
+                settle(&ctx, publication, &mut parts, &confirmed).await;
+            }
+            Some(publication) = receipts.next(), if !receipts.is_empty() => {
+                settle(&ctx, publication, &mut parts, &confirmed).await;
             }
             else => break,
         }
-        if !open && in_flight.is_empty() {
+        if !open && batches.is_empty() && receipts.is_empty() && hold.is_empty() {
             break;
         }
+    }
+}
+
+/// Receipt messages that go first, then (if any) a batch's own messages, on
+/// one channel; and how that went.
+struct Publication {
+    /// Each receipt message's (batch, outbox row) pairs.
+    flushes: Vec<Vec<(Uuid, Uuid)>>,
+    batch: Option<Committed>,
+    result: Result<Vec<PublishOutcome>, BrokerError>,
+    elapsed: Duration,
+}
+
+async fn publish(
+    publishers: Arc<Vec<Publisher>>,
+    channel: usize,
+    flushes: Vec<Flush>,
+    mut batch: Option<Committed>,
+) -> Publication {
+    let started = Instant::now();
+    let (flushes, mut messages): (Vec<_>, Vec<Outgoing>) =
+        flushes.into_iter().map(|f| (f.rows, f.message)).unzip();
+    if let Some(batch) = batch.as_mut() {
+        messages.append(&mut batch.outgoing);
+    }
+    let result = publishers[channel].publish_all(&messages).await;
+    Publication {
+        flushes,
+        batch,
+        result,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Acks a published batch's deliveries and reports the batches whose every
+/// part is now confirmed to the marker.
+async fn settle(
+    ctx: &PipelineContext,
+    publication: Publication,
+    parts: &mut Parts,
+    confirmed: &mpsc::Sender<Published>,
+) {
+    let Publication {
+        flushes,
+        batch,
+        result,
+        elapsed,
+    } = publication;
+    let Ok(outcomes) = result else {
+        // Shutting down before confirms: leave unacked and unmarked; the
+        // outbox relay and redelivery finish the job after restart.
+        return;
+    };
+    let (flush_outcomes, batch_outcomes) = outcomes.split_at(flushes.len());
+    let mut done = Vec::new();
+    for (flush, outcome) in flushes.iter().zip(flush_outcomes) {
+        done.extend(parts.flush_confirmed(flush, *outcome == PublishOutcome::Confirmed));
+    }
+    if let Some(batch) = batch {
+        ctx.metrics.publish_seconds.observe(elapsed.as_secs_f64());
+        ack_batch(&batch.ackers).await;
+        let unroutable: Vec<Uuid> = batch
+            .outbox_ids
+            .iter()
+            .zip(batch_outcomes)
+            .filter(|(_, o)| **o == PublishOutcome::Unroutable)
+            .map(|(id, _)| *id)
+            .collect();
+        if !unroutable.is_empty() {
+            warn!(
+                unroutable = unroutable.len(),
+                "Publishes returned unroutable; the relay retries them."
+            );
+        }
+        done.extend(parts.confirmed(batch.batch_id, &unroutable));
+    }
+    for published in done {
+        let _ = confirmed.send(published).await;
     }
 }
 

@@ -833,9 +833,7 @@ fn hand_over_target(inbound: &Inbound, exchange: &ExchangeState) -> Option<Strin
     }
 }
 
-/// One outbox row per sender endpoint, carrying all its receipts. The row id
-/// is derived from the receipts it carries, so the same set re-sent has the
-/// same id.
+/// One outbox row per sender endpoint, carrying all its receipts.
 fn receipt_rows(receipts: Vec<(String, Receipt)>) -> Vec<OutboxRow> {
     let mut by_endpoint: BTreeMap<String, Vec<Receipt>> = BTreeMap::new();
     for (endpoint, receipt) in receipts {
@@ -843,31 +841,35 @@ fn receipt_rows(receipts: Vec<(String, Receipt)>) -> Vec<OutboxRow> {
     }
     by_endpoint
         .into_iter()
-        .map(|(endpoint, receipts)| {
-            let mut name = Vec::with_capacity(receipts.len() * 16);
-            for r in &receipts {
-                name.extend_from_slice(
-                    receipt_id(MessageId::new(r.message_id))
-                        .as_uuid()
-                        .as_bytes(),
-                );
-            }
-            OutboxRow {
-                id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &name),
-                kind: OutboxKind::Receipts,
-                source_message_id: receipts
-                    .first()
-                    .map(|r| r.message_id.to_string())
-                    .unwrap_or_default(),
-                endpoint,
-                recipients: Vec::new(),
-                exchange_id: None,
-                message_type: TYPE_RECEIPTS.to_owned(),
-                headers: BTreeMap::new(),
-                body: serde_json::to_vec(&ReceiptBatch { receipts }).expect("receipts serialize"),
-            }
-        })
+        .map(|(endpoint, receipts)| receipt_row(endpoint, receipts))
         .collect()
+}
+
+/// The message carrying `receipts` to a sender endpoint. Its id is derived
+/// from the receipts it carries, so the same set re-sent has the same id.
+pub fn receipt_row(endpoint: String, receipts: Vec<Receipt>) -> OutboxRow {
+    let mut name = Vec::with_capacity(receipts.len() * 16);
+    for r in &receipts {
+        name.extend_from_slice(
+            receipt_id(MessageId::new(r.message_id))
+                .as_uuid()
+                .as_bytes(),
+        );
+    }
+    OutboxRow {
+        id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &name),
+        kind: OutboxKind::Receipts,
+        source_message_id: receipts
+            .first()
+            .map(|r| r.message_id.to_string())
+            .unwrap_or_default(),
+        endpoint,
+        recipients: Vec::new(),
+        exchange_id: None,
+        message_type: TYPE_RECEIPTS.to_owned(),
+        headers: BTreeMap::new(),
+        body: serde_json::to_vec(&ReceiptBatch { receipts }).expect("receipts serialize"),
+    }
 }
 
 /// Receipts of messages already stored, rebuilt from the database.

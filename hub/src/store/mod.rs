@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-pub use batch::{commit_batch, write_batch, BatchOutcome, CommitError};
+pub use batch::{commit_batch, receipt_row, write_batch, BatchOutcome, CommitError};
 pub use outbox::{mark_published, mark_unroutable, unpublished};
 
 /// One message the hub must publish, as stored in the outbox.

@@ -70,10 +70,20 @@ struct Args {
     /// Hub: most messages per batch transaction.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Hub: seconds between outbox relay passes.
+    #[arg(long)]
+    relay_interval_secs: Option<u64>,
+    /// Hub: milliseconds receipts wait to share a message (0: none wait).
+    #[arg(long)]
+    receipt_linger_ms: Option<u64>,
     /// Throughput runs of each kind; the best of them counts (the machine is
     /// shared and noisy; best-of for both sides keeps the ratio fair).
     #[arg(long, default_value_t = 2)]
     repeats: usize,
+    /// Writes each latency run's per-message latencies to `<prefix>-raw.csv`
+    /// and `<prefix>-hub.csv` (to see whether the tail is one stall).
+    #[arg(long)]
+    latency_trace: Option<std::path::PathBuf>,
     /// Queue type for the hub's queues and the raw baseline alike.
     #[arg(long, default_value = "quorum", value_parser = ["quorum", "classic"])]
     queue_type: String,
@@ -116,6 +126,8 @@ fn request(from: usize, to: usize) -> OutgoingMessage {
 struct Clock {
     sent: Mutex<HashMap<String, Instant>>,
     latencies: Mutex<Vec<Duration>>,
+    /// (sent, latency) of every counted message, for `--latency-trace`.
+    trace: Mutex<Vec<(Instant, Duration)>>,
     /// Only messages sent from this moment on count (none before it is
     /// set: the warm-up).
     counting_from: Mutex<Option<Instant>>,
@@ -137,9 +149,36 @@ impl Clock {
                 .is_some_and(|from| t >= from);
             if counted {
                 self.latencies.lock().unwrap().push(t.elapsed());
+                self.trace.lock().unwrap().push((t, t.elapsed()));
             }
         }
     }
+    /// Writes `ms since the first counted send,latency ms` per message.
+    fn write_trace(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut trace = self.trace.lock().unwrap().clone();
+        trace.sort();
+        let Some(first) = trace.first().map(|(t, _)| *t) else {
+            return Ok(());
+        };
+        // The wall-clock time of the first send, to line the trace up with
+        // other tools' timestamps.
+        let epoch = std::time::SystemTime::now() - first.elapsed();
+        let epoch_ms = epoch
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1000.0;
+        let mut out = format!("# first send at unix ms {epoch_ms:.0}\nsent_ms,latency_ms\n");
+        for (t, l) in trace {
+            out += &format!(
+                "{:.3},{:.3}\n",
+                (t - first).as_secs_f64() * 1000.0,
+                l.as_secs_f64() * 1000.0
+            );
+        }
+        std::fs::write(path, out)
+    }
+
     fn percentiles(&self) -> (f64, f64, usize) {
         let mut l = self.latencies.lock().unwrap().clone();
         l.sort();
@@ -203,6 +242,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(b) = args.batch_size {
         env.config.pipeline.batch_size = b;
+    }
+    if let Some(r) = args.relay_interval_secs {
+        env.config.pipeline.relay_interval_secs = r;
+    }
+    if let Some(r) = args.receipt_linger_ms {
+        env.config.pipeline.receipt_linger_ms = r;
     }
     let result = measure(&args, &env).await;
     env.cleanup().await;
@@ -555,7 +600,7 @@ async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Resu
     let mut clients = raw_clients(args, vhost, "bench.raw.latency", false, clock.clone()).await?;
     let warmup = (args.rate * args.warmup_secs) as usize;
     let total = warmup + (args.rate * args.latency_secs) as usize;
-    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    settle(args).await;
     let body = vec![b'x'; body_size];
     let mut cpu = cpu::CpuSample::take();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
@@ -573,7 +618,33 @@ async fn raw_latency(args: &Args, vhost: &str, body_size: usize) -> anyhow::Resu
     wait_for(&mut clients.received, total, Duration::from_secs(60)).await?;
     let cpu = cpu::CpuSample::take().since(&cpu);
     clients.close().await;
+    trace(args, &clock, "raw");
     Ok(Latency::of(&clock, cpu))
+}
+
+/// The quiet before a latency run. It starts by writing the earlier runs'
+/// dirty pages to disk: the kernel writes pages back 30 s after they were
+/// dirtied, which landed in the middle of the latency runs as bursts of
+/// 300 MB/s and stalled every fsync (the broker's and PostgreSQL's) for up to
+/// 200 ms.
+async fn settle(args: &Args) {
+    let synced = tokio::process::Command::new("sync").status().await;
+    if !synced.is_ok_and(|s| s.success()) {
+        eprintln!("`sync` failed; the latency run may meet the kernel's writeback");
+    }
+    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+}
+
+fn trace(args: &Args, clock: &Clock, kind: &str) {
+    if let Some(prefix) = &args.latency_trace {
+        let path = prefix.with_file_name(format!(
+            "{}-{kind}.csv",
+            prefix.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        if let Err(error) = clock.write_trace(&path) {
+            eprintln!("could not write {}: {error}", path.display());
+        }
+    }
 }
 
 struct HubClients {
@@ -690,7 +761,7 @@ async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<Latency> {
     let mut clients = hub_clients(env, args, clock.clone()).await?;
     let warmup = (args.rate * args.warmup_secs) as usize;
     let total = warmup + (args.rate * args.latency_secs) as usize;
-    tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+    settle(args).await;
     let mut cpu = cpu::CpuSample::take();
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / args.rate));
     for k in 0..total {
@@ -710,5 +781,6 @@ async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<Latency> {
     wait_for(&mut clients.received, total, Duration::from_secs(120)).await?;
     let cpu = cpu::CpuSample::take().since(&cpu);
     clients.close().await;
+    trace(args, &clock, "hub");
     Ok(Latency::of(&clock, cpu))
 }
