@@ -126,8 +126,12 @@ fn request(from: usize, to: usize) -> OutgoingMessage {
 struct Clock {
     sent: Mutex<HashMap<String, Instant>>,
     latencies: Mutex<Vec<Duration>>,
-    /// (sent, latency) of every counted message, for `--latency-trace`.
-    trace: Mutex<Vec<(Instant, Duration)>>,
+    /// (sent, latency, message id) of every counted message, for
+    /// `--latency-trace`.
+    trace: Mutex<Vec<(Instant, Duration, String)>>,
+    /// When the hub committed each message (its receipt's `accepted_at`,
+    /// unix ms), for `--latency-trace`.
+    committed: Mutex<HashMap<String, i64>>,
     /// Only messages sent from this moment on count (none before it is
     /// set: the warm-up).
     counting_from: Mutex<Option<Instant>>,
@@ -149,15 +153,23 @@ impl Clock {
                 .is_some_and(|from| t >= from);
             if counted {
                 self.latencies.lock().unwrap().push(t.elapsed());
-                self.trace.lock().unwrap().push((t, t.elapsed()));
+                self.trace
+                    .lock()
+                    .unwrap()
+                    .push((t, t.elapsed(), id.to_owned()));
             }
         }
     }
-    /// Writes `ms since the first counted send,latency ms` per message.
+    fn committed(&self, id: String, at_unix_ms: i64) {
+        self.committed.lock().unwrap().insert(id, at_unix_ms);
+    }
+
+    /// Writes `ms since the first counted send,latency ms,ms from send to
+    /// the hub's commit` per message (the last empty for the raw run).
     fn write_trace(&self, path: &std::path::Path) -> std::io::Result<()> {
         let mut trace = self.trace.lock().unwrap().clone();
         trace.sort();
-        let Some(first) = trace.first().map(|(t, _)| *t) else {
+        let Some(first) = trace.first().map(|(t, _, _)| *t) else {
             return Ok(());
         };
         // The wall-clock time of the first send, to line the trace up with
@@ -168,13 +180,16 @@ impl Clock {
             .unwrap_or_default()
             .as_secs_f64()
             * 1000.0;
-        let mut out = format!("# first send at unix ms {epoch_ms:.0}\nsent_ms,latency_ms\n");
-        for (t, l) in trace {
-            out += &format!(
-                "{:.3},{:.3}\n",
-                (t - first).as_secs_f64() * 1000.0,
-                l.as_secs_f64() * 1000.0
-            );
+        let committed = self.committed.lock().unwrap();
+        let mut out =
+            format!("# first send at unix ms {epoch_ms:.0}\nsent_ms,latency_ms,commit_ms\n");
+        for (t, l, id) in trace {
+            let sent_ms = (t - first).as_secs_f64() * 1000.0;
+            let commit = committed
+                .get(&id)
+                .map(|at| format!("{:.1}", *at as f64 - (epoch_ms + sent_ms)))
+                .unwrap_or_default();
+            out += &format!("{sent_ms:.3},{:.3},{commit}\n", l.as_secs_f64() * 1000.0);
         }
         std::fs::write(path, out)
     }
@@ -684,6 +699,8 @@ async fn hub_clients(env: &TestEnv, args: &Args, clock: Arc<Clock>) -> anyhow::R
                         clock.received(&item.message_id);
                         let _ = tx.send(()).await;
                     }
+                } else if let Incoming::Receipt(r) = &item.incoming {
+                    clock.committed(r.message_id.to_string(), r.accepted_at.timestamp_millis());
                 } else if let Incoming::Rejection(r) = &item.incoming {
                     eprintln!("unexpected rejection: {r:?}");
                 }
