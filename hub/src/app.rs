@@ -79,6 +79,7 @@ impl Hub {
 
     /// Like [`Hub::build`] with a clock of the caller's (deadline tests).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Hub, HubError> {
+        config.pipeline.validate()?;
         let catalogue = catalogue::load(&config.catalogue_dir)?;
         let queue_type = QueueType::parse(&config.amqp.queue_type).ok_or_else(|| {
             HubError::Config(format!(

@@ -98,7 +98,8 @@ pub struct PipelineSettings {
     pub publish_channels: usize,
     /// How long a batch's receipts wait for later batches' receipts to the
     /// same sender, so one message answers several batches. Acks do not wait
-    /// for receipts. 0: each batch's receipts go out with its messages.
+    /// for receipts. 0: each batch's receipts go out with its messages. At
+    /// most [`MAX_RECEIPT_LINGER_MS`].
     pub receipt_linger_ms: u64,
     /// Seconds between outbox relay passes (re-publishing what a crash left).
     pub relay_interval_secs: u64,
@@ -110,6 +111,24 @@ pub struct PipelineSettings {
     /// Days a refused message's body is kept for inspection before it is
     /// erased (it may hold personal data).
     pub rejected_retention_days: u64,
+}
+
+/// Receipts held longer than this could still be held when the outbox relay
+/// (which takes a batch unpublished 5 s after its commit for one a crash
+/// left) sends their batch again.
+pub const MAX_RECEIPT_LINGER_MS: u64 = 4_000;
+
+impl PipelineSettings {
+    /// Refuses settings that would make the hub misbehave.
+    pub fn validate(&self) -> Result<(), HubError> {
+        if self.receipt_linger_ms > MAX_RECEIPT_LINGER_MS {
+            return Err(HubError::Config(format!(
+                "pipeline.receipt_linger_ms = {} is above {MAX_RECEIPT_LINGER_MS} (the outbox relay would send held receipts again)",
+                self.receipt_linger_ms
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for PipelineSettings {
@@ -191,6 +210,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receipts_may_not_be_held_into_the_relays_grace() {
+        let mut settings = PipelineSettings::default();
+        assert!(settings.validate().is_ok());
+        settings.receipt_linger_ms = MAX_RECEIPT_LINGER_MS + 1;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("receipt_linger_ms"), "{error}");
+    }
 
     #[test]
     fn the_shipped_config_parses_and_env_overrides_it() {

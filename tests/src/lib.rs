@@ -227,7 +227,7 @@ url = "{db}"
 [http]
 listen = "127.0.0.1:0"
 [pipeline]
-relay_interval_secs = 1
+relay_interval_secs = {relay_interval_secs}
 receipt_linger_ms = {receipt_linger_ms}
 "#,
             instance = c.instance,
@@ -238,6 +238,7 @@ receipt_linger_ms = {receipt_linger_ms}
             mgmt = c.amqp.management_url,
             qt = c.amqp.queue_type,
             db = c.database.url,
+            relay_interval_secs = c.pipeline.relay_interval_secs,
             receipt_linger_ms = c.pipeline.receipt_linger_ms,
         );
         let path = self.dir.join("hub.toml");

@@ -358,6 +358,9 @@ fn is_fan_out(rows: &[OutboxRow]) -> bool {
         })
 }
 
+/// Receipt messages awaiting confirms at once before the pipeline waits.
+const MAX_RECEIPT_PUBLICATIONS: usize = 64;
+
 /// Publishes committed batches (at most `publish_in_flight_batches` awaiting
 /// confirms) and acks each batch's deliveries in commit order once its
 /// messages are confirmed. Receipts wait in a [`ReceiptHold`] and go out on
@@ -383,7 +386,10 @@ async fn publish_stage(
     loop {
         let due = hold.next_due();
         tokio::select! {
-            next = rx.recv(), if open && batches.len() < max_in_flight => match next {
+            // Receipt messages count too: if one endpoint's receipts cannot
+            // be confirmed (its queue is unavailable), the pipeline stops
+            // taking batches, as it did when receipts went with their batch.
+            next = rx.recv(), if open && batches.len() < max_in_flight && receipts.len() < MAX_RECEIPT_PUBLICATIONS => match next {
                 Some(mut committed) => {
                     // Receipts held for an endpoint this batch sends to go
                     // first, on the same channel (order within a channel holds).

@@ -17,7 +17,10 @@
 //!
 //! Order: receipts held for an endpoint go out, on the same channel and just
 //! before, whenever a batch sends that endpoint anything else, so a sender
-//! learns an exchange id before it sees a reply in that exchange.
+//! normally learns an exchange id before it sees a reply in that exchange.
+//! Not always: a receipt message already on its way (window over) travels on
+//! another channel than the next batch, and RabbitMQ does not order across
+//! channels (docs/protocol.md says so to integrators).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -217,23 +220,18 @@ impl Parts {
         })
     }
 
-    /// A receipt message is confirmed: one part of each batch it answers
-    /// (`rows` as in [`Flush::rows`]).
+    /// A receipt message is confirmed: one part for each receipt row it
+    /// carries (`rows` as in [`Flush::rows`]; a batch expects one part per
+    /// receipt row).
     pub fn flush_confirmed(&mut self, rows: &[(Uuid, Uuid)], routed: bool) -> Vec<Published> {
-        let mut batches: Vec<Uuid> = rows.iter().map(|(b, _)| *b).collect();
-        batches.dedup();
-        batches
-            .into_iter()
-            .filter_map(|batch| {
-                let unroutable: Vec<Uuid> = if routed {
-                    Vec::new()
+        rows.iter()
+            .filter_map(|(batch, row)| {
+                let unroutable: &[Uuid] = if routed {
+                    &[]
                 } else {
-                    rows.iter()
-                        .filter(|(b, _)| *b == batch)
-                        .map(|(_, r)| *r)
-                        .collect()
+                    std::slice::from_ref(row)
                 };
-                self.confirmed(batch, &unroutable)
+                self.confirmed(*batch, unroutable)
             })
             .collect()
     }
