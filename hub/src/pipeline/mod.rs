@@ -43,9 +43,9 @@ use crate::catalogue::SharedCatalogue;
 use crate::config::PipelineSettings;
 use crate::metrics::{CodeLabel, Metrics, OutcomeLabel};
 use crate::registry::SharedRegistry;
-use crate::store::{self, CommitError, OutboxKind, OutboxRow};
+use crate::store::{self, CommitError, OutboxKind, OutboxRow, ReceiptsFor};
 use decode::{decode, DecodeContext, Decoded};
-use receipts::{split_receipts, Flush, Parts, ReceiptHold, ReceiptRow};
+use receipts::{Flush, Parts, ReceiptHold};
 
 /// What the pipeline needs; cheap to clone.
 #[derive(Clone)]
@@ -76,8 +76,8 @@ struct Committed {
     fan_out: bool,
     outgoing: Vec<Outgoing>,
     outbox_ids: Vec<Uuid>,
-    /// Receipt rows that may wait for later batches' (see `receipts.rs`).
-    receipts: Vec<ReceiptRow>,
+    /// Receipts that may wait for later batches' (see `receipts.rs`).
+    receipts: Vec<ReceiptsFor>,
     ackers: Vec<Acker>,
 }
 
@@ -281,7 +281,13 @@ async fn commit_one(
     let (rows, receipts) = if ctx.settings.receipt_linger_ms == 0 {
         (outcome.outbox, Vec::new())
     } else {
-        split_receipts(outcome.outbox)
+        // The receipt rows wait in the publish stage's hold instead.
+        let rows = outcome
+            .outbox
+            .into_iter()
+            .filter(|r| r.kind != OutboxKind::Receipts)
+            .collect();
+        (rows, outcome.receipts)
     };
     Some(Committed {
         batch_id: outcome.batch_id,

@@ -26,45 +26,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Utc;
 use imi_broker::Outgoing;
-use imi_schemas::protocol::{Receipt, ReceiptBatch};
+use imi_schemas::protocol::Receipt;
 use tokio::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{to_outgoing, Published};
-use crate::store::{self, OutboxKind, OutboxRow};
+use crate::store::{self, ReceiptsFor};
 
 /// Most receipts one message carries (a busy gateway's message stays small).
 const MAX_RECEIPTS_PER_MESSAGE: usize = 500;
-
-/// One batch's receipt row for one sender endpoint, parsed back.
-pub(super) struct ReceiptRow {
-    row_id: Uuid,
-    endpoint: String,
-    receipts: Vec<Receipt>,
-}
-
-/// Splits a batch's outbox into the rows published with it and its receipt
-/// rows, which may wait.
-pub(super) fn split_receipts(rows: Vec<OutboxRow>) -> (Vec<OutboxRow>, Vec<ReceiptRow>) {
-    let mut now = Vec::with_capacity(rows.len());
-    let mut receipts = Vec::new();
-    for row in rows {
-        if row.kind == OutboxKind::Receipts {
-            // The store wrote this body a moment ago; if it ever failed to
-            // parse, the row simply goes out as it is.
-            if let Ok(batch) = serde_json::from_slice::<ReceiptBatch>(&row.body) {
-                receipts.push(ReceiptRow {
-                    row_id: row.id,
-                    endpoint: row.endpoint,
-                    receipts: batch.receipts,
-                });
-                continue;
-            }
-        }
-        now.push(row);
-    }
-    (now, receipts)
-}
 
 /// Receipts gathered for one endpoint.
 struct Held {
@@ -105,7 +75,7 @@ impl ReceiptHold {
 
     /// Holds a batch's receipt rows; returns the messages already due
     /// (the window is zero, or an endpoint's message is full).
-    pub fn hold(&mut self, batch: Uuid, rows: Vec<ReceiptRow>, now: Instant) -> Vec<Flush> {
+    pub fn hold(&mut self, batch: Uuid, rows: Vec<ReceiptsFor>, now: Instant) -> Vec<Flush> {
         let mut full = Vec::new();
         for row in rows {
             let held = self
@@ -252,9 +222,9 @@ mod tests {
         }
     }
 
-    fn row(endpoint: &str, ns: &[u128]) -> ReceiptRow {
+    fn row(endpoint: &str, ns: &[u128]) -> ReceiptsFor {
         let receipts: Vec<Receipt> = ns.iter().map(|n| receipt(*n)).collect();
-        ReceiptRow {
+        ReceiptsFor {
             row_id: store::receipt_row(endpoint.into(), receipts.clone()).id,
             endpoint: endpoint.into(),
             receipts,
@@ -262,7 +232,7 @@ mod tests {
     }
 
     fn carried(flush: &Flush) -> Vec<Uuid> {
-        serde_json::from_slice::<ReceiptBatch>(&flush.message.body)
+        serde_json::from_slice::<imi_schemas::protocol::ReceiptBatch>(&flush.message.body)
             .unwrap()
             .receipts
             .iter()

@@ -22,7 +22,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::writes::{is_unique_violation, OnConflict, Writes};
-use super::{acks, fanout, OutboxKind, OutboxRow};
+use super::{acks, fanout, OutboxKind, OutboxRow, ReceiptsFor};
 use crate::pipeline::decode::{Ack, Decoded, Inbound, Refusal};
 use crate::registry::Registry;
 
@@ -51,6 +51,9 @@ pub enum CommitError {
 pub struct BatchOutcome {
     pub batch_id: Uuid,
     pub outbox: Vec<OutboxRow>,
+    /// The receipts of the outbox's `Receipts` rows, unserialized (the
+    /// pipeline may merge them with later batches').
+    pub receipts: Vec<ReceiptsFor>,
     pub accepted: usize,
     /// Acknowledgements of 1:N copies applied (or already applied).
     pub acknowledgements: usize,
@@ -204,7 +207,7 @@ async fn commit_fresh(
     }
     plan.check(input.earlier_in_flight)?;
     let batch_id = Uuid::new_v4();
-    let outbox = finish_outbox(&mut plan, Vec::new());
+    let (outbox, receipts) = finish_outbox(&mut plan, Vec::new());
     let refusals = plan.refusals();
     let mut writes = plan.core_writes(batch_id, input.instance, OnConflict::Fail);
     writes.outbox(batch_id, &outbox);
@@ -222,18 +225,36 @@ async fn commit_fresh(
         duplicates: 0,
         rejections: refusals.iter().map(|r| r.rejection.code).collect(),
         outbox,
+        receipts,
     }))
 }
 
 /// The whole outbox of a planned batch: its rows so far, then the replies to
 /// workflow refusals, then the receipts (with those of `stored_receipts`).
-fn finish_outbox(plan: &mut Plan<'_>, stored_receipts: Vec<(String, Receipt)>) -> Vec<OutboxRow> {
+fn finish_outbox(
+    plan: &mut Plan<'_>,
+    stored_receipts: Vec<(String, Receipt)>,
+) -> (Vec<OutboxRow>, Vec<ReceiptsFor>) {
     let mut outbox = std::mem::take(&mut plan.outbox);
     outbox.extend(plan.workflow_refusals.iter().filter_map(rejection_reply));
     let mut receipts = std::mem::take(&mut plan.receipts);
     receipts.extend(stored_receipts);
-    outbox.extend(receipt_rows(receipts));
-    outbox
+    let mut by_endpoint: BTreeMap<String, Vec<Receipt>> = BTreeMap::new();
+    for (endpoint, receipt) in receipts {
+        by_endpoint.entry(endpoint).or_default().push(receipt);
+    }
+    // One outbox row per sender endpoint, carrying all its receipts.
+    let mut held = Vec::with_capacity(by_endpoint.len());
+    for (endpoint, receipts) in by_endpoint {
+        let row = receipt_row(endpoint.clone(), receipts.clone());
+        held.push(ReceiptsFor {
+            row_id: row.id,
+            endpoint,
+            receipts,
+        });
+        outbox.push(row);
+    }
+    (outbox, held)
 }
 
 impl Plan<'_> {
@@ -387,7 +408,7 @@ async fn commit_careful(
     // it missed it), rebuilt from what was stored; deliveries not yet
     // published are the relay's job.
     let stored = stored_receipts(&mut tx, &plan.duplicates).await?;
-    let outbox = finish_outbox(&mut plan, stored);
+    let (outbox, receipts) = finish_outbox(&mut plan, stored);
     let refusals = plan.refusals();
     let mut writes = Writes::default();
     writes.outbox(batch_id, &outbox);
@@ -402,6 +423,7 @@ async fn commit_careful(
         duplicates: plan.duplicates.len(),
         rejections: refusals.iter().map(|r| r.rejection.code).collect(),
         outbox,
+        receipts,
     })
 }
 
@@ -831,18 +853,6 @@ fn hand_over_target(inbound: &Inbound, exchange: &ExchangeState) -> Option<Strin
         }
         _ => None,
     }
-}
-
-/// One outbox row per sender endpoint, carrying all its receipts.
-fn receipt_rows(receipts: Vec<(String, Receipt)>) -> Vec<OutboxRow> {
-    let mut by_endpoint: BTreeMap<String, Vec<Receipt>> = BTreeMap::new();
-    for (endpoint, receipt) in receipts {
-        by_endpoint.entry(endpoint).or_default().push(receipt);
-    }
-    by_endpoint
-        .into_iter()
-        .map(|(endpoint, receipts)| receipt_row(endpoint, receipts))
-        .collect()
 }
 
 /// The message carrying `receipts` to a sender endpoint. Its id is derived

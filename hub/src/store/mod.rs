@@ -30,6 +30,15 @@ pub struct OutboxRow {
     pub body: Vec<u8>,
 }
 
+/// A batch's receipts for one sender endpoint: what its `Receipts` outbox
+/// row `row_id` carries, before serialization.
+#[derive(Debug, Clone)]
+pub struct ReceiptsFor {
+    pub row_id: Uuid,
+    pub endpoint: String,
+    pub receipts: Vec<imi_schemas::protocol::Receipt>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxKind {
     Delivery,

@@ -125,10 +125,8 @@ fn request(from: usize, to: usize) -> OutgoingMessage {
 #[derive(Default)]
 struct Clock {
     sent: Mutex<HashMap<String, Instant>>,
-    latencies: Mutex<Vec<Duration>>,
-    /// (sent, latency, message id) of every counted message, for
-    /// `--latency-trace`.
-    trace: Mutex<Vec<(Instant, Duration, String)>>,
+    /// (sent, latency, message id) of every counted message.
+    counted: Mutex<Vec<(Instant, Duration, String)>>,
     /// When the hub committed each message (its receipt's `accepted_at`,
     /// unix ms), for `--latency-trace`.
     committed: Mutex<HashMap<String, i64>>,
@@ -152,8 +150,7 @@ impl Clock {
                 .unwrap()
                 .is_some_and(|from| t >= from);
             if counted {
-                self.latencies.lock().unwrap().push(t.elapsed());
-                self.trace
+                self.counted
                     .lock()
                     .unwrap()
                     .push((t, t.elapsed(), id.to_owned()));
@@ -167,7 +164,7 @@ impl Clock {
     /// Writes `ms since the first counted send,latency ms,ms from send to
     /// the hub's commit` per message (the last empty for the raw run).
     fn write_trace(&self, path: &std::path::Path) -> std::io::Result<()> {
-        let mut trace = self.trace.lock().unwrap().clone();
+        let mut trace = self.counted.lock().unwrap().clone();
         trace.sort();
         let Some(first) = trace.first().map(|(t, _, _)| *t) else {
             return Ok(());
@@ -195,7 +192,7 @@ impl Clock {
     }
 
     fn percentiles(&self) -> (f64, f64, usize) {
-        let mut l = self.latencies.lock().unwrap().clone();
+        let mut l: Vec<Duration> = self.counted.lock().unwrap().iter().map(|c| c.1).collect();
         l.sort();
         if l.is_empty() {
             return (f64::NAN, f64::NAN, 0);
