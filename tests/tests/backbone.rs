@@ -105,6 +105,99 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     finish(env, hub, vec![fi, de]).await;
 }
 
+/// The references between a batch's rows are checked once per statement
+/// (migration 13) instead of by per-row foreign keys: a row naming no exchange
+/// or batch is refused with the foreign-key error, and so is deleting an
+/// exchange or batch that rows still name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_refuses_rows_that_name_no_exchange_or_batch() {
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut de_inbox,
+        ..
+    } = World::start(TestEnv::new().await).await;
+    let id = fi.send(&request_to_de()).await.unwrap();
+    next_acked(&mut de_inbox, 20).await;
+    let pool = env.pool().await;
+    let (exchange, batch): (Uuid, Uuid) =
+        sqlx::query_as("SELECT exchange_id, batch_id FROM messages WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+
+    let refused = |result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>, what: &str| {
+        let error = result.expect_err(what);
+        assert_eq!(
+            error.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("23503"),
+            "{what}: {error}"
+        );
+    };
+    let unknown = Uuid::new_v4();
+    refused(
+        sqlx::query(
+            "INSERT INTO transitions (exchange_id, message_id, action, to_state) VALUES ($1, $2, 'x', 'y')",
+        )
+        .bind(unknown)
+        .bind(Uuid::new_v4())
+        .execute(&pool)
+        .await,
+        "a transition of no exchange",
+    );
+    refused(
+        sqlx::query(
+            "INSERT INTO messages (id, exchange_id, message_type, schema_version, sender, sender_endpoint,
+                                   recipients, raw, raw_sha256, batch_id)
+             SELECT $1, exchange_id, message_type, schema_version, sender, sender_endpoint, recipients,
+                    raw, raw_sha256, $2 FROM messages WHERE id = $3",
+        )
+        .bind(Uuid::new_v4())
+        .bind(unknown)
+        .bind(id.as_uuid())
+        .execute(&pool)
+        .await,
+        "a message of no batch",
+    );
+    refused(
+        sqlx::query("UPDATE messages SET exchange_id = $1 WHERE id = $2")
+            .bind(unknown)
+            .bind(id.as_uuid())
+            .execute(&pool)
+            .await,
+        "a message moved to no exchange",
+    );
+    refused(
+        sqlx::query("DELETE FROM exchanges WHERE id = $1")
+            .bind(exchange)
+            .execute(&pool)
+            .await,
+        "deleting an exchange with messages",
+    );
+    refused(
+        sqlx::query("DELETE FROM batches WHERE id = $1")
+            .bind(batch)
+            .execute(&pool)
+            .await,
+        "deleting a batch with messages",
+    );
+    // Rows that name what exists still go in.
+    sqlx::query(
+        "INSERT INTO transitions (exchange_id, message_id, action, to_state) VALUES ($1, $2, 'x', 'y')",
+    )
+    .bind(exchange)
+    .bind(id.as_uuid())
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    pool.close().await;
+    finish(env, hub, vec![fi, de]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_answer_flows_back_on_the_same_exchange_and_the_workflow_is_enforced() {
     let World {
