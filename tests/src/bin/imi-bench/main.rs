@@ -130,6 +130,9 @@ struct Clock {
     /// When the hub committed each message (its receipt's `accepted_at`,
     /// unix ms), for `--latency-trace`.
     committed: Mutex<HashMap<String, i64>>,
+    /// Whether to keep `committed`: only for a trace, so that the hub's side
+    /// does not pay bookkeeping the raw side does not.
+    keeps_commits: bool,
     /// Only messages sent from this moment on count (none before it is
     /// set: the warm-up).
     counting_from: Mutex<Option<Instant>>,
@@ -157,8 +160,13 @@ impl Clock {
             }
         }
     }
-    fn committed(&self, id: String, at_unix_ms: i64) {
-        self.committed.lock().unwrap().insert(id, at_unix_ms);
+    fn committed(&self, id: uuid::Uuid, at_unix_ms: i64) {
+        if self.keeps_commits {
+            self.committed
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), at_unix_ms);
+        }
     }
 
     /// Writes `ms since the first counted send,latency ms,ms from send to
@@ -697,7 +705,7 @@ async fn hub_clients(env: &TestEnv, args: &Args, clock: Arc<Clock>) -> anyhow::R
                         let _ = tx.send(()).await;
                     }
                 } else if let Incoming::Receipt(r) = &item.incoming {
-                    clock.committed(r.message_id.to_string(), r.accepted_at.timestamp_millis());
+                    clock.committed(r.message_id, r.accepted_at.timestamp_millis());
                 } else if let Incoming::Rejection(r) = &item.incoming {
                     eprintln!("unexpected rejection: {r:?}");
                 }
@@ -771,7 +779,10 @@ async fn hub_throughput(args: &Args, env: &TestEnv) -> anyhow::Result<f64> {
 }
 
 async fn hub_latency(args: &Args, env: &TestEnv) -> anyhow::Result<Latency> {
-    let clock = Arc::new(Clock::default());
+    let clock = Arc::new(Clock {
+        keeps_commits: args.latency_trace.is_some(),
+        ..Clock::default()
+    });
     let mut clients = hub_clients(env, args, clock.clone()).await?;
     let warmup = (args.rate * args.warmup_secs) as usize;
     let total = warmup + (args.rate * args.latency_secs) as usize;
