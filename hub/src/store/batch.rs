@@ -206,7 +206,7 @@ async fn commit_fresh(
         return Ok(None);
     }
     plan.check(input.earlier_in_flight)?;
-    let batch_id = Uuid::new_v4();
+    let batch_id = Uuid::now_v7();
     let (outbox, receipts) = finish_outbox(&mut plan, Vec::new());
     let refusals = plan.refusals();
     let mut writes = plan.core_writes(batch_id, input.instance, OnConflict::Fail);
@@ -341,7 +341,7 @@ async fn commit_careful(
     };
     let mut plan = plan(items, locked, existing, registry, &gates, now);
     plan.check(earlier_in_flight)?;
-    let batch_id = Uuid::new_v4();
+    let batch_id = Uuid::now_v7();
 
     let inserted = plan
         .core_writes(batch_id, instance, OnConflict::Skip)
@@ -1013,7 +1013,7 @@ pub async fn write_batch(
     instance: &str,
     rows: &[OutboxRow],
 ) -> Result<Uuid, sqlx::Error> {
-    let batch_id = Uuid::new_v4();
+    let batch_id = Uuid::now_v7();
     let mut writes = Writes::default();
     writes.batch(batch_id, instance);
     writes.outbox(batch_id, rows);
