@@ -142,7 +142,7 @@ impl ReceiptHold {
                 let held = self.held.remove(&endpoint)?;
                 Some(Flush {
                     rows: held.rows,
-                    message: to_outgoing(store::receipt_row(endpoint, held.receipts)),
+                    message: to_outgoing(store::receipt_row(endpoint, &held.receipts)),
                 })
             })
             .collect()
@@ -225,7 +225,7 @@ mod tests {
     fn row(endpoint: &str, ns: &[u128]) -> ReceiptsFor {
         let receipts: Vec<Receipt> = ns.iter().map(|n| receipt(*n)).collect();
         ReceiptsFor {
-            row_id: store::receipt_row(endpoint.into(), receipts.clone()).id,
+            row_id: store::receipt_row(endpoint.into(), &receipts).id,
             endpoint: endpoint.into(),
             receipts,
         }

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use imi_schemas::catalogue::Role;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
-    receipt_id, Receipt, ReceiptBatch, RejectionCode, HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS,
+    receipt_id, Receipt, RejectionCode, HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS,
     HEADER_SCHEMA_VERSION, HEADER_SENDER, HEADER_TRACEPARENT, TYPE_RECEIPTS, TYPE_REJECTION,
 };
 use sqlx::{PgConnection, PgPool};
@@ -246,7 +246,7 @@ fn finish_outbox(
     // One outbox row per sender endpoint, carrying all its receipts.
     let mut held = Vec::with_capacity(by_endpoint.len());
     for (endpoint, receipts) in by_endpoint {
-        let row = receipt_row(endpoint.clone(), receipts.clone());
+        let row = receipt_row(endpoint.clone(), &receipts);
         held.push(ReceiptsFor {
             row_id: row.id,
             endpoint,
@@ -855,11 +855,19 @@ fn hand_over_target(inbound: &Inbound, exchange: &ExchangeState) -> Option<Strin
     }
 }
 
+/// `ReceiptBatch` as it goes on the wire, serialized from borrowed receipts:
+/// a batch's receipts are both stored (in this row) and held by the pipeline,
+/// and need not be copied for it.
+#[derive(serde::Serialize)]
+struct ReceiptBatchOf<'a> {
+    receipts: &'a [Receipt],
+}
+
 /// The message carrying `receipts` to a sender endpoint. Its id is derived
 /// from the receipts it carries, so the same set re-sent has the same id.
-pub fn receipt_row(endpoint: String, receipts: Vec<Receipt>) -> OutboxRow {
+pub fn receipt_row(endpoint: String, receipts: &[Receipt]) -> OutboxRow {
     let mut name = Vec::with_capacity(receipts.len() * 16);
-    for r in &receipts {
+    for r in receipts {
         name.extend_from_slice(
             receipt_id(MessageId::new(r.message_id))
                 .as_uuid()
@@ -878,7 +886,7 @@ pub fn receipt_row(endpoint: String, receipts: Vec<Receipt>) -> OutboxRow {
         exchange_id: None,
         message_type: TYPE_RECEIPTS.to_owned(),
         headers: BTreeMap::new(),
-        body: serde_json::to_vec(&ReceiptBatch { receipts }).expect("receipts serialize"),
+        body: serde_json::to_vec(&ReceiptBatchOf { receipts }).expect("receipts serialize"),
     }
 }
 
