@@ -29,33 +29,14 @@ pub struct EndpointConfig {
 }
 
 impl EndpointConfig {
-    fn url(&self) -> String {
-        let (scheme, rest) = self
-            .amqp_url
-            .split_once("://")
-            .unwrap_or(("amqp", &self.amqp_url));
-        let host = rest
-            .rsplit_once('@')
-            .map(|(_, h)| h)
-            .unwrap_or(rest)
-            .trim_end_matches('/');
-        let enc = |s: &str| -> String {
-            s.bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect()
-        };
-        format!(
-            "{scheme}://{}:{}@{host}/{}?heartbeat=10",
-            enc(&self.endpoint),
-            enc(&self.password),
-            enc(&self.vhost)
-        )
+    fn url(&self) -> Result<String, AdapterError> {
+        let credentials = Some((self.endpoint.as_str(), self.password.as_str()));
+        imi_broker::connection_url(&self.amqp_url, &self.vhost, credentials).map_err(|e| {
+            AdapterError::Invalid {
+                what: "AMQP URL",
+                detail: format!("`{}`: {e}", self.amqp_url),
+            }
+        })
     }
 }
 
@@ -105,7 +86,7 @@ impl Adapter {
             })?;
         let broker = Broker::start(
             BrokerConfig {
-                url: config.url(),
+                url: config.url()?,
                 connection_name: format!("adapter {endpoint}"),
             },
             Topology::default(),

@@ -8,8 +8,9 @@ use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::MessageId;
 use imi_schemas::protocol::{
     receipt_id, AcknowledgementBatch, DeadlineNotice, Receipt, ReceiptBatch, Rejection,
-    HEADER_ACKNOWLEDGEMENT, HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS, HEADER_SENDER,
-    TYPE_ACKNOWLEDGEMENTS, TYPE_DEADLINE, TYPE_RECEIPTS, TYPE_REJECTION,
+    ValidationDecision, HEADER_ACKNOWLEDGEMENT, HEADER_PARENT_EXCHANGE, HEADER_RECIPIENTS,
+    HEADER_SENDER, TYPE_ACKNOWLEDGEMENTS, TYPE_DEADLINE, TYPE_RECEIPTS, TYPE_REJECTION,
+    TYPE_VALIDATION,
 };
 
 use crate::AdapterError;
@@ -44,6 +45,9 @@ pub enum Incoming {
     /// Recipients acknowledged messages of a 1:N exchange this endpoint's
     /// authority originated.
     Acknowledgements(AcknowledgementBatch),
+    /// The national coordinator approved or refused an outgoing 1:N message
+    /// this endpoint's authority originated.
+    Validation(ValidationDecision),
     /// Something this SDK version does not understand (kept, not dropped).
     Unknown {
         message_type: Option<String>,
@@ -221,6 +225,10 @@ fn incoming(p: &Properties, body: Vec<u8>) -> Incoming {
         },
         Some(TYPE_ACKNOWLEDGEMENTS) => match serde_json::from_slice(&body) {
             Ok(a) => Incoming::Acknowledgements(a),
+            Err(_) => unknown(p, body),
+        },
+        Some(TYPE_VALIDATION) => match serde_json::from_slice(&body) {
+            Ok(v) => Incoming::Validation(v),
             Err(_) => unknown(p, body),
         },
         Some(t) => match serde_json::from_slice::<Envelope>(&body) {

@@ -9,9 +9,9 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-use crate::consumer::{spawn_consumers, Deliveries};
+use crate::consumer::{spawn_consumer, Deliveries};
 use crate::publisher::Publisher;
-use crate::{BrokerError, Topology};
+use crate::{Backoff, BrokerError, Topology};
 
 /// How to reach the broker.
 #[derive(Debug, Clone)]
@@ -41,15 +41,9 @@ pub struct Broker {
     inner: Arc<Inner>,
 }
 
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = BACKOFF_MIN.saturating_mul(2u32.saturating_pow(attempt.min(10)));
-    let capped = base.min(BACKOFF_MAX);
-    // Jitter so that many clients do not reconnect in lockstep.
-    capped.mul_f64(0.5 + fastrand::f64() / 2.0)
-}
+/// Reconnects, re-consumes and re-publishes wait this long between attempts.
+pub(crate) const RECONNECT: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 impl Broker {
     /// Starts the supervisor; it connects in the background and keeps
@@ -75,7 +69,7 @@ impl Broker {
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), BrokerError> {
         tokio::time::timeout(timeout, self.connection())
             .await
-            .map_err(|_| BrokerError::Refused("no broker connection within the timeout".into()))?
+            .map_err(|_| BrokerError::NotConnected(timeout))?
             .map(|_| ())
     }
 
@@ -202,20 +196,7 @@ impl Broker {
     /// Consumes `queue` with manual acks and `prefetch`, re-consuming after a
     /// reconnect, until `stop` is cancelled.
     pub fn consume(&self, queue: &str, prefetch: u16, stop: CancellationToken) -> Deliveries {
-        spawn_consumers(self.clone(), queue.to_owned(), prefetch, 1, stop)
-    }
-
-    /// Like [`Broker::consume`] with several consumers (each on its own
-    /// channel, each with `prefetch`) feeding one stream: RabbitMQ runs a
-    /// channel as one process, so one channel caps the delivery rate.
-    pub fn consume_many(
-        &self,
-        queue: &str,
-        prefetch: u16,
-        consumers: usize,
-        stop: CancellationToken,
-    ) -> Deliveries {
-        spawn_consumers(self.clone(), queue.to_owned(), prefetch, consumers, stop)
+        spawn_consumer(self.clone(), queue.to_owned(), prefetch, stop)
     }
 
     /// Closes the connection and stops reconnecting.
@@ -246,7 +227,7 @@ async fn supervise(config: BrokerConfig, broker: Broker, link: watch::Sender<Lin
             Ok(conn) => Arc::new(conn),
             Err(error) => {
                 warn!(%error, attempt, "Broker connection failed; retrying.");
-                sleep_or_stop(backoff(attempt), &stop).await;
+                sleep_or_stop(RECONNECT.delay(attempt), &stop).await;
                 attempt += 1;
                 continue;
             }
@@ -261,7 +242,7 @@ async fn supervise(config: BrokerConfig, broker: Broker, link: watch::Sender<Lin
         if let Err(error) = declared.await {
             warn!(%error, attempt, "Topology declaration failed; reconnecting.");
             let _ = conn.close(200, "topology failed").await;
-            sleep_or_stop(backoff(attempt), &stop).await;
+            sleep_or_stop(RECONNECT.delay(attempt), &stop).await;
             attempt += 1;
             continue;
         }

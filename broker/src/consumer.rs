@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, instrument, warn};
 
-use crate::connection::backoff;
+use crate::connection::RECONNECT;
 use crate::{Broker, BrokerError, Properties};
 
 /// One message taken from a queue; it stays unacknowledged until acked.
@@ -85,24 +85,14 @@ impl Deliveries {
     }
 }
 
-pub(crate) fn spawn_consumers(
+pub(crate) fn spawn_consumer(
     broker: Broker,
     queue: String,
     prefetch: u16,
-    consumers: usize,
     stop: CancellationToken,
 ) -> Deliveries {
     let (tx, rx) = mpsc::channel(usize::from(prefetch.max(1)));
-    for _ in 0..consumers.max(1) {
-        let loop_ = consume_loop(
-            broker.clone(),
-            queue.clone(),
-            prefetch,
-            stop.clone(),
-            tx.clone(),
-        );
-        tokio::spawn(loop_);
-    }
+    tokio::spawn(consume_loop(broker, queue, prefetch, stop, tx));
     Deliveries { rx }
 }
 
@@ -139,7 +129,7 @@ async fn consume_loop(
                 Err(error) => {
                     warn!(%error, attempt, "Could not start consuming; retrying.");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff(attempt)) => {}
+                        _ = tokio::time::sleep(RECONNECT.delay(attempt)) => {}
                         _ = stop.cancelled() => return,
                     }
                     attempt += 1;

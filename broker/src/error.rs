@@ -6,12 +6,28 @@ use thiserror::Error;
 pub enum BrokerError {
     #[error("AMQP error: {0}")]
     Amqp(#[from] lapin::Error),
-    #[error("the broker refused the publish: {0}")]
-    Refused(String),
+    #[error("the broker refused the publish (nack)")]
+    Nacked,
+    #[error("no broker connection within {0:?}")]
+    NotConnected(std::time::Duration),
     #[error("shutting down")]
     ShuttingDown,
-    #[error("management API: {0}")]
-    Management(String),
-    #[error("management API request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("management API: {what}: HTTP {status}: {body}")]
+    Management {
+        what: &'static str,
+        status: u16,
+        body: String,
+    },
+    #[error("management API URL `{url}` is not valid: {source}")]
+    ManagementUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("management API: {what} failed: {source}")]
+    Http {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
 }

@@ -8,6 +8,7 @@
 //! reconnect. [`Management`] talks to the RabbitMQ management HTTP API to
 //! provision users, permissions and vhosts.
 
+mod backoff;
 mod connection;
 mod consumer;
 mod error;
@@ -15,7 +16,9 @@ mod management;
 mod message;
 mod publisher;
 mod topology;
+mod url;
 
+pub use backoff::Backoff;
 pub use connection::{Broker, BrokerConfig};
 pub use consumer::{Acker, Deliveries, Delivery};
 pub use error::BrokerError;
@@ -23,3 +26,4 @@ pub use management::{Management, ManagementConfig, Permissions};
 pub use message::{Headers, Outgoing, Properties};
 pub use publisher::{PublishOutcome, Publisher};
 pub use topology::{ExchangeDecl, ExchangeKind, QueueDecl, QueueType, Topology};
+pub use url::{connection_url, user_of};

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
+use url::Url;
 
 use crate::BrokerError;
 
@@ -13,7 +15,7 @@ pub struct ManagementConfig {
     /// e.g. `http://127.0.0.1:15672`
     pub url: String,
     pub user: String,
-    pub password: String,
+    pub password: SecretString,
 }
 
 /// Per-vhost permissions, as regular expressions on resource names.
@@ -39,22 +41,12 @@ struct ConnectionInfo {
     vhost: String,
 }
 
-#[derive(Deserialize)]
-struct QueueInfo {
-    #[serde(default)]
-    messages: u64,
-}
-
-fn enc(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// What a 404 means for a request: for a delete, that there was nothing to
+/// delete (done); for anything else, an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Absent {
+    IsDone,
+    IsError,
 }
 
 impl Management {
@@ -66,60 +58,64 @@ impl Management {
         Self { config, http }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/{}", self.config.url.trim_end_matches('/'), path)
+    /// `<management url>/api/<segments…>`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Result<Url, BrokerError> {
+        let invalid = |source| BrokerError::ManagementUrl {
+            url: self.config.url.clone(),
+            source,
+        };
+        let mut url = Url::parse(&self.config.url).map_err(invalid)?;
+        url.path_segments_mut()
+            .map_err(|()| invalid(url::ParseError::RelativeUrlWithCannotBeABaseBase))?
+            .pop_if_empty()
+            .push("api")
+            .extend(segments);
+        Ok(url)
     }
 
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
-        what: &str,
+        what: &'static str,
+        absent: Absent,
     ) -> Result<reqwest::Response, BrokerError> {
         let response = request
-            .basic_auth(&self.config.user, Some(&self.config.password))
+            .basic_auth(
+                &self.config.user,
+                Some(self.config.password.expose_secret()),
+            )
             .send()
-            .await?;
+            .await
+            .map_err(|source| BrokerError::Http { what, source })?;
         let status = response.status();
-        if status.is_success()
-            || status == reqwest::StatusCode::NOT_FOUND && what.starts_with("delete")
-        {
+        let gone = status == reqwest::StatusCode::NOT_FOUND && absent == Absent::IsDone;
+        if status.is_success() || gone {
             Ok(response)
         } else {
             let body = response.text().await.unwrap_or_default();
-            Err(BrokerError::Management(format!(
-                "{what}: HTTP {status}: {body}"
-            )))
+            Err(BrokerError::Management {
+                what,
+                status: status.as_u16(),
+                body,
+            })
         }
-    }
-
-    /// Is the management API reachable (and the broker up)?
-    pub async fn healthy(&self) -> bool {
-        self.send(self.http.get(self.url("overview")), "overview")
-            .await
-            .is_ok()
     }
 
     #[instrument(skip(self))]
     pub async fn create_vhost(&self, vhost: &str) -> Result<(), BrokerError> {
-        self.send(
-            self.http
-                .put(self.url(&format!("vhosts/{}", enc(vhost))))
-                .json(&json!({})),
-            "create vhost",
-        )
-        .await
-        .map(|_| ())
+        let request = self
+            .http
+            .put(self.url(&["vhosts", vhost])?)
+            .json(&json!({}));
+        self.send(request, "create vhost", Absent::IsError).await?;
+        Ok(())
     }
 
     #[instrument(skip(self))]
     pub async fn delete_vhost(&self, vhost: &str) -> Result<(), BrokerError> {
-        self.send(
-            self.http
-                .delete(self.url(&format!("vhosts/{}", enc(vhost)))),
-            "delete vhost",
-        )
-        .await
-        .map(|_| ())
+        let request = self.http.delete(self.url(&["vhosts", vhost])?);
+        self.send(request, "delete vhost", Absent::IsDone).await?;
+        Ok(())
     }
 
     /// Creates or updates a user (no tags: it may not use the management UI,
@@ -127,24 +123,16 @@ impl Management {
     #[instrument(skip(self, password))]
     pub async fn put_user(&self, user: &str, password: &str) -> Result<(), BrokerError> {
         let body = json!({"password": password, "tags": ""});
-        self.send(
-            self.http
-                .put(self.url(&format!("users/{}", enc(user))))
-                .json(&body),
-            "put user",
-        )
-        .await
-        .map(|_| ())
+        let request = self.http.put(self.url(&["users", user])?).json(&body);
+        self.send(request, "put user", Absent::IsError).await?;
+        Ok(())
     }
 
     #[instrument(skip(self))]
     pub async fn delete_user(&self, user: &str) -> Result<(), BrokerError> {
-        self.send(
-            self.http.delete(self.url(&format!("users/{}", enc(user)))),
-            "delete user",
-        )
-        .await
-        .map(|_| ())
+        let request = self.http.delete(self.url(&["users", user])?);
+        self.send(request, "delete user", Absent::IsDone).await?;
+        Ok(())
     }
 
     #[instrument(skip(self))]
@@ -159,13 +147,11 @@ impl Management {
             "write": permissions.write,
             "read": permissions.read,
         });
-        let path = format!("permissions/{}/{}", enc(vhost), enc(user));
-        self.send(
-            self.http.put(self.url(&path)).json(&body),
-            "set permissions",
-        )
-        .await
-        .map(|_| ())
+        let url = self.url(&["permissions", vhost, user])?;
+        let request = self.http.put(url).json(&body);
+        self.send(request, "set permissions", Absent::IsError)
+            .await?;
+        Ok(())
     }
 
     /// Topic permissions of `user` on a topic exchange: regular expressions
@@ -181,43 +167,38 @@ impl Management {
         read: &str,
     ) -> Result<(), BrokerError> {
         let body = json!({ "exchange": exchange, "write": write, "read": read });
-        let path = format!("topic-permissions/{}/{}", enc(vhost), enc(user));
-        self.send(
-            self.http.put(self.url(&path)).json(&body),
-            "set topic permissions",
-        )
-        .await
-        .map(|_| ())
+        let url = self.url(&["topic-permissions", vhost, user])?;
+        let request = self.http.put(url).json(&body);
+        self.send(request, "set topic permissions", Absent::IsError)
+            .await?;
+        Ok(())
     }
 
     /// Closes every open connection of `user` in `vhost`; returns how many.
     #[instrument(skip(self))]
     pub async fn close_connections(&self, vhost: &str, user: &str) -> Result<usize, BrokerError> {
-        let response = self
-            .send(self.http.get(self.url("connections")), "list connections")
-            .await?;
-        let connections: Vec<ConnectionInfo> = response.json().await?;
+        let what = "list connections";
+        let request = self.http.get(self.url(&["connections"])?);
+        let response = self.send(request, what, Absent::IsError).await?;
+        let connections: Vec<ConnectionInfo> = response
+            .json()
+            .await
+            .map_err(|source| BrokerError::Http { what, source })?;
         let mut closed = 0;
         for c in connections
             .into_iter()
             .filter(|c| c.user == user && c.vhost == vhost)
         {
-            let path = format!("connections/{}", enc(&c.name));
+            let request = self.http.delete(self.url(&["connections", &c.name])?);
             // A connection that closed meanwhile is not an error.
-            let deleted = self
-                .send(self.http.delete(self.url(&path)), "delete connection")
-                .await;
-            if deleted.is_ok() {
+            if self
+                .send(request, "delete connection", Absent::IsDone)
+                .await
+                .is_ok()
+            {
                 closed += 1;
             }
         }
         Ok(closed)
-    }
-
-    /// Messages in a queue (ready + unacknowledged), as the broker last reported.
-    pub async fn queue_depth(&self, vhost: &str, queue: &str) -> Result<u64, BrokerError> {
-        let path = format!("queues/{}/{}", enc(vhost), enc(queue));
-        let response = self.send(self.http.get(self.url(&path)), "queue").await?;
-        Ok(response.json::<QueueInfo>().await?.messages)
     }
 }

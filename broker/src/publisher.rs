@@ -11,7 +11,7 @@ use lapin::Channel;
 use tokio::sync::Mutex;
 use tracing::{instrument, warn};
 
-use crate::connection::backoff;
+use crate::connection::RECONNECT;
 use crate::{Broker, BrokerError, Outgoing};
 
 /// What became of one message.
@@ -126,7 +126,7 @@ impl Publisher {
                     Ok(PublishOutcome::Confirmed)
                 }
                 Confirmation::Ack(Some(_)) => Ok(PublishOutcome::Unroutable),
-                Confirmation::Nack(_) => Err(BrokerError::Refused("nack".into())),
+                Confirmation::Nack(_) => Err(BrokerError::Nacked),
             }
         }
         .await;
@@ -138,7 +138,7 @@ impl Publisher {
 
     async fn pause(&self, attempt: u32) -> Result<(), BrokerError> {
         tokio::select! {
-            _ = tokio::time::sleep(backoff(attempt)) => Ok(()),
+            _ = tokio::time::sleep(RECONNECT.delay(attempt)) => Ok(()),
             _ = self.broker.stopping().cancelled() => Err(BrokerError::ShuttingDown),
         }
     }

@@ -6,22 +6,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imi_broker::{Broker, BrokerConfig, Management, ManagementConfig, Permissions, QueueType};
+use imi_broker::{
+    Backoff, Broker, BrokerConfig, Management, ManagementConfig, Permissions, QueueType,
+};
 use imi_schemas::protocol::INGRESS_QUEUE;
+use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::alerts::AckReminders;
 use crate::catalogue::{self, SharedCatalogue};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::deadlines::DeadlineChecker;
 use crate::error::HubError;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineContext};
 use crate::registry::{apply_seed, SeedFile, SharedRegistry};
-use crate::{http, topology};
+use crate::retention::RetentionPass;
+use crate::{http, tasks, topology};
 
 /// How long shutdown waits for in-flight batches before giving up on them
 /// (they stay unacked and come back after restart).
@@ -42,15 +48,12 @@ pub struct Hub {
     clock: Arc<dyn Clock>,
 }
 
-/// The user name in `amqp://user:password@host`.
-fn amqp_user(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let creds = rest.split_once('@')?.0;
-    Some(creds.split(':').next()?.to_owned())
-}
+/// Waiting for the database at start: at 3 a.m. a hub that waits for its
+/// database beats one that exits. About five minutes in all.
+const DATABASE_WAIT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
+const DATABASE_ATTEMPTS: u32 = 60;
 
-/// Connects to PostgreSQL, waiting while it is down: at 3 a.m. a hub that
-/// waits for its database beats one that exits.
+/// Connects to PostgreSQL, waiting while it is down.
 pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool, HubError> {
     let mut attempt = 0u32;
     loop {
@@ -61,10 +64,9 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
             .await
         {
             Ok(pool) => return Ok(pool),
-            Err(error) if attempt < 60 => {
+            Err(error) if attempt < DATABASE_ATTEMPTS => {
                 warn!(%error, attempt, "Database not reachable; retrying.");
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10) + 1)))
-                    .await;
+                tokio::time::sleep(DATABASE_WAIT.delay(attempt)).await;
                 attempt += 1;
             }
             Err(error) => return Err(error.into()),
@@ -79,15 +81,14 @@ impl Hub {
 
     /// Like [`Hub::build`] with a clock of the caller's (deadline tests).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Hub, HubError> {
-        config.pipeline.validate()?;
+        config.validate()?;
         let catalogue = catalogue::load(&config.catalogue_dir)?;
-        let queue_type = QueueType::parse(&config.amqp.queue_type).ok_or_else(|| {
-            HubError::Config(format!(
-                "amqp.queue_type `{}` is not quorum or classic",
-                config.amqp.queue_type
-            ))
-        })?;
-        let pool = connect_database(&config.database.url, config.database.max_connections).await?;
+        let queue_type = config.amqp.queue_type()?;
+        let pool = connect_database(
+            config.database.url.expose_secret(),
+            config.database.max_connections,
+        )
+        .await?;
         sqlx::migrate!("../migrations").run(&pool).await?;
 
         let management = Management::new(ManagementConfig {
@@ -96,7 +97,7 @@ impl Hub {
             password: config.amqp.management_password.clone(),
         });
         management.create_vhost(&config.amqp.vhost).await?;
-        if let Some(user) = amqp_user(&config.amqp.url) {
+        if let Some(user) = imi_broker::user_of(config.amqp.url.expose_secret()) {
             let all = Permissions {
                 configure: ".*".into(),
                 write: ".*".into(),
@@ -107,8 +108,10 @@ impl Hub {
                 .await?;
         }
         if let Some(path) = &config.seed_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| HubError::Seed(format!("cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|source| HubError::Read {
+                path: path.clone(),
+                source,
+            })?;
             apply_seed(
                 &SeedFile::parse(&text)?,
                 &pool,
@@ -128,7 +131,7 @@ impl Hub {
         ));
         let broker = Broker::start(
             BrokerConfig {
-                url: config.amqp.url_with_vhost(),
+                url: config.amqp.url_with_vhost()?.expose_secret().to_owned(),
                 connection_name: config.instance.clone(),
             },
             topology,
@@ -175,8 +178,8 @@ impl Hub {
 
     /// The retention pass (it also runs by itself every
     /// `pipeline.deadline_check_secs`).
-    pub fn retention(&self) -> crate::retention::RetentionPass {
-        crate::retention::RetentionPass {
+    pub fn retention(&self) -> RetentionPass {
+        RetentionPass {
             pool: self.pool.clone(),
             catalogue: self.catalogue.clone(),
             clock: self.clock.clone(),
@@ -188,8 +191,8 @@ impl Hub {
 
     /// The acknowledgement reminder pass (it also runs by itself every
     /// `pipeline.deadline_check_secs`).
-    pub fn ack_reminders(&self) -> crate::alerts::AckReminders {
-        crate::alerts::AckReminders {
+    pub fn ack_reminders(&self) -> AckReminders {
+        AckReminders {
             ctx: self.deadlines().ctx,
             clock: self.clock.clone(),
             after: Duration::from_secs(self.config.pipeline.ack_reminder_after_hours * 3600),
@@ -198,19 +201,23 @@ impl Hub {
 
     /// The deadline checker (it also runs by itself every
     /// `pipeline.deadline_check_secs`).
-    pub fn deadlines(&self) -> crate::deadlines::DeadlineChecker {
-        crate::deadlines::DeadlineChecker {
-            ctx: PipelineContext {
-                pool: self.pool.clone(),
-                catalogue: self.catalogue.clone(),
-                registry: self.registry.clone(),
-                publishers: self.publishers.clone(),
-                settings: self.config.pipeline.clone(),
-                metrics: self.metrics.clone(),
-                instance: self.config.instance.clone(),
-                abort: CancellationToken::new(),
-            },
+    pub fn deadlines(&self) -> DeadlineChecker {
+        DeadlineChecker {
+            ctx: self.pipeline_context(),
             clock: self.clock.clone(),
+        }
+    }
+
+    fn pipeline_context(&self) -> PipelineContext {
+        PipelineContext {
+            pool: self.pool.clone(),
+            catalogue: self.catalogue.clone(),
+            registry: self.registry.clone(),
+            publishers: self.publishers.clone(),
+            settings: self.config.pipeline.clone(),
+            metrics: self.metrics.clone(),
+            instance: self.config.instance.clone(),
+            abort: CancellationToken::new(),
         }
     }
 
@@ -225,16 +232,7 @@ impl Hub {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), HubError> {
-        let ctx = PipelineContext {
-            pool: self.pool.clone(),
-            catalogue: self.catalogue.clone(),
-            registry: self.registry.clone(),
-            publishers: self.publishers.clone(),
-            settings: self.config.pipeline.clone(),
-            metrics: self.metrics.clone(),
-            instance: self.config.instance.clone(),
-            abort: CancellationToken::new(),
-        };
+        let ctx = self.pipeline_context();
         let stop_consuming = CancellationToken::new();
         let stop_background = CancellationToken::new();
 
@@ -244,43 +242,51 @@ impl Hub {
             stop_consuming.clone(),
         );
         let pipeline = tokio::spawn(pipeline::run(ctx.clone(), deliveries));
-        let relay = tokio::spawn(pipeline::run_relay(
-            ctx.clone(),
+        let every = Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1));
+        let relay = tokio::spawn(pipeline::run_relay(ctx.clone(), stop_background.clone()));
+        let refresher = tokio::spawn(tasks::every(
+            "registry refresh",
+            REGISTRY_REFRESH,
             stop_background.clone(),
-            true,
+            {
+                let refresh = RegistryRefresh {
+                    pool: self.pool.clone(),
+                    registry: self.registry.clone(),
+                    broker: self.broker.clone(),
+                    queue_type: self.queue_type,
+                };
+                move || {
+                    let refresh = refresh.clone();
+                    async move { refresh.once().await }
+                }
+            },
         ));
-        let refresher = tokio::spawn(refresh_registry(
-            self.pool.clone(),
-            self.registry.clone(),
-            self.broker.clone(),
-            self.queue_type,
-            stop_background.clone(),
-        ));
-        let deadlines = tokio::spawn(
-            crate::deadlines::DeadlineChecker {
-                ctx: ctx.clone(),
-                clock: self.clock.clone(),
+        let deadlines = tokio::spawn(tasks::every("deadlines", every, stop_background.clone(), {
+            let checker = self.deadlines();
+            move || {
+                let checker = checker.clone();
+                async move { checker.check_once().await }
             }
-            .run(
-                Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1)),
-                stop_background.clone(),
-            ),
-        );
-        let reminders = tokio::spawn(
-            crate::alerts::AckReminders {
-                ctx: ctx.clone(),
-                clock: self.clock.clone(),
-                after: Duration::from_secs(self.config.pipeline.ack_reminder_after_hours * 3600),
-            }
-            .run(
-                Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1)),
-                stop_background.clone(),
-            ),
-        );
-        let retention = tokio::spawn(self.retention().run(
-            Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1)),
+        }));
+        let reminders = tokio::spawn(tasks::every(
+            "acknowledgement reminders",
+            every,
             stop_background.clone(),
+            {
+                let reminders = self.ack_reminders();
+                move || {
+                    let reminders = reminders.clone();
+                    async move { reminders.check_once().await }
+                }
+            },
         ));
+        let retention = tokio::spawn(tasks::every("retention", every, stop_background.clone(), {
+            let pass = self.retention();
+            move || {
+                let pass = pass.clone();
+                async move { pass.run_once().await }
+            }
+        }));
         let reloader = tokio::spawn(reload_on_sighup(
             self.catalogue.clone(),
             stop_background.clone(),
@@ -336,41 +342,35 @@ impl Hub {
 
 /// Picks up registry changes made outside this process and declares inbox
 /// queues for new endpoints.
-async fn refresh_registry(
+#[derive(Clone)]
+struct RegistryRefresh {
     pool: PgPool,
     registry: SharedRegistry,
     broker: Broker,
     queue_type: QueueType,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(REGISTRY_REFRESH) => {}
-            _ = stop.cancelled() => return,
-        }
-        let before: std::collections::HashSet<String> = registry
+}
+
+impl RegistryRefresh {
+    async fn once(&self) -> Result<(), HubError> {
+        let before: std::collections::HashSet<String> = self
+            .registry
             .current()
             .endpoints()
             .map(|e| e.id.to_string())
             .collect();
-        if let Err(error) = registry.reload(&pool).await {
-            warn!(%error, "Registry reload failed; keeping the previous snapshot.");
-            continue;
-        }
-        let current = registry.current();
+        self.registry.reload(&self.pool).await?;
+        let current = self.registry.current();
         let new: Vec<&str> = current
             .endpoints()
             .map(|e| e.id.as_str())
             .filter(|e| !before.contains(*e))
             .collect();
         if !new.is_empty() {
-            if let Err(error) = broker
-                .declare(topology::inboxes(queue_type, new.into_iter()))
-                .await
-            {
-                warn!(%error, "Declaring new inbox queues failed.");
-            }
+            self.broker
+                .declare(topology::inboxes(self.queue_type, new.into_iter()))
+                .await?;
         }
+        Ok(())
     }
 }
 

@@ -8,38 +8,25 @@ use tracing::{info, warn};
 
 use crate::error::HubError;
 
-/// Reads every `*.yaml` file below `dir`.
-pub fn read_dir(dir: &Path) -> Result<Vec<SourceFile>, HubError> {
-    let mut files = Vec::new();
-    collect(dir, &mut files)
-        .map_err(|e| HubError::Catalogue(format!("cannot read {}: {e}", dir.display())))?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
-}
-
-fn collect(dir: &Path, out: &mut Vec<SourceFile>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(SourceFile {
-                text: std::fs::read_to_string(&path)?,
-                path: path.display().to_string(),
-            });
-        }
-    }
-    Ok(())
+/// Reads every catalogue file below `dir`.
+fn read(dir: &Path) -> Result<Vec<SourceFile>, HubError> {
+    imi_schemas::catalogue::read_folder(dir).map_err(|source| HubError::Read {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// Loads and checks a catalogue folder.
 pub fn load(dir: &Path) -> Result<Catalogue, HubError> {
-    Catalogue::parse(&read_dir(dir)?).map_err(|e| HubError::Catalogue(e.to_string()))
+    Catalogue::parse(&read(dir)?).map_err(|source| HubError::Catalogue {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// Checks a catalogue folder and reports everything found.
 pub fn check(dir: &Path) -> Result<CheckReport, HubError> {
-    Ok(Catalogue::check(&read_dir(dir)?).1)
+    Ok(Catalogue::check(&read(dir)?).1)
 }
 
 /// The catalogue in force; replaced whole, so a batch sees one version.

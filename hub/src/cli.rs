@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
 use crate::{catalogue, telemetry, Config, Hub};
 
@@ -108,7 +109,8 @@ pub fn main() -> anyhow::Result<()> {
                     .as_deref()
                     .map(imi_schemas::ids::AreaCode::try_from)
                     .transpose()?;
-                let pool = crate::app::connect_database(&config.database.url, 1).await?;
+                let pool =
+                    crate::app::connect_database(config.database.url.expose_secret(), 1).await?;
                 sqlx::migrate!("../migrations").run(&pool).await?;
                 let (account, token) = crate::registry::accounts::create(
                     &pool,
@@ -131,7 +133,8 @@ pub fn main() -> anyhow::Result<()> {
             Command::Migrate { config } => {
                 telemetry::init();
                 let config = Config::load(&config)?;
-                let pool = crate::app::connect_database(&config.database.url, 1).await?;
+                let pool =
+                    crate::app::connect_database(config.database.url.expose_secret(), 1).await?;
                 sqlx::migrate!("../migrations").run(&pool).await?;
                 println!("migrations applied");
             }

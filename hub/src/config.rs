@@ -1,11 +1,26 @@
-//! Typed configuration: a TOML file, then `IMI_*` environment variables.
+//! Typed configuration, layered with figment: the TOML file, then `IMI_*`
+//! environment variables. Every key can be overridden: `IMI_<KEY>` for a
+//! top-level key, `IMI_<SECTION>_<KEY>` for a key of a section (e.g.
+//! `IMI_PIPELINE_BATCH_SIZE`). An unknown key in the file, or an unknown
+//! `IMI_<SECTION>_…` variable, is an error. Values that may hold a password
+//! (URLs with credentials, the management password) are secrets: `Debug`
+//! prints them redacted.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use imi_broker::QueueType;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::error::HubError;
+
+/// The sections of the file; `IMI_<SECTION>_<KEY>` overrides a key of one.
+const SECTIONS: [&str; 4] = ["amqp", "database", "http", "pipeline"];
+/// The top-level keys; `IMI_<KEY>` overrides one.
+const TOP_LEVEL: [&str; 3] = ["instance", "catalogue_dir", "seed_file"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +35,7 @@ pub struct Config {
     pub pipeline: PipelineSettings,
     /// Folder of the procedure catalogue.
     pub catalogue_dir: PathBuf,
-    /// Authorities and endpoints to register at start (until the registry issue).
+    /// Authorities and endpoints to register at start (demos and tests).
     #[serde(default)]
     pub seed_file: Option<PathBuf>,
 }
@@ -29,11 +44,11 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
     /// `amqp://user:password@host:port` without the vhost.
-    pub url: String,
+    pub url: SecretString,
     pub vhost: String,
     pub management_url: String,
     pub management_user: String,
-    pub management_password: String,
+    pub management_password: SecretString,
     /// `quorum` (default) or `classic`.
     #[serde(default = "default_queue_type")]
     pub queue_type: String,
@@ -41,30 +56,28 @@ pub struct AmqpSettings {
 
 impl AmqpSettings {
     /// The full AMQP URL with the vhost.
-    pub fn url_with_vhost(&self) -> String {
-        amqp_url(&self.url, &self.vhost)
+    pub fn url_with_vhost(&self) -> Result<SecretString, HubError> {
+        imi_broker::connection_url(self.url.expose_secret(), &self.vhost, None)
+            .map(SecretString::from)
+            .map_err(|e| HubError::Setting {
+                key: "amqp.url",
+                problem: format!("is not a URL: {e}"),
+            })
     }
-}
 
-/// Joins a broker URL and a vhost (percent-encoding the vhost).
-pub fn amqp_url(base: &str, vhost: &str) -> String {
-    let encoded: String = vhost
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
+    pub fn queue_type(&self) -> Result<QueueType, HubError> {
+        QueueType::parse(&self.queue_type).ok_or_else(|| HubError::Setting {
+            key: "amqp.queue_type",
+            problem: format!("is `{}`, not quorum or classic", self.queue_type),
         })
-        .collect();
-    format!("{}/{}?heartbeat=10", base.trim_end_matches('/'), encoded)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// `postgres://user[:password]@host:port/database`.
+    pub url: SecretString,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
 }
@@ -83,10 +96,8 @@ pub struct PipelineSettings {
     pub batch_size: usize,
     /// How long a batch waits for more messages once it has one.
     pub batch_linger_ms: u64,
-    /// Unacknowledged ingress deliveries the broker may push to each consumer.
+    /// Unacknowledged ingress deliveries the broker may push to the hub.
     pub prefetch: u16,
-    /// Consumers (channels) on the ingress queue.
-    pub ingress_consumers: usize,
     /// Larger bodies are refused (and kept truncated).
     pub max_body_bytes: usize,
     /// Batch transactions that may run at once (on separate connections);
@@ -122,10 +133,13 @@ impl PipelineSettings {
     /// Refuses settings that would make the hub misbehave.
     pub fn validate(&self) -> Result<(), HubError> {
         if self.receipt_linger_ms > MAX_RECEIPT_LINGER_MS {
-            return Err(HubError::Config(format!(
-                "pipeline.receipt_linger_ms = {} is above {MAX_RECEIPT_LINGER_MS} (the outbox relay would send held receipts again)",
-                self.receipt_linger_ms
-            )));
+            return Err(HubError::Setting {
+                key: "pipeline.receipt_linger_ms",
+                problem: format!(
+                    "is {}, above {MAX_RECEIPT_LINGER_MS} (the outbox relay would send held receipts again)",
+                    self.receipt_linger_ms
+                ),
+            });
         }
         Ok(())
     }
@@ -137,7 +151,6 @@ impl Default for PipelineSettings {
             batch_size: 200,
             batch_linger_ms: 2,
             prefetch: 2000,
-            ingress_consumers: 1,
             max_body_bytes: 256 * 1024,
             commit_concurrency: 3,
             publish_in_flight_batches: 8,
@@ -161,55 +174,60 @@ fn default_max_connections() -> u32 {
     8
 }
 
+/// `IMI_PIPELINE_BATCH_SIZE` → `pipeline.batch_size`, `IMI_INSTANCE` →
+/// `instance`; `None` for a variable that is not the hub's (another tool's,
+/// such as `IMI_LOG_FORMAT` or the adapter's `IMI_ENDPOINT`).
+fn config_key(variable: &str) -> Option<String> {
+    let variable = variable.to_ascii_lowercase();
+    if TOP_LEVEL.contains(&variable.as_str()) {
+        return Some(variable);
+    }
+    SECTIONS.iter().find_map(|section| {
+        let key = variable.strip_prefix(section)?.strip_prefix('_')?;
+        Some(format!("{section}.{key}"))
+    })
+}
+
 impl Config {
-    /// Reads the TOML file, then applies environment overrides.
+    /// The file's layers: the TOML file, then the environment.
+    pub fn figment(path: &Path) -> Figment {
+        Figment::new().merge(Toml::file_exact(path)).merge(
+            Env::prefixed("IMI_")
+                .filter(|key| config_key(key.as_str()).is_some())
+                .map(|key| config_key(key.as_str()).unwrap_or_default().into()),
+        )
+    }
+
+    /// Reads the TOML file, applies environment overrides, and checks the
+    /// values that can be checked without connecting anywhere.
     pub fn load(path: &Path) -> Result<Config, HubError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| HubError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| HubError::Config(format!("{}: {e}", path.display())))?;
-        config.apply_env(|k| std::env::var(k).ok())?;
+        let config: Config = Self::figment(path)
+            .extract()
+            .map_err(|e| HubError::Config(Box::new(e)))?;
+        config.validate()?;
         Ok(config)
     }
 
-    /// Environment overrides, one variable per setting an operator changes
-    /// between machines.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), HubError> {
-        let parse_err = |k: &str, v: &str| HubError::Config(format!("{k}={v} is not valid"));
-        if let Some(v) = get("IMI_INSTANCE") {
-            self.instance = v;
-        }
-        if let Some(v) = get("IMI_AMQP_URL") {
-            self.amqp.url = v;
-        }
-        if let Some(v) = get("IMI_AMQP_VHOST") {
-            self.amqp.vhost = v;
-        }
-        if let Some(v) = get("IMI_AMQP_MANAGEMENT_URL") {
-            self.amqp.management_url = v;
-        }
-        if let Some(v) = get("IMI_AMQP_QUEUE_TYPE") {
-            self.amqp.queue_type = v;
-        }
-        if let Some(v) = get("IMI_DATABASE_URL") {
-            self.database.url = v;
-        }
-        if let Some(v) = get("IMI_HTTP_LISTEN") {
-            self.http.listen = v.parse().map_err(|_| parse_err("IMI_HTTP_LISTEN", &v))?;
-        }
-        if let Some(v) = get("IMI_CATALOGUE_DIR") {
-            self.catalogue_dir = v.into();
-        }
-        if let Some(v) = get("IMI_SEED_FILE") {
-            self.seed_file = Some(v.into());
-        }
+    /// Checks what can be checked without connecting.
+    pub fn validate(&self) -> Result<(), HubError> {
+        self.pipeline.validate()?;
+        self.amqp.queue_type()?;
+        self.amqp.url_with_vhost()?;
         Ok(())
     }
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
+    use figment::Jail;
+
     use super::*;
+
+    fn shipped() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.toml")
+    }
 
     #[test]
     fn receipts_may_not_be_held_into_the_relays_grace() {
@@ -221,28 +239,60 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_config_parses_and_env_overrides_it() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.toml");
-        let text = std::fs::read_to_string(path).unwrap();
-        let mut config: Config = toml::from_str(&text).unwrap();
-        config
-            .apply_env(|k| (k == "IMI_DATABASE_URL").then(|| "postgres://x/y".to_owned()))
-            .unwrap();
-        assert_eq!(config.database.url, "postgres://x/y");
-        assert!(config
-            .apply_env(|k| (k == "IMI_HTTP_LISTEN").then(|| "nope".into()))
-            .is_err());
+    fn every_key_can_be_overridden_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("IMI_DATABASE_URL", "postgres://x/y");
+            jail.set_env("IMI_PIPELINE_BATCH_SIZE", "17");
+            jail.set_env("IMI_PIPELINE_RECEIPT_LINGER_MS", "0");
+            jail.set_env("IMI_AMQP_MANAGEMENT_PASSWORD", "s3cret");
+            jail.set_env("IMI_INSTANCE", "hub-7");
+            jail.set_env("IMI_HTTP_LISTEN", "127.0.0.1:9999");
+            // Another tool's variable is not the hub's business.
+            jail.set_env("IMI_LOG_FORMAT", "json");
+            let config = Config::load(&shipped()).expect("loads");
+            assert_eq!(config.database.url.expose_secret(), "postgres://x/y");
+            assert_eq!(config.pipeline.batch_size, 17);
+            assert_eq!(config.pipeline.receipt_linger_ms, 0);
+            assert_eq!(config.amqp.management_password.expose_secret(), "s3cret");
+            assert_eq!(config.instance, "hub-7");
+            assert_eq!(config.http.listen.port(), 9999);
+            Ok(())
+        });
     }
 
     #[test]
-    fn vhosts_are_percent_encoded_in_the_url() {
-        assert_eq!(
-            amqp_url("amqp://g:g@h:5672/", "/"),
-            "amqp://g:g@h:5672/%2F?heartbeat=10"
-        );
-        assert_eq!(
-            amqp_url("amqp://g:g@h:5672", "imi-t1"),
-            "amqp://g:g@h:5672/imi-t1?heartbeat=10"
-        );
+    fn an_unknown_key_or_a_bad_value_is_an_error() {
+        Jail::expect_with(|jail| {
+            jail.set_env("IMI_PIPELINE_BATCH_SIZ", "17");
+            let error = Config::load(&shipped()).unwrap_err().to_string();
+            assert!(error.contains("batch_siz"), "{error}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("IMI_HTTP_LISTEN", "nope");
+            assert!(Config::load(&shipped()).is_err());
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            let text = std::fs::read_to_string(shipped()).unwrap();
+            jail.create_file("hub.toml", &format!("colour = \"blue\"\n{text}"))?;
+            let error = Config::load(Path::new("hub.toml")).unwrap_err().to_string();
+            assert!(error.contains("colour"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        Jail::expect_with(|_| {
+            let config = Config::load(&shipped()).expect("loads");
+            let printed = format!("{config:?}");
+            assert!(!printed.contains("guest:guest"), "{printed}");
+            assert!(
+                !printed.contains("management_password: \"guest\""),
+                "{printed}"
+            );
+            Ok(())
+        });
     }
 }

@@ -7,21 +7,20 @@
 //! fires what came due while it was down. Coordinators see overdue exchanges
 //! of their country through `GET /api/v1/overdue`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use imi_schemas::catalogue::{DeadlineStart, Procedure, Role};
-use imi_schemas::protocol::{DeadlineNotice, TYPE_DEADLINE};
-use tokio_util::sync::CancellationToken;
+use imi_schemas::catalogue::{DeadlineStart, Procedure, ProcedureKind, Role};
+use imi_schemas::protocol::DeadlineNotice;
 use tracing::{info, instrument, warn};
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::dispatch;
 use crate::error::HubError;
-use crate::pipeline::{publish_batch, PipelineContext};
-use crate::store::{self, OutboxKind, OutboxRow};
+use crate::outgoing;
+use crate::pipeline::PipelineContext;
+use crate::store;
 
 /// A reminder goes out this long before the deadline.
 const REMIND_BEFORE_SECS: f64 = 24.0 * 3600.0;
@@ -41,7 +40,7 @@ const INACTIVE_AFTER_DAYS: i32 = 30;
 /// take starts there, else the requester.
 fn responsible(procedure: &Procedure, state: &str) -> Role {
     // A 1:N exchange has no single responder: its originator acts.
-    if procedure.kind == imi_schemas::catalogue::ProcedureKind::Notification {
+    if procedure.kind == ProcedureKind::Notification {
         return Role::Requester;
     }
     let responder_acts = procedure
@@ -112,7 +111,7 @@ impl DeadlineChecker {
         let mut inactive: Vec<(Uuid, String, String, DateTime<Utc>, String)> = Vec::new();
         for p in catalogue
             .procedures()
-            .filter(|p| p.kind == imi_schemas::catalogue::ProcedureKind::Request)
+            .filter(|p| p.kind == ProcedureKind::Request)
         {
             let waiting: Vec<&str> = p
                 .states
@@ -204,48 +203,19 @@ impl DeadlineChecker {
         // The notices go out through the outbox, so a crash after this
         // commit still delivers them (the relay).
         let registry = self.ctx.registry.current();
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(notices.len());
         for n in &notices {
             let Some(authority) = registry.authority(&n.authority) else {
                 warn!(authority = %n.authority, "Deadline notice for an unregistered authority; recorded only.");
                 continue;
             };
-            let name = format!(
-                "{}{}{}{}",
-                n.exchange_id,
-                n.deadline,
-                n.kind,
-                n.due_at.timestamp()
-            );
-            rows.push(OutboxRow {
-                id: Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()),
-                kind: OutboxKind::Notice,
-                source_message_id: n.exchange_id.to_string(),
-                endpoint: authority.endpoint.to_string(),
-                recipients: vec![n.authority.clone()],
-                exchange_id: Some(n.exchange_id),
-                message_type: TYPE_DEADLINE.to_owned(),
-                headers: BTreeMap::new(),
-                body: serde_json::to_vec(n).expect("notice serializes"),
-            });
+            rows.push(outgoing::deadline_notice(n, authority.endpoint.to_string()));
         }
-        let batch_id = store::write_batch(&mut tx, &self.ctx.instance, &rows).await?;
+        let batch_id = store::write_own(&mut tx, &self.ctx.instance, &rows).await?;
         tx.commit().await?;
-        publish_batch::<HubError>(&self.ctx.publishers[0], &self.ctx.pool, batch_id, rows).await?;
+        dispatch::publish_own::<HubError>(&self.ctx.publishers[0], &self.ctx.pool, batch_id, rows)
+            .await?;
         info!(fired = notices.len(), "Deadline notices sent.");
         Ok(notices.len())
-    }
-
-    /// Checks every `interval` until `stop`.
-    pub async fn run(self, interval: Duration, stop: CancellationToken) {
-        loop {
-            if let Err(error) = self.check_once().await {
-                warn!(%error, "Deadline check failed; retrying at the next tick.");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
     }
 }

@@ -14,14 +14,14 @@ use sqlx::PgPool;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub pool: PgPool,
     pub broker: Broker,
     pub metrics: Arc<Metrics>,
     pub registry: crate::registry::workflow::RegistryContext,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -1,31 +1,50 @@
-//! The IMI Hub service.
+//! The IMI Hub service. The map of its modules is in ARCHITECTURE.md; in
+//! short, from the wire inwards:
 //!
-//! - [`app`]: builds the hub from [`config`] and runs it until shutdown.
-//! - [`pipeline`]: the routing pipeline (decode → commit → publish → ack).
-//! - [`store`]: the batch transaction, outbox and relay queries.
-//! - [`registry`]: endpoints and authorities, registration.
-//! - [`alerts`]: 1:N validation gates, delivery view, subscribers, reminders.
-//! - [`catalogue`]: reading and holding the procedure catalogue.
-//! - [`http`]: health, readiness, metrics; [`api`]: the JSON API.
+//! - [`app`]: builds the hub from [`config`] and runs it until shutdown;
+//! - `pipeline`: consume → decode → commit → publish → ack;
+//! - `inbound`: what decoding makes of a delivery; `outgoing`: everything
+//!   the hub sends, built in one place;
+//! - `workflow`: the pure workflow engine (no IO); `store`: its SQL;
+//! - `registry`, `coordination`, `alerts`, `deadlines`, `retention`: the
+//!   registry, coordinators' steps, 1:N follow-up, and periodic work;
+//! - `scope`: who may see and do what; `api`, `http`: the HTTP side.
+//!
+//! The crate exports only what the `imi-hub` binary and the end-to-end
+//! tests use.
 
-pub mod alerts;
-pub mod api;
+mod alerts;
+mod api;
 pub mod app;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod deadlines;
+mod coordination;
+mod deadlines;
+mod dispatch;
 pub mod error;
-pub mod http;
-pub mod metrics;
-pub mod pipeline;
+mod http;
+mod inbound;
+pub mod inspect;
+mod metrics;
+mod outgoing;
+mod pipeline;
 pub mod registry;
-pub mod retention;
-pub mod store;
-pub mod telemetry;
-pub mod topology;
+mod retention;
+mod scope;
+mod store;
+mod tasks;
+mod telemetry;
+mod topology;
+mod workflow;
 
+#[cfg(test)]
+mod testing;
+
+pub use alerts::AckReminders;
 pub use app::Hub;
 pub use config::Config;
+pub use deadlines::DeadlineChecker;
 pub use error::HubError;
+pub use retention::{RetentionOutcome, RetentionPass};

@@ -13,7 +13,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 use uuid::Uuid;
 
@@ -187,18 +186,6 @@ impl RetentionPass {
         .await?;
         tx.commit().await?;
         Ok(ids.len())
-    }
-
-    pub async fn run(self, interval: Duration, stop: CancellationToken) {
-        loop {
-            if let Err(error) = self.run_once().await {
-                warn!(%error, "Retention pass failed; retrying at the next tick.");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once (later calls are no-ops).
-pub fn init() {
+pub(crate) fn init() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,pinky_swear=off"));
     let json = std::env::var("IMI_LOG_FORMAT").is_ok_and(|v| v == "json");

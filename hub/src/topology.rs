@@ -12,7 +12,7 @@ use imi_schemas::protocol::{
 const DELIVERY_LIMIT: u32 = 50;
 
 /// Exchanges, the ingress queue and the dead-letter queue.
-pub fn core(queue_type: QueueType) -> Topology {
+pub(crate) fn core(queue_type: QueueType) -> Topology {
     Topology {
         exchanges: vec![
             ExchangeDecl {
@@ -52,7 +52,10 @@ pub fn core(queue_type: QueueType) -> Topology {
 }
 
 /// One inbox queue per endpoint, bound under the endpoint id.
-pub fn inboxes<'a>(queue_type: QueueType, endpoints: impl Iterator<Item = &'a str>) -> Topology {
+pub(crate) fn inboxes<'a>(
+    queue_type: QueueType,
+    endpoints: impl Iterator<Item = &'a str>,
+) -> Topology {
     Topology {
         exchanges: Vec::new(),
         queues: endpoints

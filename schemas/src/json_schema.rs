@@ -11,6 +11,7 @@ use crate::catalogue::{AreaFile, Catalogue, ProcedureFile, VocabularyFile};
 use crate::envelope::Envelope;
 use crate::protocol::{
     Acknowledgement, AcknowledgementBatch, DeadlineNotice, ReceiptBatch, Rejection,
+    ValidationDecision,
 };
 
 /// Every schema generated from Rust types: (file name, schema).
@@ -30,6 +31,10 @@ pub fn wire_schemas() -> Vec<(&'static str, Value)> {
         (
             "deadline.schema.json",
             schema_for!(DeadlineNotice).to_value(),
+        ),
+        (
+            "validation.schema.json",
+            schema_for!(ValidationDecision).to_value(),
         ),
         (
             "catalogue-area.schema.json",

@@ -73,6 +73,41 @@ pub const TYPE_ACKNOWLEDGEMENTS: &str = "imi.acknowledgements";
 /// AMQP `type` of a rejection.
 pub const TYPE_REJECTION: &str = "imi.rejection";
 
+/// AMQP `type` of what the originator of a 1:N exchange receives when its
+/// national coordinator decides on validating it; body:
+/// [`ValidationDecision`].
+pub const TYPE_VALIDATION: &str = "imi.validation";
+
+/// The originator's national coordinator approved an outgoing 1:N message
+/// (it is released to every recipient) or refused it (it is back in its
+/// draft state, with the reason).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "IMI Hub validation decision",
+    extend("$id" = "urn:imi:schema:validation")
+)]
+pub struct ValidationDecision {
+    pub exchange_id: Uuid,
+    /// The procedure of the exchange.
+    pub procedure: String,
+    pub decision: Decision,
+    /// The exchange's state after the decision.
+    pub state: String,
+    /// Why, as the coordinator wrote it (mostly for a refusal).
+    pub reason: Option<String>,
+    /// The coordinator's account.
+    pub by: String,
+}
+
+/// A coordinator's decision on an outgoing 1:N message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Approved,
+    Refused,
+}
+
 /// A recipient system acknowledges a message of a 1:N exchange it received.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -10,6 +10,7 @@ use imi_broker::{Management, ManagementConfig};
 use imi_hub::config::{AmqpSettings, DatabaseSettings, HttpSettings, PipelineSettings};
 use imi_hub::{Config, Hub};
 use imi_schemas::ids::{AuthorityId, MessageType};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::oneshot;
@@ -129,7 +130,7 @@ impl TestEnv {
         let config = Config {
             instance: format!("hub-{suffix}"),
             amqp: AmqpSettings {
-                url: amqp_base_url(),
+                url: amqp_base_url().into(),
                 vhost: vhost.clone(),
                 management_url: management_config().url,
                 management_user: "guest".into(),
@@ -137,7 +138,7 @@ impl TestEnv {
                 queue_type: "quorum".into(),
             },
             database: DatabaseSettings {
-                url: db_url.clone(),
+                url: db_url.clone().into(),
                 max_connections: 8,
             },
             http: HttpSettings {
@@ -233,11 +234,11 @@ receipt_linger_ms = {receipt_linger_ms}
             instance = c.instance,
             catalogue = c.catalogue_dir.display(),
             seed = c.seed_file.as_ref().unwrap().display(),
-            amqp = c.amqp.url,
+            amqp = c.amqp.url.expose_secret(),
             vhost = c.amqp.vhost,
             mgmt = c.amqp.management_url,
             qt = c.amqp.queue_type,
-            db = c.database.url,
+            db = c.database.url.expose_secret(),
             relay_interval_secs = c.pipeline.relay_interval_secs,
             receipt_linger_ms = c.pipeline.receipt_linger_ms,
         );
@@ -341,11 +342,11 @@ pub struct RunningHub {
     /// The catalogue in force, to reload it.
     pub catalogue: imi_hub::catalogue::SharedCatalogue,
     /// Its deadline checker, to run a pass now.
-    pub deadlines: imi_hub::deadlines::DeadlineChecker,
+    pub deadlines: imi_hub::DeadlineChecker,
     /// Its acknowledgement reminder pass, to run one now.
-    pub reminders: imi_hub::alerts::AckReminders,
+    pub reminders: imi_hub::AckReminders,
     /// Its retention pass, to run one now.
-    pub retention: imi_hub::retention::RetentionPass,
+    pub retention: imi_hub::RetentionPass,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }

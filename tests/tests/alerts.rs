@@ -11,7 +11,7 @@ use imi_adapters::{Adapter, Inbox, Incoming};
 use imi_hub::clock::ManualClock;
 use imi_hub::registry::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{AreaCode, AuthorityId, CountryCode, ExchangeId};
-use imi_schemas::protocol::{Receipt, Rejection, RejectionCode};
+use imi_schemas::protocol::{Decision, Receipt, Rejection, RejectionCode, ValidationDecision};
 use imi_tests::{
     assert_quiet, call_api, example, next_acked, one_to_many, open_inbox, RunningHub, TestEnv,
 };
@@ -135,12 +135,12 @@ impl Scene {
     }
 
     /// The next `imi.validation` notice for endpoint `i`.
-    async fn validation_notice(&mut self, i: usize) -> serde_json::Value {
-        let is_notice = |x: &Incoming| matches!(x, Incoming::Unknown { message_type, .. } if message_type.as_deref() == Some("imi.validation"));
-        let Incoming::Unknown { body, .. } = self.take(i, is_notice).await.1 else {
+    async fn validation_notice(&mut self, i: usize) -> ValidationDecision {
+        let is_notice = |x: &Incoming| matches!(x, Incoming::Validation(_));
+        let Incoming::Validation(decision) = self.take(i, is_notice).await.1 else {
             unreachable!()
         };
-        serde_json::from_slice(&body).unwrap()
+        decision
     }
 
     /// No routed message waits for endpoint `i`, nor arrives within `millis`.
@@ -381,8 +381,8 @@ async fn the_senders_coordinator_validates_before_broadcast_and_drafts_are_held(
     assert_eq!(s.messages(IT, 1).await[0].1, "pq-alert.send");
     let notice = s.validation_notice(DE).await;
     assert_eq!(
-        (notice["decision"].as_str(), notice["state"].as_str()),
-        (Some("approved"), Some("sent"))
+        (notice.decision, notice.state.as_str()),
+        (Decision::Approved, "sent")
     );
     let (status, _) = call_api(
         &http,
@@ -402,8 +402,11 @@ async fn the_senders_coordinator_validates_before_broadcast_and_drafts_are_held(
     let (status, body) = call_api(&http, "POST", &path, Some(&de_pq), Some(refusal)).await;
     assert_eq!((status, body["state"].clone()), (200, json!("draft")));
     let notice = s.validation_notice(DE).await;
-    assert_eq!(notice["decision"], "refused");
-    assert_eq!(notice["reason"], "Name the court, not the ministry.");
+    assert_eq!(notice.decision, Decision::Refused);
+    assert_eq!(
+        notice.reason.as_deref(),
+        Some("Name the court, not the ministry.")
+    );
     for i in [AT, FI, IT] {
         s.quiet(i, 300).await;
     }
@@ -464,10 +467,9 @@ async fn the_senders_coordinator_validates_before_broadcast_and_drafts_are_held(
     .await
     .unwrap();
     let at_endpoint = env.endpoints[AT].id.clone();
-    let rows = imi_hub::store::unpublished(&pool, 0.0, 50).await.unwrap();
+    let rows = imi_hub::inspect::relay_queue(&pool, 0.0, 50).await.unwrap();
     let relayed: Vec<&str> = rows
         .iter()
-        .map(|(_, row)| row)
         .filter(|row| row.exchange_id == Some(released) && row.endpoint == at_endpoint)
         .map(|row| row.message_type.as_str())
         .collect();

@@ -132,10 +132,11 @@ async fn a_split_request_is_answered_in_both_parts_under_linked_exchanges() {
     .execute(&pool)
     .await
     .unwrap();
-    let rows = imi_hub::store::unpublished(&pool, 0.0, 100).await.unwrap();
+    let rows = imi_hub::inspect::relay_queue(&pool, 0.0, 100)
+        .await
+        .unwrap();
     let split_copy = rows
         .iter()
-        .map(|(_, r)| r)
         .find(|r| r.exchange_id == Some(child.as_uuid()) && r.message_type.ends_with(".split"))
         .expect("the split's delivery is unpublished again");
     assert_eq!(

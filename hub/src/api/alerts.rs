@@ -18,9 +18,131 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use super::{ApiError, Caller};
-use crate::alerts::{self, ExchangeDeliveries, PendingValidation};
+use crate::alerts::{self, Counts, Delivery, ExchangeDeliveries, FieldDeadline};
+use crate::coordination::{self, PendingValidation};
 use crate::http::AppState;
+
+/// A 1:N exchange waiting for validation.
+#[derive(Serialize)]
+pub(crate) struct PendingView {
+    exchange_id: Uuid,
+    procedure: String,
+    originator: String,
+    recipients: usize,
+    since: DateTime<Utc>,
+}
+
+impl From<PendingValidation> for PendingView {
+    fn from(p: PendingValidation) -> Self {
+        Self {
+            exchange_id: p.exchange_id,
+            procedure: p.procedure,
+            originator: p.originator,
+            recipients: p.recipients.max(0) as usize,
+            since: p.since,
+        }
+    }
+}
+
+/// One recipient's copy of a message.
+#[derive(Serialize)]
+pub(crate) struct DeliveryView {
+    authority: String,
+    endpoint: String,
+    message_id: Uuid,
+    /// `queued`, `routed` (broker-confirmed) or `acknowledged`.
+    state: String,
+    routed_at: Option<DateTime<Utc>>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    reminded_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct FieldDeadlineView {
+    deadline: String,
+    field_date: NaiveDate,
+    due_at: DateTime<Utc>,
+    /// Released after it was due (or still held past it).
+    late: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct CountsView {
+    queued: usize,
+    routed: usize,
+    acknowledged: usize,
+}
+
+#[derive(Serialize)]
+pub(crate) struct DeliveriesView {
+    exchange_id: Uuid,
+    procedure: String,
+    state: String,
+    originator: String,
+    released_at: Option<DateTime<Utc>>,
+    /// Every recipient, frozen when the exchange opened (plus disseminations).
+    recipients: Vec<String>,
+    deadlines: Vec<FieldDeadlineView>,
+    counts: CountsView,
+    deliveries: Vec<DeliveryView>,
+}
+
+impl From<ExchangeDeliveries> for DeliveriesView {
+    fn from(e: ExchangeDeliveries) -> Self {
+        let Counts {
+            queued,
+            routed,
+            acknowledged,
+        } = e.counts;
+        Self {
+            exchange_id: e.exchange_id,
+            procedure: e.procedure,
+            state: e.state,
+            originator: e.originator,
+            released_at: e.released_at,
+            recipients: e.recipients,
+            deadlines: e
+                .deadlines
+                .into_iter()
+                .map(FieldDeadlineView::from)
+                .collect(),
+            counts: CountsView {
+                queued,
+                routed,
+                acknowledged,
+            },
+            deliveries: e.deliveries.into_iter().map(DeliveryView::from).collect(),
+        }
+    }
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        Self {
+            authority: d.authority,
+            endpoint: d.endpoint,
+            message_id: d.message_id,
+            state: d.state,
+            routed_at: d.routed_at,
+            acknowledged_at: d.acknowledged_at,
+            reminded_at: d.reminded_at,
+        }
+    }
+}
+
+impl From<FieldDeadline> for FieldDeadlineView {
+    fn from(d: FieldDeadline) -> Self {
+        Self {
+            deadline: d.deadline,
+            field_date: d.field_date,
+            due_at: d.due_at,
+            late: d.late,
+        }
+    }
+}
 
 fn gate_path(country: &str, area: &str) -> Result<(CountryCode, AreaCode), ApiError> {
     let country =
@@ -34,51 +156,50 @@ fn exchange_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, country = %country, area = %area))]
-pub async fn gate_on(
+pub(crate) async fn gate_on(
     caller: Caller,
     State(state): State<AppState>,
     Path((country, area)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (c, a) = gate_path(&country, &area)?;
-    alerts::set_gate(&state.registry, &caller.0, &c, &a, true).await?;
+    coordination::set_gate(&state.registry, &caller.0, &c, &a, true).await?;
     Ok(Json(
         json!({"country": country, "area": area, "validation": true}),
     ))
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, country = %country, area = %area))]
-pub async fn gate_off(
+pub(crate) async fn gate_off(
     caller: Caller,
     State(state): State<AppState>,
     Path((country, area)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (c, a) = gate_path(&country, &area)?;
-    alerts::set_gate(&state.registry, &caller.0, &c, &a, false).await?;
+    coordination::set_gate(&state.registry, &caller.0, &c, &a, false).await?;
     Ok(Json(
         json!({"country": country, "area": area, "validation": false}),
     ))
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
-pub async fn pending(
+pub(crate) async fn pending(
     caller: Caller,
     State(state): State<AppState>,
-) -> Result<Json<Vec<PendingValidation>>, ApiError> {
-    Ok(Json(
-        alerts::pending_validations(&state.pool, &caller.0).await?,
-    ))
+) -> Result<Json<Vec<PendingView>>, ApiError> {
+    let pending = coordination::pending_validations(&state.pool, &caller.0).await?;
+    Ok(Json(pending.into_iter().map(PendingView::from).collect()))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DecisionBody {
+pub(crate) struct DecisionBody {
     approve: bool,
     #[serde(default)]
     reason: Option<String>,
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
-pub async fn decide(
+pub(crate) async fn decide(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -87,7 +208,7 @@ pub async fn decide(
     let body = body?.0;
     let exchange = exchange_id(&id)?;
     let publisher = state.broker.publisher();
-    let next = alerts::decide_validation(
+    let next = coordination::decide_validation(
         &state.registry,
         &publisher,
         &caller.0,
@@ -100,20 +221,19 @@ pub async fn decide(
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
-pub async fn deliveries(
+pub(crate) async fn deliveries(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ExchangeDeliveries>, ApiError> {
+) -> Result<Json<DeliveriesView>, ApiError> {
     let exchange = exchange_id(&id)?;
-    Ok(Json(
-        alerts::deliveries(&state.pool, &caller.0, exchange).await?,
-    ))
+    let deliveries = alerts::deliveries(&state.pool, &caller.0, exchange).await?;
+    Ok(Json(deliveries.into()))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SubscriberBody {
+pub(crate) struct SubscriberBody {
     id: String,
     country: String,
     areas: Vec<String>,
@@ -121,7 +241,7 @@ pub struct SubscriberBody {
 
 /// A subscriber's broker credentials, shown once.
 #[derive(Serialize)]
-pub struct SubscriberCredentials {
+pub(crate) struct SubscriberCredentials {
     endpoint: String,
     password: String,
     vhost: String,
@@ -132,7 +252,7 @@ pub struct SubscriberCredentials {
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
-pub async fn create_subscriber(
+pub(crate) async fn create_subscriber(
     caller: Caller,
     State(state): State<AppState>,
     body: Result<Json<SubscriberBody>, JsonRejection>,

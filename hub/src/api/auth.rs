@@ -7,7 +7,7 @@ use crate::http::AppState;
 use crate::registry::accounts::{self, Account};
 
 /// The authenticated account making the request.
-pub struct Caller(pub Account);
+pub(crate) struct Caller(pub(crate) Account);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;

@@ -14,7 +14,7 @@ use crate::registry::search::{self, AuthorityQuery, AuthorityRecord};
 
 /// The query string as sent (parsed into `AuthorityQuery` at this edge).
 #[derive(Deserialize)]
-pub struct SearchParams {
+pub(crate) struct SearchParams {
     q: Option<String>,
     country: Option<String>,
     procedure: Option<String>,
@@ -46,7 +46,7 @@ impl TryFrom<SearchParams> for AuthorityQuery {
 
 /// The API's view of an authority (a wire type of the API, not the registry's).
 #[derive(Serialize)]
-pub struct AuthorityView {
+pub(crate) struct AuthorityView {
     id: String,
     country: String,
     names: BTreeMap<String, String>,
@@ -74,12 +74,12 @@ impl From<AuthorityRecord> for AuthorityView {
 }
 
 #[derive(Serialize)]
-pub struct SearchResult {
+pub(crate) struct SearchResult {
     authorities: Vec<AuthorityView>,
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
-pub async fn search(
+pub(crate) async fn search(
     caller: Caller,
     State(state): State<AppState>,
     params: Result<Query<SearchParams>, QueryRejection>,

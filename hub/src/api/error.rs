@@ -6,7 +6,7 @@ use tracing::error;
 
 /// Everything an API handler can fail with, mapped to HTTP in one place.
 #[derive(Debug, Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthenticated,
     #[error("{0}")]
@@ -18,7 +18,7 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("the broker could not be provisioned; try again")]
-    Unavailable(String),
+    Unavailable(#[source] imi_broker::BrokerError),
     #[error("internal error")]
     Internal(#[from] sqlx::Error),
 }
@@ -115,8 +115,14 @@ impl From<crate::registry::workflow::WorkflowError> for ApiError {
             W::Conflict(m) => Self::Conflict(m),
             W::Invalid(m) => Self::BadRequest(m),
             W::Database(e) => Self::Internal(e),
-            W::Broker(e) => Self::Unavailable(e.to_string()),
+            W::Broker(e) => Self::Unavailable(e),
         }
+    }
+}
+
+impl From<crate::scope::Denied> for ApiError {
+    fn from(denied: crate::scope::Denied) -> Self {
+        Self::Forbidden(denied.to_string())
     }
 }
 

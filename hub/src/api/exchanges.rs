@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use super::{ApiError, Caller};
 use crate::http::AppState;
-use crate::registry::accounts::AccountRole;
+use crate::scope::{Parties, Scope};
 
 #[derive(Serialize)]
-pub struct StepView {
+pub(crate) struct StepView {
     at: DateTime<Utc>,
     action: String,
     from: Option<String>,
@@ -27,7 +27,7 @@ pub struct StepView {
 }
 
 #[derive(Serialize)]
-pub struct RetentionView {
+pub(crate) struct RetentionView {
     /// Personal data is blocked from this date (Regulation 1024/2012 Art. 14).
     block_at: DateTime<Utc>,
     /// And deleted from this one.
@@ -39,7 +39,7 @@ pub struct RetentionView {
 }
 
 #[derive(Serialize)]
-pub struct ExchangeView {
+pub(crate) struct ExchangeView {
     exchange_id: Uuid,
     procedure: String,
     state: String,
@@ -58,82 +58,64 @@ pub struct ExchangeView {
     steps: Vec<StepView>,
 }
 
+#[derive(sqlx::FromRow)]
+struct Head {
+    procedure: String,
+    state: String,
+    requester: String,
+    responder: String,
+    recipients: Option<Vec<String>>,
+    parent_id: Option<Uuid>,
+    opened_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+    blocked_at: Option<DateTime<Utc>>,
+    personal_data_erased_at: Option<DateTime<Utc>>,
+    released: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct Step {
+    at: DateTime<Utc>,
+    action: String,
+    from_state: Option<String>,
+    to_state: String,
+    message_id: Uuid,
+    sender: Option<String>,
+    actor: Option<String>,
+}
+
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
-pub async fn show(
+pub(crate) async fn show(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ExchangeView>, ApiError> {
     let exchange = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an exchange id")))?;
-    type Head = (
-        String,
-        String,
-        String,
-        String,
-        Option<Vec<String>>,
-        Option<Uuid>,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        bool,
-    );
     let head: Option<Head> = sqlx::query_as(
-        "SELECT procedure, state, requester, responder, recipients, parent_id, created_at, updated_at, closed_at,
-                blocked_at, personal_data_erased_at, recipients IS NULL OR released_at IS NOT NULL
+        "SELECT procedure, state, requester, responder, recipients, parent_id, created_at AS opened_at,
+                updated_at, closed_at, blocked_at, personal_data_erased_at,
+                recipients IS NULL OR released_at IS NOT NULL AS released
          FROM exchanges WHERE id = $1",
     )
     .bind(exchange)
     .fetch_optional(&state.pool)
     .await?;
-    let (
-        procedure,
-        current,
-        requester,
-        responder,
-        recipients,
-        parent_id,
-        opened_at,
-        updated_at,
-        closed_at,
-        blocked_at,
-        personal_data_erased_at,
-        released,
-    ) = head.ok_or_else(|| ApiError::NotFound(format!("no exchange {exchange}")))?;
-    if caller.0.role == AccountRole::Coordinator {
-        let mine = caller
-            .0
-            .country
-            .map(|c| c.as_str().to_owned())
-            .unwrap_or_default();
-        // A held 1:N draft is only its originator's country's business.
-        let involved = !mine.is_empty()
-            && (requester.starts_with(&mine)
-                || (released
-                    && (responder.starts_with(&mine)
-                        || recipients.iter().flatten().any(|r| r.starts_with(&mine)))));
-        if !involved {
-            return Err(ApiError::Forbidden(format!(
-                "no authority of {mine} is a party to exchange {exchange}"
-            )));
-        }
-    }
-    let children: Vec<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM exchanges WHERE parent_id = $1 ORDER BY created_at")
+    let head = head.ok_or_else(|| ApiError::NotFound(format!("no exchange {exchange}")))?;
+    // A coordinator sees the exchanges its country's authorities are party
+    // to (a held 1:N draft only in the originator's country).
+    Scope::of(&caller.0).sees(Parties {
+        requester: &head.requester,
+        responder: &head.responder,
+        recipients: head.recipients.as_deref().unwrap_or_default(),
+        released: head.released,
+    })?;
+    let children: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM exchanges WHERE parent_id = $1 ORDER BY created_at")
             .bind(exchange)
             .fetch_all(&state.pool)
             .await?;
-    type Step = (
-        DateTime<Utc>,
-        String,
-        Option<String>,
-        String,
-        Uuid,
-        Option<String>,
-        Option<String>,
-    );
     let steps: Vec<Step> = sqlx::query_as(
         "SELECT t.at, t.action, t.from_state, t.to_state, t.message_id, m.sender, t.actor
          FROM transitions t LEFT JOIN messages m ON m.id = t.message_id
@@ -143,42 +125,40 @@ pub async fn show(
     .fetch_all(&state.pool)
     .await?;
     let catalogue = state.registry.catalogue.current();
-    let retention = ProcedureCode::try_from(procedure.as_str())
+    let retention = ProcedureCode::try_from(head.procedure.as_str())
         .ok()
         .and_then(|code| catalogue.procedure(&code).map(|p| p.retention))
-        .zip(closed_at)
+        .zip(head.closed_at)
         .map(|(r, closed)| RetentionView {
             block_at: closed + Months::new(r.block_after_closure_months),
             delete_at: closed + Months::new(r.delete_after_closure_months),
-            blocked_at,
-            personal_data_erased_at,
+            blocked_at: head.blocked_at,
+            personal_data_erased_at: head.personal_data_erased_at,
         });
     Ok(Json(ExchangeView {
         exchange_id: exchange,
-        procedure,
-        state: current,
-        requester,
-        responder,
-        recipients,
-        parent_id,
-        children: children.into_iter().map(|(c,)| c).collect(),
-        opened_at,
-        updated_at,
-        closed_at,
+        procedure: head.procedure,
+        state: head.state,
+        requester: head.requester,
+        responder: head.responder,
+        recipients: head.recipients,
+        parent_id: head.parent_id,
+        children,
+        opened_at: head.opened_at,
+        updated_at: head.updated_at,
+        closed_at: head.closed_at,
         retention,
         steps: steps
             .into_iter()
-            .map(
-                |(at, action, from, to, message_id, sender, actor)| StepView {
-                    at,
-                    action,
-                    from,
-                    to,
-                    message_id: actor.is_none().then_some(message_id),
-                    sender,
-                    by_account: actor,
-                },
-            )
+            .map(|s| StepView {
+                at: s.at,
+                action: s.action,
+                from: s.from_state,
+                to: s.to_state,
+                message_id: s.actor.is_none().then_some(s.message_id),
+                sender: s.sender,
+                by_account: s.actor,
+            })
             .collect(),
     }))
 }

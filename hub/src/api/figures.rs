@@ -13,12 +13,12 @@ use super::{ApiError, Caller};
 use crate::http::AppState;
 
 #[derive(Deserialize)]
-pub struct FiguresParams {
+pub(crate) struct FiguresParams {
     procedure: Option<String>,
 }
 
 #[derive(Serialize)]
-pub struct Figures {
+pub(crate) struct Figures {
     procedure: String,
     opened: i64,
     accepted: i64,
@@ -35,7 +35,7 @@ pub struct Figures {
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
-pub async fn figures(
+pub(crate) async fn figures(
     caller: Caller,
     State(state): State<AppState>,
     params: Result<Query<FiguresParams>, QueryRejection>,

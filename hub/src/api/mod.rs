@@ -15,12 +15,12 @@ mod registry;
 use axum::routing::{get, post, put};
 use axum::Router;
 
-pub use auth::Caller;
-pub use error::ApiError;
+pub(crate) use auth::Caller;
+pub(crate) use error::ApiError;
 
 use crate::http::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/authorities", get(authorities::search))
         .route("/api/v1/applications", post(registry::apply))

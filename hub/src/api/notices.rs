@@ -12,17 +12,17 @@ use uuid::Uuid;
 
 use super::{ApiError, Caller};
 use crate::http::AppState;
-use crate::registry::accounts::AccountRole;
+use crate::scope::Scope;
 
 #[derive(Deserialize)]
-pub struct NoticeParams {
+pub(crate) struct NoticeParams {
     /// Only those the caller has not marked read.
     #[serde(default)]
     unread: bool,
 }
 
 #[derive(Serialize)]
-pub struct NoticeView {
+pub(crate) struct NoticeView {
     id: i64,
     /// `overdue` (a deadline passed) or `inactive` (no step for 30 days).
     kind: String,
@@ -37,30 +37,15 @@ pub struct NoticeView {
     read: bool,
 }
 
-/// What a caller sees: a coordinator its country (and area or region when
-/// delegated); operators and auditors everything.
-fn scope(
-    account: &crate::registry::accounts::Account,
-) -> (Option<String>, Option<String>, Option<String>) {
-    match account.role {
-        AccountRole::Coordinator => (
-            account.country.map(|c| c.as_str().to_owned()),
-            account.area.as_ref().map(|a| a.to_string()),
-            account.region.clone(),
-        ),
-        _ => (None, None, None),
-    }
-}
-
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
-pub async fn list(
+pub(crate) async fn list(
     caller: Caller,
     State(state): State<AppState>,
     params: Result<Query<NoticeParams>, QueryRejection>,
 ) -> Result<Json<Vec<NoticeView>>, ApiError> {
     let unread = params?.0.unread;
     let account = &caller.0;
-    let (country, area, region) = scope(account);
+    let (country, area, region) = Scope::of(account).office_filter();
     type Row = (
         i64,
         String,
@@ -113,7 +98,7 @@ pub async fn list(
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, notice = %raw))]
-pub async fn mark_read(
+pub(crate) async fn mark_read(
     caller: Caller,
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -121,7 +106,7 @@ pub async fn mark_read(
     let id: i64 = raw
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a notice id")))?;
-    let (country, area, region) = scope(&caller.0);
+    let (country, area, region) = Scope::of(&caller.0).office_filter();
     let exists: Option<(i64,)> = sqlx::query_as(
         "SELECT id FROM coordinator_notices WHERE id = $1
            AND ($2::text IS NULL OR country = $2)

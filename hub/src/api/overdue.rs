@@ -8,11 +8,12 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{ApiError, Caller};
+use crate::coordination::REFERRED;
 use crate::http::AppState;
-use crate::registry::accounts::AccountRole;
+use crate::scope::Scope;
 
 #[derive(Serialize)]
-pub struct OverdueView {
+pub(crate) struct OverdueView {
     exchange_id: Uuid,
     procedure: String,
     state: String,
@@ -24,14 +25,11 @@ pub struct OverdueView {
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
-pub async fn list(
+pub(crate) async fn list(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OverdueView>>, ApiError> {
-    let country = match caller.0.role {
-        AccountRole::Coordinator => caller.0.country.map(|c| c.as_str().to_owned()),
-        _ => None,
-    };
+    let country = Scope::of(&caller.0).country_filter();
     type Row = (
         Uuid,
         String,
@@ -75,7 +73,7 @@ pub async fn list(
 }
 
 #[derive(Serialize)]
-pub struct ReferredView {
+pub(crate) struct ReferredView {
     exchange_id: Uuid,
     procedure: String,
     /// The authority that referred it.
@@ -87,21 +85,18 @@ pub struct ReferredView {
 /// `GET /api/v1/referred` — requests their responder referred to its
 /// coordinator (state `referred`), for that coordinator to reassign.
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
-pub async fn referred(
+pub(crate) async fn referred(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ReferredView>>, ApiError> {
-    let country = match caller.0.role {
-        AccountRole::Coordinator => caller.0.country.map(|c| c.as_str().to_owned()),
-        _ => None,
-    };
+    let country = Scope::of(&caller.0).country_filter();
     let rows: Vec<(Uuid, String, String, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT e.id, e.procedure, e.responder, e.requester, e.updated_at
          FROM exchanges e JOIN authorities a ON a.id = e.responder
          WHERE e.state = $1 AND ($2::text IS NULL OR a.country = $2)
          ORDER BY e.updated_at",
     )
-    .bind(crate::registry::reassign::REFERRED)
+    .bind(REFERRED)
     .bind(country)
     .fetch_all(&state.pool)
     .await?;

@@ -25,7 +25,7 @@ use crate::registry::workflow::{self, Application, Credentials};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApplicationBody {
+pub(crate) struct ApplicationBody {
     authority: String,
     names: BTreeMap<String, String>,
     #[serde(default)]
@@ -63,7 +63,7 @@ impl TryFrom<ApplicationBody> for Application {
 }
 
 #[derive(Serialize)]
-pub struct CredentialsView {
+pub(crate) struct CredentialsView {
     endpoint: String,
     password: String,
     vhost: String,
@@ -82,7 +82,7 @@ impl From<Credentials> for CredentialsView {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn apply(
+pub(crate) async fn apply(
     State(state): State<AppState>,
     body: Result<Json<ApplicationBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
@@ -96,13 +96,13 @@ pub async fn apply(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct ApproveBody {
+pub(crate) struct ApproveBody {
     /// Procedures to grant; those applied for when absent.
     procedures: Option<Vec<String>>,
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
-pub async fn approve(
+pub(crate) async fn approve(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -126,12 +126,12 @@ pub async fn approve(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RefuseBody {
+pub(crate) struct RefuseBody {
     reason: String,
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
-pub async fn refuse(
+pub(crate) async fn refuse(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -143,7 +143,7 @@ pub async fn refuse(
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
-pub async fn suspend_authority(
+pub(crate) async fn suspend_authority(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -155,7 +155,7 @@ pub async fn suspend_authority(
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, endpoint = %id))]
-pub async fn rotate(
+pub(crate) async fn rotate(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -168,7 +168,7 @@ pub async fn rotate(
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, endpoint = %id))]
-pub async fn suspend(
+pub(crate) async fn suspend(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -180,7 +180,7 @@ pub async fn suspend(
 }
 
 #[derive(Serialize)]
-pub struct EventView {
+pub(crate) struct EventView {
     at: chrono::DateTime<chrono::Utc>,
     by: Option<String>,
     action: String,
@@ -188,7 +188,7 @@ pub struct EventView {
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
-pub async fn events(
+pub(crate) async fn events(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -210,14 +210,14 @@ pub async fn events(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReassignBody {
+pub(crate) struct ReassignBody {
     to: String,
 }
 
 /// `POST /api/v1/exchanges/{id}/reassign` — a coordinator hands a request
 /// (e.g. an overdue one) to another authority of its country.
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
-pub async fn reassign(
+pub(crate) async fn reassign(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -227,7 +227,7 @@ pub async fn reassign(
     let exchange = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an exchange id")))?;
     let publisher = state.broker.publisher();
-    crate::registry::reassign::reassign(&state.registry, &publisher, &caller.0, exchange, &body.to)
+    crate::coordination::reassign(&state.registry, &publisher, &caller.0, exchange, &body.to)
         .await?;
     Ok(Json(json!({"exchange_id": id, "responder": body.to})))
 }

@@ -2,124 +2,35 @@
 //! AMQP properties and body, identify the endpoint from the broker-validated
 //! `user_id`, validate the payload, authorize sender and recipients.
 
-use chrono::NaiveDate;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use imi_broker::Properties;
 use imi_schemas::catalogue::{
-    Catalogue, DeadlineStart, Procedure, ProcedureKind, RecipientRule, Role, VALIDATION_STATE,
+    Catalogue, DeadlineStart, Procedure, ProcedureKind, RecipientRule, VALIDATION_STATE,
 };
 use imi_schemas::envelope::Envelope;
-use imi_schemas::ids::{AuthorityId, CountryCode, EndpointId, ExchangeId, MessageId, MessageType};
+use imi_schemas::ids::{AuthorityId, CountryCode, ExchangeId, MessageId, MessageType};
 use imi_schemas::protocol::{
     Acknowledgement, FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION,
     HEADER_TRACEPARENT, TYPE_ACKNOWLEDGEMENT,
 };
 use sha2::{Digest, Sha256};
 
+use crate::inbound::{at as field, Ack, Decoded, FieldDeadline, Inbound, OneToMany, Refusal, Step};
 use crate::registry::{Registry, Status};
 
-/// A message that passed every check that needs no database.
-#[derive(Debug)]
-pub struct Inbound {
-    pub message_id: MessageId,
-    pub message_type: MessageType,
-    pub schema_version: u32,
-    pub sender: AuthorityId,
-    pub sender_endpoint: EndpointId,
-    /// As named in the envelope (checked to exist and be authorized).
-    pub recipients: Vec<AuthorityId>,
-    /// The `correlation_id` of a follow-up.
-    pub exchange: Option<ExchangeId>,
-    pub step: Step,
-    pub raw: Vec<u8>,
-    pub digest: [u8; 32],
-    pub traceparent: Option<String>,
-}
-
-/// What the catalogue says of the action, copied so the batch does not hold
-/// the catalogue (which may be swapped while it is in flight).
-#[derive(Debug, Clone)]
-pub struct Step {
-    pub opens: bool,
-    pub reassigns: bool,
-    pub splits: bool,
-    /// Where a child exchange starts (the opening action's state).
-    pub opening_state: String,
-    pub by: Role,
-    pub from: Vec<String>,
-    pub to: String,
-    /// Entering `to` formally closes the exchange (retention counts from it).
-    pub closes: bool,
-    /// Set for a 1:N procedure (notification, alert).
-    pub one_to_many: Option<OneToMany>,
-}
-
-/// What a 1:N step needs beyond a 1:1 one.
-#[derive(Debug, Clone)]
-pub struct OneToMany {
-    /// The procedure's area (validation gates and the broadcast routing key).
-    pub area: String,
-    pub broadcasts: bool,
-    pub disseminates: bool,
-    /// The procedure can wait for national validation (lists the state).
-    pub can_be_validated: bool,
-    /// Deadlines counted from a date of the opening payload: (code, date, days).
-    pub field_deadlines: Vec<(String, NaiveDate, u32)>,
-}
-
-/// A recipient system acknowledges a 1:N message it received.
-#[derive(Debug)]
-pub struct Ack {
-    /// The acknowledgement's own `message_id`, answered in a receipt.
-    pub message_id: MessageId,
-    pub sender_endpoint: EndpointId,
-    /// The `message_id` the recipient received.
-    pub acknowledged: uuid::Uuid,
-    /// Its authorities that acknowledge; empty = all it serves.
-    pub authorities: Vec<String>,
-    pub raw: Vec<u8>,
-    pub digest: [u8; 32],
-}
-
-/// A message that can never pass, with everything needed to keep it and
-/// answer it.
-#[derive(Debug)]
-pub struct Refusal {
-    pub message_id: Option<String>,
-    pub user_id: Option<String>,
-    pub message_type: Option<String>,
-    /// The sender's endpoint, when there is one to answer.
-    pub reply_to: Option<EndpointId>,
-    pub rejection: Rejection,
-    /// The body as received, truncated to the hub's limit.
-    pub body: Vec<u8>,
-    pub body_size: usize,
-    pub digest: [u8; 32],
-}
-
-#[derive(Debug)]
-pub enum Decoded {
-    Inbound(Box<Inbound>),
-    Acknowledgement(Box<Ack>),
-    Refused(Box<Refusal>),
-}
-
 /// Limits and context for decoding.
-pub struct DecodeContext<'a> {
-    pub catalogue: &'a Catalogue,
-    pub registry: &'a Registry,
-    pub max_body_bytes: usize,
-    pub now: DateTime<Utc>,
+pub(crate) struct DecodeContext<'a> {
+    pub(crate) catalogue: &'a Catalogue,
+    pub(crate) registry: &'a Registry,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) now: DateTime<Utc>,
 }
 
-fn field(pointer: &str, detail: impl Into<String>) -> Vec<FieldError> {
-    vec![FieldError {
-        pointer: pointer.to_owned(),
-        detail: detail.into(),
-    }]
-}
-
-pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8>) -> Decoded {
+pub(crate) fn decode(
+    ctx: &DecodeContext<'_>,
+    properties: &Properties,
+    mut body: Vec<u8>,
+) -> Decoded {
     let digest: [u8; 32] = Sha256::digest(&body).into();
     let body_size = body.len();
 
@@ -436,29 +347,6 @@ pub fn decode(ctx: &DecodeContext<'_>, properties: &Properties, mut body: Vec<u8
     }))
 }
 
-impl Inbound {
-    /// Turns an inbound message refused by the workflow into a refusal.
-    pub fn refuse(
-        self,
-        code: RejectionCode,
-        detail: String,
-        errors: Vec<FieldError>,
-        now: DateTime<Utc>,
-    ) -> Refusal {
-        let id = self.message_id.to_string();
-        Refusal {
-            message_id: Some(id.clone()),
-            user_id: Some(self.sender_endpoint.to_string()),
-            message_type: Some(self.message_type.to_string()),
-            reply_to: Some(self.sender_endpoint),
-            rejection: Rejection::new(Some(id), code, detail, errors, now),
-            body_size: self.raw.len(),
-            body: self.raw,
-            digest: self.digest,
-        }
-    }
-}
-
 type Refused = (RejectionCode, String, Vec<FieldError>);
 
 /// The recipients of a 1:N exchange, by the procedure's rule: the authorities
@@ -550,10 +438,7 @@ fn resolve_recipients(
 
 /// The dates deadlines count from, read from the opening payload (the form
 /// has validated them as dates).
-fn field_deadlines(
-    procedure: &Procedure,
-    payload: &serde_json::Value,
-) -> Vec<(String, NaiveDate, u32)> {
+fn field_deadlines(procedure: &Procedure, payload: &serde_json::Value) -> Vec<FieldDeadline> {
     procedure
         .deadlines
         .iter()
@@ -562,7 +447,11 @@ fn field_deadlines(
                 .get(f)
                 .and_then(|v| v.as_str())
                 .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
-                .map(|date| (d.code.clone(), date, d.days)),
+                .map(|date| FieldDeadline {
+                    code: d.code.clone(),
+                    date,
+                    days: d.days,
+                }),
             DeadlineStart::State(_) => None,
         })
         .collect()

@@ -16,9 +16,11 @@
 //! retried, never dropped; an unacked delivery comes back and is absorbed as a
 //! duplicate.
 
-pub mod decode;
+pub(crate) mod decode;
 mod receipts;
 mod relay;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,42 +30,46 @@ use futures_util::future::{self, BoxFuture, FutureExt, Shared};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered};
 use futures_util::StreamExt;
 use imi_broker::{
-    Acker, BrokerError, Deliveries, Delivery, Outgoing, Properties, PublishOutcome, Publisher,
+    Acker, Backoff, BrokerError, Deliveries, Delivery, Outgoing, PublishOutcome, Publisher,
 };
-use imi_schemas::protocol::{ALERTS_EXCHANGE, DELIVER_EXCHANGE};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
-pub use relay::run_relay;
+pub(crate) use relay::run_relay;
 
 use crate::catalogue::SharedCatalogue;
 use crate::config::PipelineSettings;
+use crate::inbound::Decoded;
 use crate::metrics::{CodeLabel, Metrics, OutcomeLabel};
+use crate::outgoing::{OutboxKind, OutboxRow, ReceiptsFor};
 use crate::registry::SharedRegistry;
-use crate::store::{self, CommitError, OutboxKind, OutboxRow, ReceiptsFor};
-use decode::{decode, DecodeContext, Decoded};
+use crate::store::{self, BatchInput, CommitError};
+use decode::{decode, DecodeContext};
 use receipts::{Flush, Parts, ReceiptHold};
 
 /// What the pipeline needs; cheap to clone.
 #[derive(Clone)]
-pub struct PipelineContext {
-    pub pool: PgPool,
-    pub catalogue: SharedCatalogue,
-    pub registry: SharedRegistry,
+pub(crate) struct PipelineContext {
+    pub(crate) pool: PgPool,
+    pub(crate) catalogue: SharedCatalogue,
+    pub(crate) registry: SharedRegistry,
     /// Several channels: RabbitMQ runs each channel as one process, so one
     /// channel caps the hub's publish rate at what one core can route.
-    pub publishers: Arc<Vec<Publisher>>,
-    pub settings: PipelineSettings,
-    pub metrics: Arc<Metrics>,
+    pub(crate) publishers: Arc<Vec<Publisher>>,
+    pub(crate) settings: PipelineSettings,
+    pub(crate) metrics: Arc<Metrics>,
     /// This hub instance's name, recorded on every batch it commits.
-    pub instance: String,
+    pub(crate) instance: String,
     /// Cancelled when draining takes too long: retries give up and the
     /// unacked deliveries are left to the broker to redeliver.
-    pub abort: CancellationToken,
+    pub(crate) abort: CancellationToken,
 }
+
+/// Commit retries (the database is down or refused) wait this long.
+const COMMIT_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(6));
 
 struct Batch {
     items: Vec<Decoded>,
@@ -90,7 +96,7 @@ struct Published {
 
 /// Runs until `deliveries` ends (the consumer was stopped) and everything
 /// taken has been committed, published and acked.
-pub async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
+pub(crate) async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
     let (commit_tx, commit_rx) = mpsc::channel::<Batch>(2);
     let (publish_tx, publish_rx) =
         mpsc::channel::<Committed>(ctx.settings.publish_in_flight_batches.max(1));
@@ -213,25 +219,22 @@ async fn commit_one(
     let outcome = loop {
         let registry = ctx.registry.current();
         let earlier_in_flight = earlier.peek().is_none();
-        match store::commit_batch(
-            &ctx.pool,
-            &batch.items,
-            &registry,
-            Utc::now(),
+        let input = BatchInput {
+            items: &batch.items,
+            registry: &registry,
+            now: Utc::now(),
             earlier_in_flight,
-            &ctx.instance,
-        )
-        .await
-        {
+            instance: &ctx.instance,
+        };
+        match store::commit_batch(&ctx.pool, input).await {
             Ok(outcome) => break Some(outcome),
             Err(CommitError::StaleRegistry(authority)) => {
                 warn!(%authority, attempt, "Registry snapshot behind the exchange; reloading it and planning again.");
                 if let Err(error) = ctx.registry.reload(&ctx.pool).await {
                     warn!(%error, "Registry reload failed.");
                 }
-                let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(5)));
                 tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
+                    _ = tokio::time::sleep(COMMIT_RETRY.delay(attempt)) => {}
                     _ = ctx.abort.cancelled() => break None,
                 }
                 attempt += 1;
@@ -246,9 +249,8 @@ async fn commit_one(
             Err(CommitError::Database(error)) => {
                 ctx.metrics.commit_retries.inc();
                 warn!(%error, attempt, "Batch transaction failed; retrying (nothing is acked).");
-                let pause = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
                 tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
+                    _ = tokio::time::sleep(COMMIT_RETRY.delay(attempt)) => {}
                     _ = ctx.abort.cancelled() => break None,
                 }
                 attempt += 1;
@@ -293,61 +295,10 @@ async fn commit_one(
         batch_id: outcome.batch_id,
         fan_out: is_fan_out(&rows),
         outbox_ids: rows.iter().map(|r| r.id).collect(),
-        outgoing: rows.into_iter().map(to_outgoing).collect(),
+        outgoing: rows.into_iter().map(OutboxRow::into_amqp).collect(),
         receipts,
         ackers: batch.ackers,
     })
-}
-
-/// Publishes a batch committed outside the pipeline (by `store::write_batch`)
-/// and marks it published; rows the broker returned unroutable stay marked
-/// for the relay.
-pub async fn publish_batch<E>(
-    publisher: &Publisher,
-    pool: &PgPool,
-    batch_id: Uuid,
-    rows: Vec<OutboxRow>,
-) -> Result<(), E>
-where
-    E: From<sqlx::Error> + From<imi_broker::BrokerError>,
-{
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let outgoing: Vec<Outgoing> = rows.into_iter().map(to_outgoing).collect();
-    let outcomes = publisher.publish_all(&outgoing).await?;
-    let unroutable: Vec<Uuid> = ids
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| **o == PublishOutcome::Unroutable)
-        .map(|(id, _)| *id)
-        .collect();
-    store::mark_unroutable(pool, &unroutable, &[]).await?;
-    store::mark_published(pool, &[(batch_id, Utc::now())]).await?;
-    Ok(())
-}
-
-/// The AMQP message for an outbox row.
-pub fn to_outgoing(row: OutboxRow) -> Outgoing {
-    let broadcast = row.kind == OutboxKind::Broadcast;
-    Outgoing {
-        exchange: if broadcast {
-            ALERTS_EXCHANGE
-        } else {
-            DELIVER_EXCHANGE
-        }
-        .to_owned(),
-        routing_key: row.endpoint,
-        mandatory: !broadcast,
-        properties: Properties {
-            message_id: Some(row.id.to_string()),
-            correlation_id: row.exchange_id.map(|e| e.to_string()),
-            message_type: Some(row.message_type),
-            user_id: None,
-            content_type: Some("application/json".into()),
-            timestamp: Some(Utc::now().timestamp().max(0) as u64),
-            headers: row.headers,
-        },
-        body: row.body,
-    }
 }
 
 /// A message copied to at least this many endpoints makes its batch a fan-out.

@@ -30,8 +30,8 @@ use imi_schemas::protocol::Receipt;
 use tokio::time::{Duration, Instant};
 use uuid::Uuid;
 
-use super::{to_outgoing, Published};
-use crate::store::{self, ReceiptsFor};
+use super::Published;
+use crate::outgoing::{self, OutboxRow, ReceiptsFor};
 
 /// Most receipts one message carries (a busy gateway's message stays small).
 const MAX_RECEIPTS_PER_MESSAGE: usize = 500;
@@ -62,20 +62,20 @@ pub(super) struct ReceiptHold {
 }
 
 impl ReceiptHold {
-    pub fn new(window: Duration) -> Self {
+    pub(super) fn new(window: Duration) -> Self {
         Self {
             window,
             held: BTreeMap::new(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.held.is_empty()
     }
 
     /// Holds a batch's receipt rows; returns the messages already due
     /// (the window is zero, or an endpoint's message is full).
-    pub fn hold(&mut self, batch: Uuid, rows: Vec<ReceiptsFor>, now: Instant) -> Vec<Flush> {
+    pub(super) fn hold(&mut self, batch: Uuid, rows: Vec<ReceiptsFor>, now: Instant) -> Vec<Flush> {
         let mut full = Vec::new();
         for row in rows {
             let held = self
@@ -102,12 +102,12 @@ impl ReceiptHold {
     }
 
     /// When the next held message is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(super) fn next_due(&self) -> Option<Instant> {
         self.held.values().map(|h| h.due).min()
     }
 
     /// The messages whose window has passed.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Flush> {
+    pub(super) fn take_due(&mut self, now: Instant) -> Vec<Flush> {
         let due: Vec<String> = self
             .held
             .iter()
@@ -119,7 +119,7 @@ impl ReceiptHold {
 
     /// The messages held for any of `endpoints` (they must precede what is
     /// about to be sent to them).
-    pub fn take_for<'a>(&mut self, endpoints: impl Iterator<Item = &'a str>) -> Vec<Flush> {
+    pub(super) fn take_for<'a>(&mut self, endpoints: impl Iterator<Item = &'a str>) -> Vec<Flush> {
         let mut wanted: Vec<String> = endpoints
             .filter(|e| self.held.contains_key(*e))
             .map(str::to_owned)
@@ -130,7 +130,7 @@ impl ReceiptHold {
     }
 
     /// Everything held (shutting down).
-    pub fn take_all(&mut self) -> Vec<Flush> {
+    pub(super) fn take_all(&mut self) -> Vec<Flush> {
         let all: Vec<String> = self.held.keys().cloned().collect();
         self.take(all)
     }
@@ -142,7 +142,7 @@ impl ReceiptHold {
                 let held = self.held.remove(&endpoint)?;
                 Some(Flush {
                     rows: held.rows,
-                    message: to_outgoing(store::receipt_row(endpoint, &held.receipts)),
+                    message: OutboxRow::into_amqp(outgoing::receipts(endpoint, &held.receipts)),
                 })
             })
             .collect()
@@ -163,7 +163,7 @@ struct Open {
 }
 
 impl Parts {
-    pub fn expect(&mut self, batch: Uuid, parts: usize) {
+    pub(super) fn expect(&mut self, batch: Uuid, parts: usize) {
         self.open.insert(
             batch,
             Open {
@@ -175,7 +175,7 @@ impl Parts {
 
     /// One publication of `batch` is confirmed; `unroutable` are its rows
     /// the broker returned.
-    pub fn confirmed(&mut self, batch: Uuid, unroutable: &[Uuid]) -> Option<Published> {
+    pub(super) fn confirmed(&mut self, batch: Uuid, unroutable: &[Uuid]) -> Option<Published> {
         let open = self.open.get_mut(&batch)?;
         open.unroutable.extend_from_slice(unroutable);
         open.left = open.left.saturating_sub(1);
@@ -193,7 +193,11 @@ impl Parts {
     /// A receipt message is confirmed: one part for each receipt row it
     /// carries (`rows` as in [`Flush::rows`]; a batch expects one part per
     /// receipt row).
-    pub fn flush_confirmed(&mut self, rows: &[(Uuid, Uuid)], routed: bool) -> Vec<Published> {
+    pub(super) fn flush_confirmed(
+        &mut self,
+        rows: &[(Uuid, Uuid)],
+        routed: bool,
+    ) -> Vec<Published> {
         rows.iter()
             .filter_map(|(batch, row)| {
                 let unroutable: &[Uuid] = if routed {
@@ -225,7 +229,7 @@ mod tests {
     fn row(endpoint: &str, ns: &[u128]) -> ReceiptsFor {
         let receipts: Vec<Receipt> = ns.iter().map(|n| receipt(*n)).collect();
         ReceiptsFor {
-            row_id: store::receipt_row(endpoint.into(), &receipts).id,
+            row_id: outgoing::receipts(endpoint.into(), &receipts).id,
             endpoint: endpoint.into(),
             receipts,
         }

@@ -5,48 +5,43 @@
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use imi_broker::PublishOutcome;
 
-use super::{to_outgoing, PipelineContext};
+use super::PipelineContext;
+use crate::error::HubError;
+use crate::outgoing::OutboxRow;
 use crate::store;
+use crate::tasks;
 
 /// Rows younger than this belong to the live pipeline.
 const GRACE_SECONDS: f64 = 5.0;
 /// Batches per pass (each whole, however many rows it has).
 const PAGE: i64 = 50;
 
-pub async fn run_relay(
-    ctx: PipelineContext,
-    stop: CancellationToken,
-    first_pass_immediately: bool,
-) {
+/// Relays until `stop`. The first pass takes every unpublished batch at
+/// once (a previous hub's leftovers); later passes leave the live pipeline
+/// its grace.
+pub(crate) async fn run_relay(ctx: PipelineContext, stop: CancellationToken) {
     let interval = Duration::from_secs(ctx.settings.relay_interval_secs.max(1));
-    let mut grace = if first_pass_immediately {
-        0.0
-    } else {
-        GRACE_SECONDS
-    };
-    loop {
-        match relay_once(&ctx, grace).await {
-            Ok(0) => {}
-            Ok(n) => info!(rows = n, "Outbox relay re-published unconfirmed messages."),
-            Err(error) => warn!(%error, "Outbox relay pass failed."),
-        }
+    let mut grace = 0.0;
+    tasks::every("outbox relay", interval, stop, move || {
+        let (ctx, this_grace) = (ctx.clone(), grace);
         grace = GRACE_SECONDS;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.cancelled() => return,
+        async move {
+            let n = relay_once(&ctx, this_grace).await?;
+            if n > 0 {
+                info!(rows = n, "Outbox relay re-published unconfirmed messages.");
+            }
+            Ok::<_, HubError>(())
         }
-    }
+    })
+    .await;
 }
 
 /// One pass; returns how many rows were published.
-pub async fn relay_once(
-    ctx: &PipelineContext,
-    grace: f64,
-) -> Result<usize, crate::error::HubError> {
+pub(crate) async fn relay_once(ctx: &PipelineContext, grace: f64) -> Result<usize, HubError> {
     let mut total = 0;
     loop {
         let rows = store::unpublished(&ctx.pool, grace, PAGE).await?;
@@ -58,7 +53,10 @@ pub async fn relay_once(
         let now = chrono::Utc::now();
         let whole_batches = batches.len() as i64;
         let ids: Vec<_> = rows.iter().map(|(_, r)| r.id).collect();
-        let outgoing: Vec<_> = rows.into_iter().map(|(_, r)| to_outgoing(r)).collect();
+        let outgoing: Vec<_> = rows
+            .into_iter()
+            .map(|(_, r)| OutboxRow::into_amqp(r))
+            .collect();
         let outcomes = ctx.publishers[0].publish_all(&outgoing).await?;
         let (mut routed, mut unroutable) = (Vec::new(), Vec::new());
         for (id, outcome) in ids.into_iter().zip(outcomes) {

@@ -6,10 +6,9 @@
 //! and periodically.
 
 pub mod accounts;
-pub mod reassign;
-pub mod search;
+pub(crate) mod search;
 mod seed;
-pub mod workflow;
+pub(crate) mod workflow;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -19,10 +18,10 @@ use sqlx::PgPool;
 use tracing::instrument;
 
 pub(crate) use seed::regex_escape;
-pub use seed::{apply_seed, SeedFile};
+pub(crate) use seed::{apply_seed, SeedFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Pending,
     Active,
     Suspended,
@@ -39,14 +38,14 @@ impl Status {
 }
 
 #[derive(Debug, Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub id: EndpointId,
     pub status: Status,
     pub authorities: HashSet<AuthorityId>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Authority {
+pub(crate) struct Authority {
     pub id: AuthorityId,
     pub status: Status,
     pub endpoint: EndpointId,
@@ -55,31 +54,31 @@ pub struct Authority {
 
 impl Authority {
     /// Active and registered for the procedure.
-    pub fn may_use(&self, procedure: &ProcedureCode) -> bool {
+    pub(crate) fn may_use(&self, procedure: &ProcedureCode) -> bool {
         self.status == Status::Active && self.procedures.contains(procedure)
     }
 }
 
 /// An immutable snapshot of the registry.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     endpoints: HashMap<String, Endpoint>,
     authorities: HashMap<String, Authority>,
 }
 
 impl Registry {
-    pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
+    pub(crate) fn endpoint(&self, id: &str) -> Option<&Endpoint> {
         self.endpoints.get(id)
     }
-    pub fn authority(&self, id: &str) -> Option<&Authority> {
+    pub(crate) fn authority(&self, id: &str) -> Option<&Authority> {
         self.authorities.get(id)
     }
-    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+    pub(crate) fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.endpoints.values()
     }
     /// Authorities that may receive the procedure now: active, registered for
     /// it, behind an active endpoint.
-    pub fn reachable<'a>(
+    pub(crate) fn reachable<'a>(
         &'a self,
         procedure: &'a ProcedureCode,
     ) -> impl Iterator<Item = &'a AuthorityId> + 'a {
@@ -96,7 +95,7 @@ impl Registry {
     }
 
     #[instrument(skip_all)]
-    pub async fn load(pool: &PgPool) -> Result<Registry, sqlx::Error> {
+    pub(crate) async fn load(pool: &PgPool) -> Result<Registry, sqlx::Error> {
         let mut registry = Registry::default();
         let endpoints: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM endpoints")
             .fetch_all(pool)
@@ -151,17 +150,56 @@ impl Registry {
 
 /// The current snapshot, swapped whole on reload.
 #[derive(Clone, Default)]
-pub struct SharedRegistry(Arc<RwLock<Arc<Registry>>>);
+pub(crate) struct SharedRegistry(Arc<RwLock<Arc<Registry>>>);
 
 impl SharedRegistry {
-    pub fn current(&self) -> Arc<Registry> {
+    pub(crate) fn current(&self) -> Arc<Registry> {
         self.0.read().expect("registry lock").clone()
     }
-    pub fn replace(&self, registry: Registry) {
+    pub(crate) fn replace(&self, registry: Registry) {
         *self.0.write().expect("registry lock") = Arc::new(registry);
     }
-    pub async fn reload(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+    pub(crate) async fn reload(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         self.replace(Registry::load(pool).await?);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Registry {
+    /// Adds an endpoint acting for `authorities`: (id, status, procedures).
+    pub(crate) fn with_endpoint(
+        mut self,
+        endpoint: &str,
+        status: Status,
+        authorities: &[(&str, Status, &[&str])],
+    ) -> Registry {
+        let id = EndpointId::try_from(endpoint).expect("endpoint id");
+        let mut served = HashSet::new();
+        for (authority, authority_status, procedures) in authorities {
+            let aid = AuthorityId::try_from(*authority).expect("authority id");
+            served.insert(aid.clone());
+            self.authorities.insert(
+                (*authority).to_owned(),
+                Authority {
+                    id: aid,
+                    status: *authority_status,
+                    endpoint: id.clone(),
+                    procedures: procedures
+                        .iter()
+                        .map(|p| ProcedureCode::try_from(*p).expect("procedure code"))
+                        .collect(),
+                },
+            );
+        }
+        self.endpoints.insert(
+            endpoint.to_owned(),
+            Endpoint {
+                id,
+                status,
+                authorities: served,
+            },
+        );
+        self
     }
 }

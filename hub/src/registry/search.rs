@@ -11,7 +11,7 @@ use tracing::instrument;
 
 /// What to search for; every part is optional.
 #[derive(Debug, Clone, Default)]
-pub struct AuthorityQuery {
+pub(crate) struct AuthorityQuery {
     pub text: Option<String>,
     pub country: Option<CountryCode>,
     pub procedure: Option<ProcedureCode>,
@@ -20,7 +20,7 @@ pub struct AuthorityQuery {
 
 /// One authority as the registry knows it.
 #[derive(Debug, Clone)]
-pub struct AuthorityRecord {
+pub(crate) struct AuthorityRecord {
     pub id: String,
     pub country: String,
     pub names: BTreeMap<String, String>,
@@ -37,7 +37,7 @@ pub struct AuthorityRecord {
 const SIMILARITY: f32 = 0.45;
 
 #[instrument(skip_all, fields(text = query.text.as_deref().unwrap_or(""), country = ?query.country))]
-pub async fn search(
+pub(crate) async fn search(
     pool: &PgPool,
     query: &AuthorityQuery,
 ) -> Result<Vec<AuthorityRecord>, sqlx::Error> {

@@ -10,17 +10,17 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tracing::{info, instrument};
 
-use crate::error::HubError;
+use crate::error::{HubError, SeedError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedFile {
+pub(crate) struct SeedFile {
     pub endpoints: Vec<SeedEndpoint>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedEndpoint {
+pub(crate) struct SeedEndpoint {
     pub id: String,
     /// The broker password the endpoint connects with.
     pub password: String,
@@ -29,7 +29,7 @@ pub struct SeedEndpoint {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SeedAuthority {
+pub(crate) struct SeedAuthority {
     pub id: String,
     pub country: String,
     #[serde(default)]
@@ -41,23 +41,20 @@ pub struct SeedAuthority {
 }
 
 impl SeedFile {
-    pub fn parse(text: &str) -> Result<SeedFile, HubError> {
-        let seed: SeedFile =
-            serde_yaml::from_str(text).map_err(|e| HubError::Seed(e.to_string()))?;
+    pub(crate) fn parse(text: &str) -> Result<SeedFile, SeedError> {
+        let seed: SeedFile = serde_yaml_ng::from_str(text)?;
         for e in &seed.endpoints {
-            EndpointId::try_from(e.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+            EndpointId::try_from(e.id.as_str())?;
             for a in &e.authorities {
-                let id = AuthorityId::try_from(a.id.as_str())
-                    .map_err(|err| HubError::Seed(err.to_string()))?;
+                let id = AuthorityId::try_from(a.id.as_str())?;
                 if id.country().as_str() != a.country {
-                    return Err(HubError::Seed(format!(
-                        "{}: country {} does not match the id",
-                        a.id, a.country
-                    )));
+                    return Err(SeedError::CountryMismatch {
+                        authority: a.id.clone(),
+                        country: a.country.clone(),
+                    });
                 }
                 for p in &a.procedures {
-                    ProcedureCode::try_from(p.as_str())
-                        .map_err(|err| HubError::Seed(err.to_string()))?;
+                    ProcedureCode::try_from(p.as_str())?;
                 }
             }
         }
@@ -67,7 +64,7 @@ impl SeedFile {
 
 /// What an endpoint's broker user may do: publish to the ingress exchange,
 /// consume its own inbox, configure nothing.
-pub fn endpoint_permissions(endpoint: &EndpointId) -> Permissions {
+pub(super) fn endpoint_permissions(endpoint: &EndpointId) -> Permissions {
     Permissions {
         configure: "^$".into(),
         write: format!(
@@ -90,7 +87,7 @@ pub(crate) fn regex_escape(s: &str) -> String {
 /// Registers the seed's endpoints and authorities (idempotent) and provisions
 /// each endpoint's broker user.
 #[instrument(skip_all, fields(endpoints = seed.endpoints.len()))]
-pub async fn apply_seed(
+pub(crate) async fn apply_seed(
     seed: &SeedFile,
     pool: &PgPool,
     management: &Management,
@@ -131,8 +128,7 @@ pub async fn apply_seed(
     }
     tx.commit().await?;
     for e in &seed.endpoints {
-        let id =
-            EndpointId::try_from(e.id.as_str()).map_err(|err| HubError::Seed(err.to_string()))?;
+        let id = EndpointId::try_from(e.id.as_str()).map_err(SeedError::from)?;
         management.put_user(&e.id, &e.password).await?;
         management
             .set_permissions(vhost, &e.id, &endpoint_permissions(&id))

@@ -13,14 +13,15 @@ use thiserror::Error;
 use tracing::{info, instrument};
 use uuid::Uuid;
 
-use super::accounts::{Account, AccountRole};
+use super::accounts::Account;
 use super::seed::endpoint_permissions;
 use super::SharedRegistry;
 use crate::catalogue::SharedCatalogue;
+use crate::scope::{Denied, Scope, Target};
 use crate::topology;
 
 #[derive(Debug, Error)]
-pub enum WorkflowError {
+pub(crate) enum WorkflowError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -35,9 +36,15 @@ pub enum WorkflowError {
     Broker(#[from] BrokerError),
 }
 
+impl From<Denied> for WorkflowError {
+    fn from(denied: Denied) -> Self {
+        WorkflowError::Forbidden(denied.to_string())
+    }
+}
+
 /// What the workflow needs from the running hub.
 #[derive(Clone)]
-pub struct RegistryContext {
+pub(crate) struct RegistryContext {
     pub pool: PgPool,
     pub management: Management,
     pub broker: Broker,
@@ -49,7 +56,7 @@ pub struct RegistryContext {
 
 /// An application, parsed at the API edge.
 #[derive(Debug, Clone)]
-pub struct Application {
+pub(crate) struct Application {
     pub authority: AuthorityId,
     pub names: BTreeMap<String, String>,
     pub competences: BTreeMap<String, String>,
@@ -62,7 +69,7 @@ pub struct Application {
 
 /// Credentials of an endpoint's broker user, shown once.
 #[derive(Debug, Clone)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub endpoint: EndpointId,
     pub password: String,
     pub vhost: String,
@@ -96,7 +103,7 @@ async fn record(
 /// An authority applies. It stays pending (unusable, not routed to) until
 /// approved. The endpoint it names is created pending if new.
 #[instrument(skip_all, fields(authority = %app.authority))]
-pub async fn apply(ctx: &RegistryContext, app: &Application) -> Result<(), WorkflowError> {
+pub(crate) async fn apply(ctx: &RegistryContext, app: &Application) -> Result<(), WorkflowError> {
     let catalogue = ctx.catalogue.current();
     if let Some(p) = app
         .procedures
@@ -188,9 +195,10 @@ async fn authority_row(pool: &PgPool, id: &str) -> Result<AuthorityRow, Workflow
     })
 }
 
-/// May `account` decide on an authority of `country` for these procedures?
-/// Operators may; a coordinator only in its own country and, if delegated,
-/// only for procedures of its area; auditors never.
+/// May `account` decide on an authority of `country` (and `region`) for
+/// these procedures? Operators may; a coordinator only in its own country
+/// and, if delegated, only in its region and for procedures of its area;
+/// auditors never.
 fn may_decide(
     account: &Account,
     country: &str,
@@ -198,47 +206,30 @@ fn may_decide(
     procedures: &[ProcedureCode],
     ctx: &RegistryContext,
 ) -> Result<(), WorkflowError> {
-    match account.role {
-        AccountRole::Operator => Ok(()),
-        AccountRole::Auditor => Err(WorkflowError::Forbidden(
-            "auditors have read-only access".into(),
-        )),
-        AccountRole::Coordinator => {
-            if account.country.map(|c| c.as_str().to_owned()).as_deref() != Some(country) {
-                return Err(WorkflowError::Forbidden(format!(
-                    "a coordinator of {} cannot decide on an authority of {country}",
-                    account.country.map(|c| c.to_string()).unwrap_or_default()
-                )));
-            }
-            if let Some(own) = &account.region {
-                if region != Some(own.as_str()) {
-                    return Err(WorkflowError::Forbidden(format!(
-                        "a coordinator delegated for region `{own}` cannot decide on an authority of {}",
-                        region.map(|r| format!("region `{r}`")).unwrap_or_else(|| "no region".into())
-                    )));
-                }
-            }
-            if let Some(area) = &account.area {
-                let catalogue = ctx.catalogue.current();
-                if let Some(p) = procedures
-                    .iter()
-                    .find(|p| catalogue.procedure(p).is_none_or(|x| &x.area != area))
-                {
-                    return Err(WorkflowError::Forbidden(format!(
-                        "a coordinator delegated for area `{area}` cannot grant `{p}`"
-                    )));
-                }
-            }
-            Ok(())
-        }
+    let scope = Scope::of(account);
+    let target = Target {
+        country,
+        area: None,
+        region,
+    };
+    scope.may_act(target)?;
+    let catalogue = ctx.catalogue.current();
+    for p in procedures {
+        // A procedure that left the catalogue is in no coordinator's area.
+        let area = catalogue.procedure(p).map_or("", |x| x.area.as_str());
+        scope.may_act(Target {
+            area: Some(area),
+            ..target
+        })?;
     }
+    Ok(())
 }
 
 /// Approves an authority and grants it procedures (those it applied for when
 /// none are given). If its endpoint was pending, the endpoint is provisioned
 /// and its credentials returned (once).
 #[instrument(skip_all, fields(authority = %authority, account = %account.name))]
-pub async fn approve(
+pub(crate) async fn approve(
     ctx: &RegistryContext,
     account: &Account,
     authority: &str,
@@ -350,7 +341,7 @@ async fn provision_endpoint(
 
 /// Refuses an application.
 #[instrument(skip_all, fields(authority = %authority, account = %account.name))]
-pub async fn refuse(
+pub(crate) async fn refuse(
     ctx: &RegistryContext,
     account: &Account,
     authority: &str,
@@ -400,7 +391,7 @@ async fn endpoint_country(
 
 /// New credentials for an active endpoint; the old password stops working.
 #[instrument(skip_all, fields(endpoint = %endpoint, account = %account.name))]
-pub async fn rotate(
+pub(crate) async fn rotate(
     ctx: &RegistryContext,
     account: &Account,
     endpoint: &str,
@@ -449,7 +440,7 @@ pub async fn rotate(
 /// Suspends an endpoint: its broker user is deleted, its open connections
 /// closed, and nothing is routed from or to it.
 #[instrument(skip_all, fields(endpoint = %endpoint, account = %account.name))]
-pub async fn suspend(
+pub(crate) async fn suspend(
     ctx: &RegistryContext,
     account: &Account,
     endpoint: &str,
@@ -488,7 +479,7 @@ pub async fn suspend(
 
 /// Suspends an authority: nothing is routed from or to it any more.
 #[instrument(skip_all, fields(authority = %authority, account = %account.name))]
-pub async fn suspend_authority(
+pub(crate) async fn suspend_authority(
     ctx: &RegistryContext,
     account: &Account,
     authority: &str,
@@ -514,7 +505,7 @@ pub async fn suspend_authority(
 }
 
 /// The recorded steps for an authority (and its endpoint), oldest first.
-pub async fn events(
+pub(crate) async fn events(
     pool: &PgPool,
     authority: &str,
 ) -> Result<

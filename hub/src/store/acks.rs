@@ -6,27 +6,38 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use imi_schemas::protocol::{
-    Acknowledged, AcknowledgementBatch, Receipt, Rejection, RejectionCode, TYPE_ACKNOWLEDGEMENT,
-    TYPE_ACKNOWLEDGEMENTS,
-};
+use imi_schemas::protocol::{Acknowledged, Receipt, TYPE_ACKNOWLEDGEMENT};
 use sqlx::PgConnection;
+use tracing::instrument;
 use uuid::Uuid;
 
-use super::{OutboxKind, OutboxRow};
-use crate::pipeline::decode::{Ack, Refusal};
+use crate::inbound::{Ack, Refusal};
+use crate::outgoing::{self, OutboxRow};
 use crate::registry::Registry;
 
 #[derive(Default)]
-pub struct AckOutcome {
+pub(crate) struct AckOutcome {
     /// (acknowledging endpoint, receipt).
-    pub receipts: Vec<(String, Receipt)>,
+    pub(crate) receipts: Vec<(String, Receipt)>,
     /// `imi.acknowledgements` for the originators' endpoints.
-    pub to_originators: Vec<OutboxRow>,
-    pub refused: Vec<Refusal>,
+    pub(crate) to_originators: Vec<OutboxRow>,
+    pub(crate) refused: Vec<Refusal>,
 }
 
-pub async fn apply(
+/// One delivery row an acknowledgement names.
+#[derive(sqlx::FromRow)]
+struct Matched {
+    idx: i32,
+    outbox_id: Uuid,
+    authority_id: String,
+    exchange_id: Uuid,
+    message_id: Uuid,
+    acknowledged_at: Option<DateTime<Utc>>,
+    requester: String,
+}
+
+#[instrument(skip_all, fields(acks = acks.len()))]
+pub(crate) async fn apply(
     conn: &mut PgConnection,
     acks: &[&Ack],
     registry: &Registry,
@@ -51,8 +62,7 @@ pub async fn apply(
             index.push(i as i32);
         }
     }
-    type Row = (i32, Uuid, String, Uuid, Uuid, Option<DateTime<Utc>>, String);
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Matched> = sqlx::query_as(
         "SELECT a.idx, d.outbox_id, d.authority_id, d.exchange_id, d.message_id, d.acknowledged_at, e.requester
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int[]) AS a(outbox_id, endpoint_id, authority_id, idx)
          JOIN deliveries d ON d.outbox_id = a.outbox_id AND d.endpoint_id = a.endpoint_id
@@ -68,9 +78,9 @@ pub async fn apply(
     .fetch_all(&mut *conn)
     .await?;
 
-    let mut matched: HashMap<usize, Vec<&Row>> = HashMap::new();
+    let mut matched: HashMap<usize, Vec<&Matched>> = HashMap::new();
     for row in &rows {
-        matched.entry(row.0 as usize).or_default().push(row);
+        matched.entry(row.idx as usize).or_default().push(row);
     }
     let (mut new_copies, mut new_authorities) = (Vec::new(), Vec::new());
     let mut recorded: HashSet<(Uuid, &str)> = HashSet::new();
@@ -80,26 +90,27 @@ pub async fn apply(
         let complete = !found.is_empty()
             && (ack.authorities.is_empty() || found.len() == ack.authorities.len());
         if !complete {
-            outcome.refused.push(refusal(ack, now));
+            outcome.refused.push(ack.refused(now));
             continue;
         }
         // The exchange and its originator, for the receipt.
-        let summary = found.first().map(|r| (r.3, r.6.clone()));
-        for (_, copy, authority, exchange, message, acknowledged_at, originator) in found {
+        let summary = found.first().map(|r| (r.exchange_id, r.requester.clone()));
+        for row in found {
             // Already acknowledged (a retry): nothing new to record or tell.
-            if acknowledged_at.is_some() || !recorded.insert((*copy, authority.as_str())) {
+            let first = recorded.insert((row.outbox_id, row.authority_id.as_str()));
+            if row.acknowledged_at.is_some() || !first {
                 continue;
             }
-            new_copies.push(*copy);
-            new_authorities.push(authority.clone());
-            if let Some(origin) = registry.authority(originator) {
+            new_copies.push(row.outbox_id);
+            new_authorities.push(row.authority_id.clone());
+            if let Some(origin) = registry.authority(&row.requester) {
                 by_originator
                     .entry(origin.endpoint.to_string())
                     .or_default()
                     .push(Acknowledged {
-                        exchange_id: *exchange,
-                        message_id: *message,
-                        authority: authority.clone(),
+                        exchange_id: row.exchange_id,
+                        message_id: row.message_id,
+                        authority: row.authority_id.clone(),
                         acknowledged_at: now,
                     });
             }
@@ -128,54 +139,9 @@ pub async fn apply(
         .execute(&mut *conn)
         .await?;
     }
-    for (endpoint, acknowledgements) in by_originator {
-        let mut name = Vec::new();
-        for a in &acknowledgements {
-            name.extend_from_slice(a.message_id.as_bytes());
-            name.extend_from_slice(a.authority.as_bytes());
-        }
-        outcome.to_originators.push(OutboxRow {
-            id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &name),
-            kind: OutboxKind::Acknowledgements,
-            source_message_id: acknowledgements[0].message_id.to_string(),
-            endpoint,
-            recipients: Vec::new(),
-            exchange_id: None,
-            message_type: TYPE_ACKNOWLEDGEMENTS.to_owned(),
-            headers: BTreeMap::new(),
-            body: serde_json::to_vec(&AcknowledgementBatch { acknowledgements })
-                .expect("acknowledgements serialize"),
-        });
-    }
+    outcome.to_originators = by_originator
+        .into_iter()
+        .map(|(endpoint, acknowledged)| outgoing::acknowledgements(endpoint, acknowledged))
+        .collect();
     Ok(outcome)
-}
-
-fn refusal(ack: &Ack, now: DateTime<Utc>) -> Refusal {
-    let id = ack.message_id.to_string();
-    let detail = format!(
-        "endpoint `{}` received no copy {} for {}",
-        ack.sender_endpoint,
-        ack.acknowledged,
-        if ack.authorities.is_empty() {
-            "any of its authorities".to_owned()
-        } else {
-            ack.authorities.join(", ")
-        }
-    );
-    Refusal {
-        message_id: Some(id.clone()),
-        user_id: Some(ack.sender_endpoint.to_string()),
-        message_type: Some(TYPE_ACKNOWLEDGEMENT.to_owned()),
-        reply_to: Some(ack.sender_endpoint.clone()),
-        rejection: Rejection::new(
-            Some(id),
-            RejectionCode::UnknownDelivery,
-            detail,
-            Vec::new(),
-            now,
-        ),
-        body: ack.raw.clone(),
-        body_size: ack.raw.len(),
-        digest: ack.digest,
-    }
 }

@@ -1,19 +1,17 @@
 //! Outbox queries: marking batches published, finding what a crash or an
 //! outage left unpublished.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{OutboxKind, OutboxRow};
+use crate::outgoing::{DeliveryHeaders, OutboxKind, OutboxRow};
 
 /// Marks batches published: every row confirmed (or recorded unroutable),
 /// each at the moment its last confirm arrived.
 #[instrument(skip_all, fields(batches = batches.len()))]
-pub async fn mark_published(
+pub(crate) async fn mark_published(
     pool: &PgPool,
     batches: &[(Uuid, DateTime<Utc>)],
 ) -> Result<(), sqlx::Error> {
@@ -34,7 +32,7 @@ pub async fn mark_published(
 /// Records rows the broker returned as unroutable (their endpoint's queue is
 /// missing), so the relay keeps retrying them; clears rows now confirmed.
 #[instrument(skip_all, fields(unroutable = unroutable.len(), routed = routed.len()))]
-pub async fn mark_unroutable(
+pub(crate) async fn mark_unroutable(
     pool: &PgPool,
     unroutable: &[Uuid],
     routed: &[Uuid],
@@ -54,45 +52,58 @@ pub async fn mark_unroutable(
     Ok(())
 }
 
-type Row = (
-    Uuid,
-    Uuid,
-    String,
-    String,
-    String,
-    Vec<String>,
-    Option<Uuid>,
-    String,
-    serde_json::Value,
-    Option<Vec<u8>>,
-);
+/// An outbox row as stored, with what its headers are derived from when it
+/// copies a stored message.
+#[derive(sqlx::FromRow)]
+struct UnpublishedRow {
+    batch_id: Uuid,
+    id: Uuid,
+    kind: String,
+    source_message_id: String,
+    endpoint_id: String,
+    recipients: Vec<String>,
+    exchange_id: Option<Uuid>,
+    message_type: String,
+    headers: serde_json::Value,
+    body: Option<Vec<u8>>,
+    sender: Option<String>,
+    schema_version: Option<i32>,
+    traceparent: Option<String>,
+    parent_exchange: Option<Uuid>,
+    one_to_many: Option<bool>,
+}
 
-fn to_outbox_row(row: Row) -> (Uuid, OutboxRow) {
-    let (
-        batch_id,
-        id,
-        kind,
-        source,
-        endpoint,
-        recipients,
-        exchange_id,
-        message_type,
-        headers,
-        body,
-    ) = row;
-    let headers: BTreeMap<String, String> = serde_json::from_value(headers).unwrap_or_default();
-    let row = OutboxRow {
-        id,
-        kind: OutboxKind::parse(&kind),
-        source_message_id: source,
-        endpoint,
-        recipients,
-        exchange_id,
-        message_type,
-        headers,
-        body: body.unwrap_or_default(),
-    };
-    (batch_id, row)
+impl UnpublishedRow {
+    fn into_outbox_row(self) -> (Uuid, OutboxRow) {
+        let kind = OutboxKind::parse(&self.kind);
+        let headers = match (kind, &self.sender) {
+            (OutboxKind::Delivery | OutboxKind::Broadcast, Some(sender)) => {
+                let delivery = kind == OutboxKind::Delivery;
+                DeliveryHeaders {
+                    sender,
+                    recipients: if delivery { &self.recipients } else { &[] },
+                    schema_version: self.schema_version.unwrap_or(1),
+                    traceparent: self.traceparent.as_deref(),
+                    parent_exchange: self.parent_exchange.filter(|_| delivery),
+                    acknowledgement_requested: delivery && self.one_to_many == Some(true),
+                }
+                .to_map()
+            }
+            _ => serde_json::from_value(self.headers).unwrap_or_default(),
+        };
+        let row = OutboxRow {
+            id: self.id,
+            kind,
+            source_message_id: self.source_message_id,
+            endpoint: self.endpoint_id,
+            recipients: self.recipients,
+            exchange_id: self.exchange_id,
+            message_type: self.message_type,
+            headers,
+            body: self.body.unwrap_or_default(),
+        };
+        (self.batch_id, row)
+    }
 }
 
 /// Rows of batches not published `grace_seconds` after they committed (a
@@ -101,31 +112,25 @@ fn to_outbox_row(row: Row) -> (Uuid, OutboxRow) {
 /// is marked published only once all its rows went out), in commit order and
 /// each batch's rows in the order it wrote them. Returns (batch id, row).
 #[instrument(skip_all)]
-pub async fn unpublished(
+pub(crate) async fn unpublished(
     pool: &PgPool,
     grace_seconds: f64,
     limit: i64,
 ) -> Result<Vec<(Uuid, OutboxRow)>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        // A delivery's headers are those store::batch builds for it.
+    let rows: Vec<UnpublishedRow> = sqlx::query_as(
+        // A copy's headers are built from its message and exchange, as the
+        // live pipeline built them (outgoing::DeliveryHeaders).
         "WITH due AS (
              SELECT id, created_at FROM batches
              WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
              ORDER BY created_at LIMIT $2
          )
          SELECT o.batch_id, o.id, o.kind, o.source_message_id, o.endpoint_id, o.recipients, o.exchange_id,
-                o.message_type,
-                CASE WHEN o.kind = 'delivery' THEN jsonb_strip_nulls(jsonb_build_object(
-                    'imi-sender', m.sender,
-                    'imi-recipients', array_to_string(o.recipients, ','),
-                    'imi-schema-version', m.schema_version::text,
-                    'traceparent', m.traceparent,
-                    -- the message that opened a child exchange (a split)
-                    'imi-parent-exchange', CASE WHEN e.opened_by = m.id THEN e.parent_id::text END,
-                    -- a copy of a 1:N message asks for an acknowledgement
-                    'imi-acknowledgement', CASE WHEN e.recipients IS NOT NULL THEN 'requested' END))
-                ELSE o.headers END,
-                coalesce(o.body, m.raw)
+                o.message_type, o.headers, coalesce(o.body, m.raw) AS body,
+                m.sender, m.schema_version, m.traceparent,
+                -- the message that opened a child exchange (a split)
+                CASE WHEN e.opened_by = m.id THEN e.parent_id END AS parent_exchange,
+                e.recipients IS NOT NULL AS one_to_many
          FROM outbox o
          JOIN batches b ON b.id = o.batch_id
          LEFT JOIN messages m
@@ -139,5 +144,8 @@ pub async fn unpublished(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(to_outbox_row).collect())
+    Ok(rows
+        .into_iter()
+        .map(UnpublishedRow::into_outbox_row)
+        .collect())
 }

@@ -14,13 +14,13 @@ use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, Encode, PgConnection, Postgres, Type};
 use uuid::Uuid;
 
-use super::batch::{NewExchange, Transition};
-use super::{OutboxKind, OutboxRow};
-use crate::pipeline::decode::{Inbound, Refusal};
+use crate::inbound::Refusal;
+use crate::outgoing::OutboxRow;
+use crate::workflow::{Accepted, NewExchange, Plan, Transition};
 
 /// Inserts collected for one statement.
 #[derive(Default)]
-pub(super) struct Writes {
+pub(crate) struct Writes {
     ctes: Vec<String>,
     args: PgArguments,
     params: usize,
@@ -31,7 +31,7 @@ pub(super) struct Writes {
 
 /// How a message insert treats an id that is already stored.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum OnConflict {
+pub(crate) enum OnConflict {
     /// The whole statement fails (unique violation): for a batch written
     /// without reading first, which is then planned again the careful way.
     Fail,
@@ -57,7 +57,22 @@ impl Writes {
         self.ctes.push(format!("{name} AS ({sql})"));
     }
 
-    pub fn batch(&mut self, batch_id: Uuid, instance: &str) {
+    /// The batch row and what the plan opens and records, as one statement.
+    pub(crate) fn core(
+        plan: &Plan<'_>,
+        batch_id: Uuid,
+        instance: &str,
+        on_conflict: OnConflict,
+    ) -> Writes {
+        let mut writes = Writes::default();
+        writes.batch(batch_id, instance);
+        writes.exchanges(&plan.new_exchanges);
+        writes.messages(batch_id, &plan.messages, on_conflict);
+        writes.transitions(&plan.transitions, None);
+        writes
+    }
+
+    pub(crate) fn batch(&mut self, batch_id: Uuid, instance: &str) {
         let (id, instance) = (self.bind(batch_id), self.bind(instance.to_owned()));
         self.push(
             "b",
@@ -65,7 +80,7 @@ impl Writes {
         );
     }
 
-    pub fn exchanges(&mut self, rows: &[NewExchange]) {
+    fn exchanges(&mut self, rows: &[NewExchange]) {
         if rows.is_empty() {
             return;
         }
@@ -108,39 +123,34 @@ impl Writes {
     }
 
     /// Messages with the exchange each belongs to and its resolved recipients.
-    pub fn messages(
-        &mut self,
-        batch_id: Uuid,
-        rows: &[(&Inbound, Uuid, Vec<String>)],
-        on_conflict: OnConflict,
-    ) {
+    fn messages(&mut self, batch_id: Uuid, rows: &[Accepted<'_>], on_conflict: OnConflict) {
         if rows.is_empty() {
             return;
         }
         let ids: Vec<Uuid> = rows
             .iter()
-            .map(|(i, _, _)| i.message_id.as_uuid())
+            .map(|a| a.inbound.message_id.as_uuid())
             .collect();
-        let exchanges: Vec<Uuid> = rows.iter().map(|(_, e, _)| *e).collect();
+        let exchanges: Vec<Uuid> = rows.iter().map(|a| a.exchange_id).collect();
         let types: Vec<String> = rows
             .iter()
-            .map(|(i, _, _)| i.message_type.to_string())
+            .map(|a| a.inbound.message_type.to_string())
             .collect();
         let versions: Vec<i32> = rows
             .iter()
-            .map(|(i, _, _)| i.schema_version as i32)
+            .map(|a| a.inbound.schema_version as i32)
             .collect();
-        let senders: Vec<&str> = rows.iter().map(|(i, _, _)| i.sender.as_str()).collect();
+        let senders: Vec<&str> = rows.iter().map(|a| a.inbound.sender.as_str()).collect();
         let endpoints: Vec<&str> = rows
             .iter()
-            .map(|(i, _, _)| i.sender_endpoint.as_str())
+            .map(|a| a.inbound.sender_endpoint.as_str())
             .collect();
-        let recipients: Vec<String> = rows.iter().map(|(_, _, r)| r.join(",")).collect();
-        let raws: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.raw.as_slice()).collect();
-        let digests: Vec<&[u8]> = rows.iter().map(|(i, _, _)| i.digest.as_slice()).collect();
+        let recipients: Vec<String> = rows.iter().map(|a| a.recipients.join(",")).collect();
+        let raws: Vec<&[u8]> = rows.iter().map(|a| a.inbound.raw.as_slice()).collect();
+        let digests: Vec<&[u8]> = rows.iter().map(|a| a.inbound.digest.as_slice()).collect();
         let traces: Vec<Option<&str>> = rows
             .iter()
-            .map(|(i, _, _)| i.traceparent.as_deref())
+            .map(|a| a.inbound.traceparent.as_deref())
             .collect();
         let p = [
             self.bind(ids),
@@ -176,7 +186,9 @@ impl Writes {
         self.counts_messages = true;
     }
 
-    pub fn transitions(&mut self, rows: &[Transition]) {
+    /// Transitions; `actor` names the account for a step a person took over
+    /// HTTP (none for a message's step).
+    pub(crate) fn transitions(&mut self, rows: &[Transition], actor: Option<&str>) {
         if rows.is_empty() {
             return;
         }
@@ -191,18 +203,19 @@ impl Writes {
             self.bind(actions),
             self.bind(froms),
             self.bind(tos),
+            self.bind(actor.map(str::to_owned)),
         ];
         self.push(
             "t",
             format!(
-                "INSERT INTO transitions (exchange_id, message_id, action, from_state, to_state)
-                 SELECT * FROM UNNEST({}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::text[])",
-                p[0], p[1], p[2], p[3], p[4]
+                "INSERT INTO transitions (exchange_id, message_id, action, from_state, to_state, actor)
+                 SELECT *, {}::text FROM UNNEST({}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::text[])",
+                p[5], p[0], p[1], p[2], p[3], p[4]
             ),
         );
     }
 
-    pub fn outbox(&mut self, batch_id: Uuid, rows: &[OutboxRow]) {
+    pub(crate) fn outbox(&mut self, batch_id: Uuid, rows: &[OutboxRow]) {
         if rows.is_empty() {
             return;
         }
@@ -219,7 +232,7 @@ impl Writes {
         let headers: Vec<Option<String>> = rows
             .iter()
             .map(|r| {
-                (r.kind != OutboxKind::Delivery)
+                (!r.kind.copies_a_message())
                     .then(|| serde_json::to_string(&r.headers).expect("headers serialize"))
             })
             .collect();
@@ -227,10 +240,7 @@ impl Writes {
         // stored twice (or 200 times).
         let bodies: Vec<Option<&[u8]>> = rows
             .iter()
-            .map(|r| {
-                (!matches!(r.kind, OutboxKind::Delivery | OutboxKind::Broadcast))
-                    .then_some(r.body.as_slice())
-            })
+            .map(|r| (!r.kind.copies_a_message()).then_some(r.body.as_slice()))
             .collect();
         let p = [
             self.bind(ids),
@@ -261,7 +271,7 @@ impl Writes {
     }
 
     /// Refused messages, kept with their reasons for inspection.
-    pub fn rejected(&mut self, rows: &[&Refusal]) {
+    pub(crate) fn rejected(&mut self, rows: &[&Refusal]) {
         if rows.is_empty() {
             return;
         }
@@ -307,7 +317,7 @@ impl Writes {
 
     /// Runs every part as one statement; returns how many messages it
     /// inserted (0 without a `messages` part).
-    pub async fn execute(self, conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
+    pub(crate) async fn execute(self, conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
         if self.ctes.is_empty() {
             return Ok(0);
         }
@@ -327,7 +337,7 @@ impl Writes {
 }
 
 /// Whether PostgreSQL refused the statement for a duplicate key.
-pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.is_unique_violation())

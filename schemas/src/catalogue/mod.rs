@@ -3,12 +3,17 @@
 //! Files are YAML (docs/catalogue-format.md): one folder per area
 //! (`area.yaml` plus one file per procedure) and shared labels in
 //! `common/vocabulary.yaml`. This module parses their *text*; reading the
-//! folder is the caller's job, so the crate stays free of IO. Parsing checks
+//! folder is the caller's job, so the crate stays free of IO (the opt-in
+//! `folder` feature adds the one reader the hub and `imi-adapter` share). Parsing checks
 //! every file against the format's generated JSON Schema and every
 //! cross-reference, and compiles each form's JSON Schema once.
 
+mod check;
+mod compile;
 mod compiled;
 mod error;
+#[cfg(feature = "folder")]
+mod folder;
 mod model;
 mod reference;
 mod render;
@@ -18,6 +23,8 @@ pub use compiled::{
     Question, RecipientRule, Retention, Role, LANGUAGES, VALIDATION_STATE,
 };
 pub use error::{CatalogueError, CatalogueErrors};
+#[cfg(feature = "folder")]
+pub use folder::read_folder;
 pub use model::{ActionFile, AreaFile, Labels, ProcedureFile, QuestionFile, VocabularyFile};
 pub use render::RenderError;
 

@@ -8,6 +8,66 @@ use serde::Deserialize;
 /// A label in each of the 24 official EU languages, keyed by language code.
 pub type Labels = BTreeMap<String, String>;
 
+/// The kind of exchange a procedure runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcedureKind {
+    /// 1:1: a request between two authorities.
+    Request,
+    /// 1:N: an alert or notification to many recipients.
+    Notification,
+    /// Entries other authorities consult.
+    Repository,
+    /// A case submitted through the public interface.
+    Intake,
+}
+
+impl ProcedureKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Request => "request",
+            Self::Notification => "notification",
+            Self::Repository => "repository",
+            Self::Intake => "intake",
+        }
+    }
+}
+
+/// The party of an exchange that takes an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The authority that opened the exchange (the originator of a 1:N one).
+    Requester,
+    /// The authority it was addressed to (any recipient of a 1:N one).
+    Responder,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Requester => "requester",
+            Role::Responder => "responder",
+        }
+    }
+}
+
+/// Who may receive a procedure's opening message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecipientRule {
+    /// Exactly one authority, named by the sender.
+    One,
+    /// The authorities the sender names.
+    Explicit,
+    /// Every authority registered for the procedure in the countries named.
+    Countries,
+    /// Every authority registered for the procedure in every country.
+    AllCountries,
+    /// Nobody (repositories, intake).
+    None,
+}
+
 /// `area.yaml`: one legislative area.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +104,7 @@ pub struct ProcedureFile {
     /// The area code this procedure belongs to.
     pub area: String,
     /// `request` (1:1), `notification` (1:N), `repository` or `intake`.
-    pub kind: String,
+    pub kind: ProcedureKind,
     /// Name per language code.
     pub names: Labels,
     /// Payload schema versions the hub still accepts.
@@ -82,7 +142,7 @@ pub struct ProcedureFile {
 #[serde(deny_unknown_fields)]
 pub struct RecipientsFile {
     /// `one`, `explicit`, `countries`, `all-countries` or `none`.
-    pub rule: String,
+    pub rule: RecipientRule,
     /// The Commission receives it too.
     #[serde(default)]
     pub commission: bool,
@@ -147,7 +207,7 @@ pub struct ActionFile {
     /// The role that takes it: `requester` or `responder`. In a 1:N
     /// procedure the requester is the originator and a responder is any
     /// recipient.
-    pub by: String,
+    pub by: Role,
     /// States it may be taken from (empty for the opening action).
     #[serde(default)]
     pub from: Vec<String>,

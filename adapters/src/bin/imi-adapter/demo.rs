@@ -122,7 +122,7 @@ async fn expect_receipt(party: &mut Party, message: MessageId) -> anyhow::Result
     }
 }
 
-pub async fn run(
+pub(crate) async fn run(
     amqp_url: &str,
     vhost: &str,
     requester: &str,

@@ -351,6 +351,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Incoming::Acknowledgements(a) => {
                         json!({"kind": "acknowledgements", "acknowledgements": a.acknowledgements})
                     }
+                    Incoming::Validation(v) => json!({"kind": "validation", "validation": v}),
                     Incoming::Unknown { message_type, body } => json!({
                         "kind": "unknown", "type": message_type, "body": String::from_utf8_lossy(body),
                     }),

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use imi_adapters::OutgoingMessage;
 use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, Topology};
-use imi_hub::config::amqp_url;
 use imi_schemas::ids::{AuthorityId, MessageType};
 use imi_schemas::protocol::{inbox_queue, DELIVER_EXCHANGE, HEADER_RECIPIENTS};
 use imi_tests::{amqp_base_url, RunningHub, TestEnv};
@@ -40,7 +39,7 @@ struct Timing {
     last_received: Duration,
 }
 
-pub async fn run(queue_type: &str, repeats: usize) -> anyhow::Result<()> {
+pub(crate) async fn run(queue_type: &str, repeats: usize) -> anyhow::Result<()> {
     println!(
         "IMI Hub alert fan-out benchmark: {queue_type} queues, best of {repeats} runs per case after the first"
     );
@@ -143,7 +142,8 @@ async fn runs(
         .collect();
     let observer = Broker::start(
         BrokerConfig {
-            url: amqp_url(&amqp_base_url(), &env.vhost),
+            url: imi_broker::connection_url(&amqp_base_url(), &env.vhost, None)
+                .expect("broker URL"),
             connection_name: "bench alerts observer".into(),
         },
         Topology::default(),
@@ -167,7 +167,8 @@ async fn runs(
     // The raw publisher has a connection of its own, as the hub does.
     let raw_connection = Broker::start(
         BrokerConfig {
-            url: amqp_url(&amqp_base_url(), &env.vhost),
+            url: imi_broker::connection_url(&amqp_base_url(), &env.vhost, None)
+                .expect("broker URL"),
             connection_name: "bench alerts raw publisher".into(),
         },
         Topology::default(),

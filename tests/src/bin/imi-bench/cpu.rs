@@ -8,7 +8,7 @@ use std::time::Instant;
 /// `/proc` counts CPU time in USER_HZ ticks, 100 per second on Linux.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-pub struct CpuSample {
+pub(crate) struct CpuSample {
     at: Instant,
     by_group: HashMap<&'static str, f64>,
     /// (busy, all) ticks of the whole machine, every core.
@@ -16,7 +16,7 @@ pub struct CpuSample {
 }
 
 impl CpuSample {
-    pub fn take() -> Self {
+    pub(crate) fn take() -> Self {
         let mut by_group = HashMap::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -60,7 +60,7 @@ impl CpuSample {
 
     /// "machine 78 % busy; this process 98 %, RabbitMQ 71 %, ..." (per cent
     /// of one core), since `earlier`.
-    pub fn since(&self, earlier: &CpuSample) -> String {
+    pub(crate) fn since(&self, earlier: &CpuSample) -> String {
         let seconds = (self.at - earlier.at).as_secs_f64().max(1e-3);
         let mut groups: Vec<(&str, f64)> = self
             .by_group

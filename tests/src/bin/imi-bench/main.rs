@@ -14,7 +14,6 @@ use anyhow::bail;
 use clap::Parser;
 use imi_adapters::{Adapter, Incoming, OutgoingMessage};
 use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, QueueDecl, QueueType, Topology};
-use imi_hub::config::amqp_url;
 use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::{AuthorityId, MessageType};
 use imi_tests::{amqp_base_url, diploma_request, TestEnv};
@@ -450,7 +449,7 @@ pub(crate) fn raw_broker(vhost: &str, name: &str, queues: &[String], queue_type:
     let queue_type = QueueType::parse(queue_type).expect("checked by clap");
     Broker::start(
         BrokerConfig {
-            url: amqp_url(&amqp_base_url(), vhost),
+            url: imi_broker::connection_url(&amqp_base_url(), vhost, None).expect("broker URL"),
             connection_name: name.into(),
         },
         Topology {

@@ -1,0 +1,357 @@
+//! Decoding, rule by rule: each case is one message as an adapter would
+//! publish it and what the hub must make of it, with no database or broker.
+
+use imi_schemas::protocol::RejectionCode as Code;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::inbound::Decoded;
+use crate::testing::{example, registry, Published};
+
+/// What decoding must give.
+#[derive(Debug, PartialEq)]
+enum Expect {
+    /// Accepted for the workflow, with these recipients.
+    Inbound {
+        recipients: Vec<&'static str>,
+    },
+    Acknowledgement,
+    /// Refused with this code, pointing here (when the rule points).
+    Refused(Code, Option<&'static str>),
+}
+
+/// What decoding gave, in comparable form.
+#[derive(Debug)]
+enum Got {
+    Inbound(Vec<String>),
+    Acknowledgement,
+    /// The code and the problems' pointers.
+    Refused(Code, Vec<String>),
+}
+
+fn outcome(decoded: Decoded) -> Got {
+    match decoded {
+        Decoded::Inbound(i) => Got::Inbound(i.recipients.iter().map(|a| a.to_string()).collect()),
+        Decoded::Acknowledgement(_) => Got::Acknowledgement,
+        Decoded::Refused(r) => Got::Refused(
+            r.rejection.code,
+            r.rejection
+                .errors
+                .iter()
+                .map(|e| e.pointer.clone())
+                .collect(),
+        ),
+    }
+}
+
+fn check(rule: &str, message: Published, expect: Expect) {
+    let got = outcome(message.decode(&registry()));
+    match (expect, got) {
+        (Expect::Inbound { recipients }, Got::Inbound(got)) => {
+            assert_eq!(got, recipients, "{rule}");
+        }
+        (Expect::Acknowledgement, Got::Acknowledgement) => {}
+        (Expect::Refused(code, pointer), Got::Refused(got, pointers)) => {
+            assert_eq!(got, code, "{rule}");
+            if let Some(p) = pointer {
+                assert!(
+                    pointers.iter().any(|x| x == p),
+                    "{rule}: pointers {pointers:?} lack {p}"
+                );
+            }
+        }
+        (expect, got) => panic!("{rule}: expected {expect:?}, got {got:?}"),
+    }
+}
+
+const REQUEST: &str = "pq-information-request.send";
+
+fn request() -> Published {
+    Published::new("fi-gw", REQUEST, "FI-VALVIRA", &["DE-AEKNO"])
+}
+
+#[test]
+fn every_decoding_rule() {
+    let follow_up = |m: Published| m.on(Uuid::now_v7());
+    let mut bad_payload = example(REQUEST);
+    bad_payload["professional"]["date_of_birth"] = json!("12/05/1980");
+    let cases: Vec<(&str, Published, Expect)> = vec![
+        (
+            "a valid opening request goes to its one recipient",
+            request(),
+            Expect::Inbound {
+                recipients: vec!["DE-AEKNO"],
+            },
+        ),
+        (
+            "without user_id the sender is unknown",
+            {
+                let mut m = request();
+                m.properties.user_id = None;
+                m
+            },
+            Expect::Refused(Code::UnknownEndpoint, Some("#/properties/user_id")),
+        ),
+        (
+            "a suspended endpoint is unknown",
+            Published::new("it-gw", REQUEST, "IT-ORDINE", &["DE-AEKNO"]),
+            Expect::Refused(Code::UnknownEndpoint, None),
+        ),
+        (
+            "a message_id must be a UUID",
+            {
+                let mut m = request();
+                m.properties.message_id = Some("seven".into());
+                m
+            },
+            Expect::Refused(Code::InvalidMessageId, Some("#/properties/message_id")),
+        ),
+        (
+            "a message_id is required",
+            {
+                let mut m = request();
+                m.properties.message_id = None;
+                m
+            },
+            Expect::Refused(Code::InvalidMessageId, Some("#/properties/message_id")),
+        ),
+        (
+            "a body over the limit is refused",
+            {
+                let mut m = request();
+                m.body = vec![b' '; 300 * 1024];
+                m
+            },
+            Expect::Refused(Code::OversizedBody, None),
+        ),
+        (
+            "a type that is no procedure's action is unknown",
+            Published::new("fi-gw", REQUEST, "FI-VALVIRA", &["DE-AEKNO"])
+                .retyped("pq-information-request.teleport"),
+            Expect::Refused(Code::UnknownMessageType, Some("#/properties/type")),
+        ),
+        (
+            "a schema version the procedure does not list is refused",
+            {
+                let mut m = request();
+                m.properties
+                    .headers
+                    .insert("imi-schema-version".into(), "99".into());
+                m
+            },
+            Expect::Refused(
+                Code::UnsupportedSchemaVersion,
+                Some("#/properties/headers/imi-schema-version"),
+            ),
+        ),
+        (
+            "a body that is not JSON is malformed",
+            {
+                let mut m = request();
+                m.body = b"{not json".to_vec();
+                m
+            },
+            Expect::Refused(Code::MalformedJson, None),
+        ),
+        (
+            "JSON of the wrong shape is not an envelope",
+            Published::with_body("fi-gw", REQUEST, json!({"from": "FI-VALVIRA"})),
+            Expect::Refused(Code::InvalidEnvelope, None),
+        ),
+        (
+            "an endpoint speaks only for its own authorities",
+            Published::new("fi-gw", REQUEST, "DE-AEKNO", &["AT-KAMMER"]),
+            Expect::Refused(Code::SenderNotServedByEndpoint, Some("/sender")),
+        ),
+        (
+            "the sender must be registered for the procedure",
+            Published::new("fr-gw", REQUEST, "FR-NONE", &["DE-AEKNO"]),
+            Expect::Refused(Code::SenderNotAuthorized, Some("/sender")),
+        ),
+        (
+            "the payload must match the action's form",
+            Published::with_body(
+                "fi-gw",
+                REQUEST,
+                json!({"sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": bad_payload}),
+            ),
+            Expect::Refused(
+                Code::InvalidPayload,
+                Some("/payload/professional/date_of_birth"),
+            ),
+        ),
+        (
+            "a recipient must be a registered authority",
+            Published::new("fi-gw", REQUEST, "FI-VALVIRA", &["DE-NOBODY"]),
+            Expect::Refused(Code::UnknownRecipient, Some("/recipients/0")),
+        ),
+        (
+            "a recipient must be registered for the procedure",
+            Published::new("fi-gw", REQUEST, "FI-VALVIRA", &["FR-NONE"]),
+            Expect::Refused(Code::RecipientNotAuthorized, Some("/recipients/0")),
+        ),
+        (
+            "a recipient behind a suspended endpoint is not authorized",
+            Published::new("fi-gw", REQUEST, "FI-VALVIRA", &["IT-ORDINE"]),
+            Expect::Refused(Code::RecipientNotAuthorized, Some("/recipients/0")),
+        ),
+        (
+            "a pending recipient is not authorized",
+            Published::new("fi-gw", REQUEST, "FI-VALVIRA", &["DK-PENDING"]),
+            Expect::Refused(Code::RecipientNotAuthorized, Some("/recipients/0")),
+        ),
+        (
+            "a request opens with exactly one recipient",
+            Published::new("fi-gw", REQUEST, "FI-VALVIRA", &["DE-AEKNO", "AT-KAMMER"]),
+            Expect::Refused(Code::InvalidRecipients, Some("/recipients")),
+        ),
+        (
+            "only a 1:N procedure chooses countries",
+            Published::with_body(
+                "fi-gw",
+                REQUEST,
+                json!({"sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "countries": ["AT"], "payload": example(REQUEST)}),
+            ),
+            Expect::Refused(Code::InvalidRecipients, Some("/countries")),
+        ),
+        (
+            "a follow-up names its exchange in correlation_id",
+            Published::new("de-gw", "pq-information-request.accept", "DE-AEKNO", &[]),
+            Expect::Refused(Code::UnknownExchange, Some("#/properties/correlation_id")),
+        ),
+        (
+            "a follow-up with its exchange goes to the workflow",
+            follow_up(Published::new(
+                "de-gw",
+                "pq-information-request.accept",
+                "DE-AEKNO",
+                &[],
+            )),
+            Expect::Inbound { recipients: vec![] },
+        ),
+        (
+            "an alert to all countries reaches every registered authority but the sender",
+            Published::new("de-gw", "pq-alert.send", "DE-AEKNO", &[]),
+            Expect::Inbound {
+                recipients: vec!["AT-KAMMER", "FI-OTHER", "FI-VALVIRA", "SE-SOCIAL"],
+            },
+        ),
+        (
+            "an alert to all countries names no recipients",
+            Published::new("de-gw", "pq-alert.send", "DE-AEKNO", &["AT-KAMMER"]),
+            Expect::Refused(Code::InvalidRecipients, Some("/recipients")),
+        ),
+        (
+            "an alert by country reaches the countries named",
+            Published::with_body(
+                "de-gw",
+                "services-alert.broadcast",
+                json!({"sender": "DE-AEKNO", "countries": ["FI"], "payload": example("services-alert.broadcast")}),
+            ),
+            Expect::Inbound {
+                recipients: vec!["FI-OTHER", "FI-VALVIRA"],
+            },
+        ),
+        (
+            "an alert by country needs countries",
+            Published::new("de-gw", "services-alert.broadcast", "DE-AEKNO", &[]),
+            Expect::Refused(Code::InvalidRecipients, Some("/countries")),
+        ),
+        (
+            "the Commission is no Member State to choose",
+            Published::with_body(
+                "de-gw",
+                "services-alert.broadcast",
+                json!({"sender": "DE-AEKNO", "countries": ["EU"], "payload": example("services-alert.broadcast")}),
+            ),
+            Expect::Refused(Code::InvalidRecipients, Some("/countries/0")),
+        ),
+        (
+            "an alert to countries where nobody is registered has no recipients",
+            Published::with_body(
+                "de-gw",
+                "services-alert.broadcast",
+                json!({"sender": "DE-AEKNO", "countries": ["PT"], "payload": example("services-alert.broadcast")}),
+            ),
+            Expect::Refused(Code::NoRecipients, Some("/recipients")),
+        ),
+        (
+            "an explicit 1:N procedure reaches those named",
+            Published::new(
+                "de-gw",
+                "gdpr-draft-decision.submit",
+                "DE-AEKNO",
+                &["SE-SOCIAL"],
+            ),
+            Expect::Inbound {
+                recipients: vec!["SE-SOCIAL"],
+            },
+        ),
+        (
+            "an endpoint acknowledges for its own authorities",
+            Published::with_body(
+                "fi-gw",
+                "imi.acknowledgement",
+                json!({"message_id": Uuid::now_v7(), "authorities": ["FI-VALVIRA"]}),
+            ),
+            Expect::Acknowledgement,
+        ),
+        (
+            "an endpoint does not acknowledge for others",
+            Published::with_body(
+                "fi-gw",
+                "imi.acknowledgement",
+                json!({"message_id": Uuid::now_v7(), "authorities": ["DE-AEKNO"]}),
+            ),
+            Expect::Refused(Code::SenderNotServedByEndpoint, Some("/authorities")),
+        ),
+        (
+            "an acknowledgement names the copy it acknowledges",
+            Published::with_body("fi-gw", "imi.acknowledgement", json!({"copy": 1})),
+            Expect::Refused(Code::InvalidEnvelope, None),
+        ),
+    ];
+    for (rule, message, expect) in cases {
+        check(rule, message, expect);
+    }
+}
+
+#[test]
+fn a_refused_body_is_kept_truncated_with_the_digest_of_all_of_it() {
+    let mut m = request();
+    m.body = vec![b'x'; 300 * 1024];
+    let Decoded::Refused(refusal) = m.decode(&registry()) else {
+        panic!("accepted an oversized body");
+    };
+    assert_eq!(refusal.body_size, 300 * 1024);
+    assert_eq!(refusal.body.len(), 256 * 1024);
+    assert_eq!(refusal.reply_to.as_ref().map(|e| e.as_str()), Some("fi-gw"));
+    let digest: [u8; 32] =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&m.body)).into();
+    assert_eq!(refusal.digest, digest);
+}
+
+#[test]
+fn an_unknown_sender_is_not_answered() {
+    let mut m = request();
+    m.properties.user_id = Some("nobody".into());
+    let Decoded::Refused(refusal) = m.decode(&registry()) else {
+        panic!("accepted");
+    };
+    assert!(refusal.reply_to.is_none(), "no inbox to answer");
+}
+
+#[test]
+fn a_payload_deadline_is_read_from_the_opening_message() {
+    let m = Published::new("de-gw", "pq-alert.send", "DE-AEKNO", &[]);
+    let Decoded::Inbound(inbound) = m.decode(&registry()) else {
+        panic!("refused");
+    };
+    let step = inbound.step.one_to_many.expect("1:N");
+    let deadlines = &step.field_deadlines;
+    assert!(
+        !deadlines.is_empty(),
+        "pq-alert counts a deadline from a payload date"
+    );
+    assert!(step.broadcasts && step.can_be_validated);
+}

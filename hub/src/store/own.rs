@@ -1,0 +1,56 @@
+//! What the hub writes outside the ingress pipeline, in the caller's
+//! transaction: its own messages (notices, a coordinator's step) as an
+//! outbox batch, so that the relay's safety net holds them before they are
+//! published; and a person's step on an exchange (reassignment, validation).
+
+use sqlx::PgConnection;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::writes::Writes;
+use crate::outgoing::OutboxRow;
+use crate::workflow::Transition;
+
+/// Opens a batch and writes its outbox rows; returns the batch id, which
+/// `dispatch` marks published once the rows are confirmed.
+#[instrument(skip_all, fields(rows = rows.len()))]
+pub(crate) async fn write_own(
+    conn: &mut PgConnection,
+    instance: &str,
+    rows: &[OutboxRow],
+) -> Result<Uuid, sqlx::Error> {
+    let batch_id = Uuid::now_v7();
+    let mut writes = Writes::default();
+    writes.batch(batch_id, instance);
+    writes.outbox(batch_id, rows);
+    writes.execute(conn).await?;
+    Ok(batch_id)
+}
+
+/// A step an account took on an exchange over HTTP: the exchange's new
+/// state (and responder, and release of a 1:N exchange), and the
+/// transition, recorded with the account's name.
+#[instrument(skip_all, fields(exchange = %step.exchange_id, action = %step.action))]
+pub(crate) async fn record_step(
+    conn: &mut PgConnection,
+    step: &Transition,
+    responder: Option<&str>,
+    releases: bool,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE exchanges SET state = $2, responder = coalesce($3, responder), updated_at = now(),
+                released_at = CASE WHEN $4 THEN now() ELSE released_at END
+         WHERE id = $1",
+    )
+    .bind(step.exchange_id)
+    .bind(&step.to)
+    .bind(responder)
+    .bind(releases)
+    .execute(&mut *conn)
+    .await?;
+    let mut writes = Writes::default();
+    writes.transitions(std::slice::from_ref(step), Some(actor));
+    writes.execute(conn).await?;
+    Ok(())
+}
