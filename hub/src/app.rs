@@ -22,6 +22,7 @@ use crate::catalogue::{self, SharedCatalogue};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::deadlines::DeadlineChecker;
+use crate::dispatch::Sender;
 use crate::error::HubError;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineContext};
@@ -193,7 +194,7 @@ impl Hub {
     /// `pipeline.deadline_check_secs`).
     pub fn ack_reminders(&self) -> AckReminders {
         AckReminders {
-            ctx: self.deadlines().ctx,
+            sender: self.sender(),
             clock: self.clock.clone(),
             after: Duration::from_secs(self.config.pipeline.ack_reminder_after_hours * 3600),
         }
@@ -203,8 +204,19 @@ impl Hub {
     /// `pipeline.deadline_check_secs`).
     pub fn deadlines(&self) -> DeadlineChecker {
         DeadlineChecker {
-            ctx: self.pipeline_context(),
+            sender: self.sender(),
+            catalogue: self.catalogue.clone(),
+            registry: self.registry.clone(),
             clock: self.clock.clone(),
+        }
+    }
+
+    /// How periodic passes send the hub's own messages.
+    fn sender(&self) -> Sender {
+        Sender {
+            pool: self.pool.clone(),
+            publishers: self.publishers.clone(),
+            instance: self.config.instance.clone(),
         }
     }
 

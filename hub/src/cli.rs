@@ -99,7 +99,7 @@ pub fn main() -> anyhow::Result<()> {
                     },
             } => {
                 let config = Config::load(&config)?;
-                let role = crate::registry::accounts::AccountRole::try_from(role.as_str())
+                let role = crate::accounts::AccountRole::try_from(role.as_str())
                     .map_err(anyhow::Error::msg)?;
                 let country = country
                     .as_deref()
@@ -112,11 +112,11 @@ pub fn main() -> anyhow::Result<()> {
                 let pool =
                     crate::app::connect_database(config.database.url.expose_secret(), 1).await?;
                 sqlx::migrate!("../migrations").run(&pool).await?;
-                let (account, token) = crate::registry::accounts::create(
+                let (account, token) = crate::accounts::create(
                     &pool,
                     &name,
                     role,
-                    crate::registry::accounts::Scope {
+                    crate::accounts::Scope {
                         country,
                         area,
                         region,

@@ -15,11 +15,12 @@ use imi_schemas::protocol::DeadlineNotice;
 use tracing::{info, instrument, warn};
 use uuid::Uuid;
 
+use crate::catalogue::SharedCatalogue;
 use crate::clock::Clock;
-use crate::dispatch;
+use crate::dispatch::Sender;
 use crate::error::HubError;
 use crate::outgoing;
-use crate::pipeline::PipelineContext;
+use crate::registry::SharedRegistry;
 use crate::store;
 
 /// A reminder goes out this long before the deadline.
@@ -28,13 +29,32 @@ const REMIND_BEFORE_SECS: f64 = 24.0 * 3600.0;
 /// Checks deadlines; cheap to clone.
 #[derive(Clone)]
 pub struct DeadlineChecker {
-    pub(crate) ctx: PipelineContext,
+    pub(crate) sender: Sender,
+    pub(crate) catalogue: SharedCatalogue,
+    pub(crate) registry: SharedRegistry,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// A request with no step for this long, in a state where someone should
 /// act, is "inactive": its responsible authority's coordinators are told.
 const INACTIVE_AFTER_DAYS: i32 = 30;
+
+/// A reminder or overdue notice just recorded.
+#[derive(sqlx::FromRow)]
+struct FiredDeadline {
+    exchange_id: Uuid,
+    kind: String,
+    due_at: DateTime<Utc>,
+    authority: String,
+}
+
+/// An inactivity spell just recorded.
+#[derive(sqlx::FromRow)]
+struct FiredInactivity {
+    exchange_id: Uuid,
+    due_at: DateTime<Utc>,
+    authority: String,
+}
 
 /// Who is expected to act in `state`: the responder if any action it may
 /// take starts there, else the requester.
@@ -59,8 +79,8 @@ impl DeadlineChecker {
     #[instrument(skip_all)]
     pub async fn check_once(&self) -> Result<usize, HubError> {
         let now = self.clock.now();
-        let catalogue = self.ctx.catalogue.current();
-        let mut tx = self.ctx.pool.begin().await?;
+        let catalogue = self.catalogue.current();
+        let mut tx = self.sender.pool.begin().await?;
         let mut notices: Vec<DeadlineNotice> = Vec::new();
         for p in catalogue.procedures() {
             for d in &p.deadlines {
@@ -71,7 +91,7 @@ impl DeadlineChecker {
                     continue;
                 };
                 let responder = responsible(p, state) == Role::Responder;
-                let rows: Vec<(Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(
+                let rows: Vec<FiredDeadline> = sqlx::query_as(
                     "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at)
                      SELECT e.id, $3,
                             CASE WHEN e.updated_at + make_interval(days => $4) <= $5 THEN 'overdue' ELSE 'reminder' END,
@@ -93,17 +113,14 @@ impl DeadlineChecker {
                 .bind(REMIND_BEFORE_SECS)
                 .fetch_all(&mut *tx)
                 .await?;
-                notices.extend(
-                    rows.into_iter()
-                        .map(|(exchange_id, kind, due_at, authority)| DeadlineNotice {
-                            exchange_id,
-                            procedure: p.code.to_string(),
-                            deadline: d.code.clone(),
-                            kind,
-                            due_at,
-                            authority,
-                        }),
-                );
+                notices.extend(rows.into_iter().map(|r| DeadlineNotice {
+                    exchange_id: r.exchange_id,
+                    procedure: p.code.to_string(),
+                    deadline: d.code.clone(),
+                    kind: r.kind,
+                    due_at: r.due_at,
+                    authority: r.authority,
+                }));
             }
         }
         // Inactivity: a request waiting in a state someone must act in,
@@ -121,7 +138,7 @@ impl DeadlineChecker {
                 .collect();
             for state in waiting {
                 let responder = responsible(p, state) == Role::Responder;
-                let rows: Vec<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+                let rows: Vec<FiredInactivity> = sqlx::query_as(
                     "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at)
                      SELECT e.id, 'inactivity', 'inactive', e.updated_at + make_interval(days => $3),
                             CASE WHEN $4 THEN e.responder ELSE e.requester END, $5
@@ -138,10 +155,15 @@ impl DeadlineChecker {
                 .bind(now)
                 .fetch_all(&mut *tx)
                 .await?;
-                inactive.extend(
-                    rows.into_iter()
-                        .map(|(e, due, a)| (e, p.code.to_string(), state.to_owned(), due, a)),
-                );
+                inactive.extend(rows.into_iter().map(|r| {
+                    (
+                        r.exchange_id,
+                        p.code.to_string(),
+                        state.to_owned(),
+                        r.due_at,
+                        r.authority,
+                    )
+                }));
             }
         }
         // The coordinators of the authority expected to act are told of
@@ -202,7 +224,7 @@ impl DeadlineChecker {
         }
         // The notices go out through the outbox, so a crash after this
         // commit still delivers them (the relay).
-        let registry = self.ctx.registry.current();
+        let registry = self.registry.current();
         let mut rows = Vec::with_capacity(notices.len());
         for n in &notices {
             let Some(authority) = registry.authority(&n.authority) else {
@@ -211,10 +233,9 @@ impl DeadlineChecker {
             };
             rows.push(outgoing::deadline_notice(n, authority.endpoint.to_string()));
         }
-        let batch_id = store::write_own(&mut tx, &self.ctx.instance, &rows).await?;
+        let batch_id = store::write_own(&mut tx, &self.sender.instance, &rows).await?;
         tx.commit().await?;
-        dispatch::publish_own::<HubError>(&self.ctx.publishers[0], &self.ctx.pool, batch_id, rows)
-            .await?;
+        self.sender.publish::<HubError>(batch_id, rows).await?;
         info!(fired = notices.len(), "Deadline notices sent.");
         Ok(notices.len())
     }

@@ -1,6 +1,7 @@
 //! HTTP: health, readiness and Prometheus metrics.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -10,6 +11,8 @@ use axum::{Json, Router};
 use imi_broker::Broker;
 use serde::Serialize;
 use sqlx::PgPool;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::metrics::Metrics;
 
@@ -28,7 +31,19 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::api::router())
         .with_state(state)
+        // A span per request (method, path, status, latency), and no request
+        // may hold a connection longer than this (408 after it).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
 }
+
+/// Longer than any API call takes when the database and broker are up (the
+/// slowest provisions a broker user); short enough that a stuck request
+/// does not pin a connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The process is alive.
 async fn healthz() -> &'static str {

@@ -13,6 +13,7 @@
 //! The crate exports only what the `imi-hub` binary and the end-to-end
 //! tests use.
 
+pub mod accounts;
 mod alerts;
 mod api;
 pub mod app;
@@ -30,7 +31,7 @@ pub mod inspect;
 mod metrics;
 mod outgoing;
 mod pipeline;
-pub mod registry;
+mod registry;
 mod retention;
 mod scope;
 mod store;

@@ -7,7 +7,7 @@
 use imi_schemas::ids::{AreaCode, CountryCode};
 use thiserror::Error;
 
-use crate::registry::accounts::{Account, AccountRole};
+use crate::accounts::{Account, AccountRole};
 
 /// Refused by the caller's scope; the message says why, for the caller.
 #[derive(Debug, Error)]

@@ -1,4 +1,4 @@
-//! The hub's broker topology (DESIGN.md §3), as data for the supervisor.
+//! The hub's broker topology (docs/protocol.md §5), as data for the supervisor.
 
 use imi_broker::{ExchangeDecl, ExchangeKind, QueueDecl, QueueType, Topology};
 use imi_schemas::protocol::{

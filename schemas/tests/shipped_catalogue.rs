@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use imi_schemas::catalogue::{Catalogue, SourceFile};
+use imi_schemas::catalogue::{read_folder, Catalogue, SourceFile};
 use imi_schemas::ids::MessageType;
 use imi_schemas::json_schema::form_schemas;
 use serde_json::json;
@@ -15,24 +15,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
 }
 
-fn read_dir(dir: &Path, out: &mut Vec<SourceFile>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            read_dir(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(SourceFile {
-                text: std::fs::read_to_string(&path).unwrap(),
-                path: path.display().to_string(),
-            });
-        }
-    }
-}
-
 fn files() -> Vec<SourceFile> {
-    let mut files = Vec::new();
-    read_dir(&root().join("catalogue"), &mut files);
-    files
+    read_folder(&root().join("catalogue")).expect("the catalogue folder reads")
 }
 
 fn shipped() -> Catalogue {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use imi_adapters::{Adapter, EndpointConfig, Incoming};
-use imi_hub::registry::accounts::{self, AccountRole, Scope};
+use imi_hub::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{CountryCode, ExchangeId};
 use imi_schemas::protocol::inbox_queue;
 use imi_tests::{

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imi_adapters::{Adapter, Inbox, Incoming};
+use imi_hub::accounts::{self, AccountRole, Scope};
 use imi_hub::clock::ManualClock;
-use imi_hub::registry::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{AreaCode, AuthorityId, CountryCode, ExchangeId};
 use imi_schemas::protocol::{Decision, Receipt, Rejection, RejectionCode, ValidationDecision};
 use imi_tests::{

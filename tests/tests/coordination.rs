@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Months, Utc};
+use imi_hub::accounts::{self, AccountRole, Scope};
 use imi_hub::clock::ManualClock;
-use imi_hub::registry::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{AreaCode, CountryCode, ExchangeId};
 use imi_tests::{call_api, finish, follow_up, next_acked, next_receipt, request_to_de, TestEnv};
 use serde_json::{json, Value};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use imi_adapters::Incoming;
+use imi_hub::accounts::{self, AccountRole, Scope};
 use imi_hub::clock::ManualClock;
-use imi_hub::registry::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::CountryCode;
 use imi_tests::{assert_quiet, finish, next_acked, request_to_de, TestEnv};
 

@@ -3,7 +3,7 @@
 //! answers it, the old one is no longer a party, and the step is on record.
 
 use imi_adapters::{Incoming, OutgoingMessage};
-use imi_hub::registry::accounts::{self, AccountRole, Scope};
+use imi_hub::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{AuthorityId, CountryCode, ExchangeId, MessageType};
 use imi_schemas::protocol::RejectionCode;
 use imi_tests::{finish, next_acked, next_receipt, next_rejection, request_to_de, TestEnv, World};

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use imi_adapters::{Adapter, EndpointConfig, Incoming};
-use imi_hub::registry::accounts::{self, AccountRole, Scope};
+use imi_hub::accounts::{self, AccountRole, Scope};
 use imi_schemas::ids::{AreaCode, AuthorityId, CountryCode};
 use imi_schemas::protocol::RejectionCode;
 use imi_tests::{finish, next_acked, next_rejection, request_to_de, TestEnv, World};

@@ -1,6 +1,6 @@
 //! Multilingual authority search through the authenticated HTTP API.
 
-use imi_hub::registry::accounts::{self, AccountRole, Scope};
+use imi_hub::accounts::{self, AccountRole, Scope};
 use imi_tests::TestEnv;
 use serde_json::{json, Value};
 

@@ -197,10 +197,10 @@ async fn every_allowed_transition_and_a_forbidden_one_in_each_state() {
     );
 
     // The Commission's figures come from those transitions.
-    let (_, operator) = imi_hub::registry::accounts::create(
+    let (_, operator) = imi_hub::accounts::create(
         &pool,
         "helpdesk",
-        imi_hub::registry::accounts::AccountRole::Operator,
+        imi_hub::accounts::AccountRole::Operator,
         Default::default(),
     )
     .await

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::registry::accounts::Account;
+use crate::accounts::Account;
 use crate::registry::workflow::WorkflowError;
 use crate::scope::{Parties, Scope, Visibility};
 

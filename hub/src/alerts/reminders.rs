@@ -9,10 +9,9 @@ use tracing::{info, instrument};
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::dispatch;
+use crate::dispatch::Sender;
 use crate::error::HubError;
 use crate::outgoing::{self, OutboxRow};
-use crate::pipeline::PipelineContext;
 use crate::store;
 
 /// Reminds recipients that have not acknowledged a routed 1:N copy within
@@ -20,7 +19,7 @@ use crate::store;
 /// authority, once.
 #[derive(Clone)]
 pub struct AckReminders {
-    pub(crate) ctx: PipelineContext,
+    pub(crate) sender: Sender,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) after: Duration,
 }
@@ -41,7 +40,7 @@ impl AckReminders {
     pub async fn check_once(&self) -> Result<usize, HubError> {
         let now = self.clock.now();
         let after = self.after.as_secs_f64();
-        let mut tx = self.ctx.pool.begin().await?;
+        let mut tx = self.sender.pool.begin().await?;
         let rows: Vec<Unacknowledged> = sqlx::query_as(
             "UPDATE deliveries d SET reminded_at = $1
              FROM outbox o, batches b, exchanges e
@@ -74,16 +73,10 @@ impl AckReminders {
                 outgoing::ack_reminder(r.outbox_id, &notice, r.endpoint_id)
             })
             .collect();
-        let batch_id = store::write_own(&mut tx, &self.ctx.instance, &outbox).await?;
+        let batch_id = store::write_own(&mut tx, &self.sender.instance, &outbox).await?;
         tx.commit().await?;
         let n = outbox.len();
-        dispatch::publish_own::<HubError>(
-            &self.ctx.publishers[0],
-            &self.ctx.pool,
-            batch_id,
-            outbox,
-        )
-        .await?;
+        self.sender.publish::<HubError>(batch_id, outbox).await?;
         info!(reminded = n, "Acknowledgement reminders sent.");
         Ok(n)
     }

@@ -6,7 +6,7 @@ use imi_schemas::ids::{AreaCode, CountryCode, EndpointId};
 use imi_schemas::protocol::{subscriber_queue_prefix, ALERTS_EXCHANGE};
 use tracing::{info, instrument};
 
-use crate::registry::accounts::Account;
+use crate::accounts::Account;
 use crate::registry::regex_escape;
 use crate::registry::workflow::{new_password, Credentials, RegistryContext, WorkflowError};
 use crate::scope::{Scope, Target};

@@ -3,8 +3,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::ApiError;
+use crate::accounts::{self, Account};
 use crate::http::AppState;
-use crate::registry::accounts::{self, Account};
 
 /// The authenticated account making the request.
 pub(crate) struct Caller(pub(crate) Account);

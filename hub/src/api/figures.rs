@@ -34,6 +34,21 @@ pub(crate) struct Figures {
     average_rating: Option<f64>,
 }
 
+/// One procedure's figures as the query computes them.
+#[derive(sqlx::FromRow)]
+struct FiguresRow {
+    procedure: String,
+    opened: i64,
+    accepted: i64,
+    accepted_within_7_days: i64,
+    average_hours_to_accept: Option<f64>,
+    answered: i64,
+    average_days_to_answer: Option<f64>,
+    answered_by_agreed_date: i64,
+    rated: i64,
+    average_rating: Option<f64>,
+}
+
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn figures(
     caller: Caller,
@@ -42,19 +57,7 @@ pub(crate) async fn figures(
 ) -> Result<Json<Vec<Figures>>, ApiError> {
     let _ = caller;
     let procedure = params?.0.procedure;
-    type Row = (
-        String,
-        i64,
-        i64,
-        i64,
-        Option<f64>,
-        i64,
-        Option<f64>,
-        i64,
-        i64,
-        Option<f64>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<FiguresRow> = sqlx::query_as(
         r"WITH opened AS (
               SELECT e.id, e.procedure, t.at AS opened_at,
                      convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> 'requested_answer_date' AS requested
@@ -91,15 +94,15 @@ pub(crate) async fn figures(
               LEFT JOIN rated r ON r.exchange_id = o.id
           )
           SELECT procedure,
-                 count(*),
-                 count(accepted_at),
-                 count(*) FILTER (WHERE accepted_at - opened_at <= interval '7 days'),
-                 (avg(extract(epoch FROM accepted_at - opened_at)) / 3600)::float8,
-                 count(answered_at),
-                 (avg(extract(epoch FROM answered_at - opened_at)) / 86400)::float8,
-                 count(*) FILTER (WHERE answered_at::date <= agreed_date),
-                 count(rating),
-                 avg(rating)::float8
+                 count(*) AS opened,
+                 count(accepted_at) AS accepted,
+                 count(*) FILTER (WHERE accepted_at - opened_at <= interval '7 days') AS accepted_within_7_days,
+                 (avg(extract(epoch FROM accepted_at - opened_at)) / 3600)::float8 AS average_hours_to_accept,
+                 count(answered_at) AS answered,
+                 (avg(extract(epoch FROM answered_at - opened_at)) / 86400)::float8 AS average_days_to_answer,
+                 count(*) FILTER (WHERE answered_at::date <= agreed_date) AS answered_by_agreed_date,
+                 count(rating) AS rated,
+                 avg(rating)::float8 AS average_rating
           FROM agreed GROUP BY procedure ORDER BY procedure",
     )
     .bind(procedure)
@@ -107,33 +110,20 @@ pub(crate) async fn figures(
     .await?;
     Ok(Json(
         rows.into_iter()
-            .map(
-                |(
-                    procedure,
-                    opened,
-                    accepted,
-                    within,
-                    hours,
-                    answered,
-                    days,
-                    by_date,
-                    rated,
-                    average_rating,
-                )| Figures {
-                    procedure,
-                    opened,
-                    accepted,
-                    accepted_within_7_days: within,
-                    average_hours_to_accept: hours,
-                    answered,
-                    average_days_to_answer: days,
-                    answered_by_agreed_date: by_date,
-                    share_answered_by_agreed_date: (answered > 0)
-                        .then(|| by_date as f64 / answered as f64),
-                    rated,
-                    average_rating,
-                },
-            )
+            .map(|row| Figures {
+                procedure: row.procedure,
+                opened: row.opened,
+                accepted: row.accepted,
+                accepted_within_7_days: row.accepted_within_7_days,
+                average_hours_to_accept: row.average_hours_to_accept,
+                answered: row.answered,
+                average_days_to_answer: row.average_days_to_answer,
+                answered_by_agreed_date: row.answered_by_agreed_date,
+                share_answered_by_agreed_date: (row.answered > 0)
+                    .then(|| row.answered_by_agreed_date as f64 / row.answered as f64),
+                rated: row.rated,
+                average_rating: row.average_rating,
+            })
             .collect(),
     ))
 }

@@ -37,6 +37,20 @@ pub(crate) struct NoticeView {
     read: bool,
 }
 
+/// A notice as stored, with whether the caller has read it.
+#[derive(sqlx::FromRow)]
+struct NoticeRow {
+    id: i64,
+    kind: String,
+    exchange_id: Uuid,
+    procedure: String,
+    state: String,
+    authority: String,
+    due_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    read: bool,
+}
+
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn list(
     caller: Caller,
@@ -46,20 +60,9 @@ pub(crate) async fn list(
     let unread = params?.0.unread;
     let account = &caller.0;
     let (country, area, region) = Scope::of(account).office_filter();
-    type Row = (
-        i64,
-        String,
-        Uuid,
-        String,
-        String,
-        String,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        bool,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<NoticeRow> = sqlx::query_as(
         "SELECT n.id, n.kind, n.exchange_id, n.procedure, n.state, n.authority, n.due_at, n.created_at,
-                r.notice_id IS NOT NULL
+                r.notice_id IS NOT NULL AS read
          FROM coordinator_notices n
          LEFT JOIN coordinator_notice_reads r ON r.notice_id = n.id AND r.account_id = $1
          WHERE ($2::text IS NULL OR n.country = $2)
@@ -78,21 +81,17 @@ pub(crate) async fn list(
     .await?;
     Ok(Json(
         rows.into_iter()
-            .map(
-                |(id, kind, exchange_id, procedure, state, authority, due_at, created_at, read)| {
-                    NoticeView {
-                        id,
-                        kind,
-                        exchange_id,
-                        procedure,
-                        state,
-                        authority,
-                        due_at,
-                        created_at,
-                        read,
-                    }
-                },
-            )
+            .map(|row| NoticeView {
+                id: row.id,
+                kind: row.kind,
+                exchange_id: row.exchange_id,
+                procedure: row.procedure,
+                state: row.state,
+                authority: row.authority,
+                due_at: row.due_at,
+                created_at: row.created_at,
+                read: row.read,
+            })
             .collect(),
     ))
 }
@@ -107,7 +106,7 @@ pub(crate) async fn mark_read(
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a notice id")))?;
     let (country, area, region) = Scope::of(&caller.0).office_filter();
-    let exists: Option<(i64,)> = sqlx::query_as(
+    let exists: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM coordinator_notices WHERE id = $1
            AND ($2::text IS NULL OR country = $2)
            AND ($3::text IS NULL OR area = $3)

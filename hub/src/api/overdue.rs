@@ -24,24 +24,27 @@ pub(crate) struct OverdueView {
     notified_at: DateTime<Utc>,
 }
 
+/// An overdue notice as stored, with its exchange.
+#[derive(sqlx::FromRow)]
+struct OverdueRow {
+    exchange_id: Uuid,
+    procedure: String,
+    state: String,
+    deadline: String,
+    due_at: DateTime<Utc>,
+    authority: String,
+    fired_at: DateTime<Utc>,
+}
+
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn list(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OverdueView>>, ApiError> {
     let country = Scope::of(&caller.0).country_filter();
-    type Row = (
-        Uuid,
-        String,
-        String,
-        String,
-        DateTime<Utc>,
-        String,
-        DateTime<Utc>,
-    );
     // Still overdue: the exchange has not left the state the deadline ran in
     // (it would have a newer due time otherwise).
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<OverdueRow> = sqlx::query_as(
         "SELECT d.exchange_id, e.procedure, e.state, d.deadline, d.due_at, d.authority, d.fired_at
          FROM deadline_events d
          JOIN exchanges e ON e.id = d.exchange_id
@@ -55,19 +58,15 @@ pub(crate) async fn list(
     .await?;
     Ok(Json(
         rows.into_iter()
-            .map(
-                |(exchange_id, procedure, state, deadline, due_at, authority, notified_at)| {
-                    OverdueView {
-                        exchange_id,
-                        procedure,
-                        state,
-                        deadline,
-                        due_at,
-                        authority,
-                        notified_at,
-                    }
-                },
-            )
+            .map(|row| OverdueView {
+                exchange_id: row.exchange_id,
+                procedure: row.procedure,
+                state: row.state,
+                deadline: row.deadline,
+                due_at: row.due_at,
+                authority: row.authority,
+                notified_at: row.fired_at,
+            })
             .collect(),
     ))
 }
@@ -82,6 +81,16 @@ pub(crate) struct ReferredView {
     since: DateTime<Utc>,
 }
 
+/// A referred exchange as stored.
+#[derive(sqlx::FromRow)]
+struct ReferredRow {
+    id: Uuid,
+    procedure: String,
+    responder: String,
+    requester: String,
+    updated_at: DateTime<Utc>,
+}
+
 /// `GET /api/v1/referred` — requests their responder referred to its
 /// coordinator (state `referred`), for that coordinator to reassign.
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
@@ -90,7 +99,7 @@ pub(crate) async fn referred(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ReferredView>>, ApiError> {
     let country = Scope::of(&caller.0).country_filter();
-    let rows: Vec<(Uuid, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<ReferredRow> = sqlx::query_as(
         "SELECT e.id, e.procedure, e.responder, e.requester, e.updated_at
          FROM exchanges e JOIN authorities a ON a.id = e.responder
          WHERE e.state = $1 AND ($2::text IS NULL OR a.country = $2)
@@ -102,15 +111,13 @@ pub(crate) async fn referred(
     .await?;
     Ok(Json(
         rows.into_iter()
-            .map(
-                |(exchange_id, procedure, responder, requester, since)| ReferredView {
-                    exchange_id,
-                    procedure,
-                    responder,
-                    requester,
-                    since,
-                },
-            )
+            .map(|row| ReferredView {
+                exchange_id: row.id,
+                procedure: row.procedure,
+                responder: row.responder,
+                requester: row.requester,
+                since: row.updated_at,
+            })
             .collect(),
     ))
 }

@@ -198,11 +198,11 @@ pub(crate) async fn events(
     Ok(Json(
         events
             .into_iter()
-            .map(|(at, by, action, detail)| EventView {
-                at,
-                by,
-                action,
-                detail,
+            .map(|e| EventView {
+                at: e.at,
+                by: e.by,
+                action: e.action,
+                detail: e.detail,
             })
             .collect(),
     ))

@@ -7,9 +7,9 @@ use imi_schemas::ids::ProcedureCode;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::accounts::Account;
 use crate::dispatch;
 use crate::outgoing::{self, Copy};
-use crate::registry::accounts::Account;
 use crate::registry::workflow::{RegistryContext, WorkflowError};
 use crate::registry::Status;
 use crate::scope::{Scope, Target};

@@ -12,9 +12,9 @@ use sqlx::PgPool;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::accounts::Account;
 use crate::dispatch;
 use crate::outgoing;
-use crate::registry::accounts::Account;
 use crate::registry::workflow::{RegistryContext, WorkflowError};
 use crate::scope::{Scope, Target};
 use crate::store;

@@ -1,4 +1,4 @@
-//! The routing pipeline (DESIGN.md §5): consume in micro-batches → decode and
+//! The routing pipeline: consume in micro-batches → decode and
 //! validate → one transaction per batch → publish with confirms → ack.
 //!
 //! Three stages run concurrently, joined by bounded channels, so batch N+1 is

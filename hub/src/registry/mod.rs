@@ -5,7 +5,6 @@
 //! trip per message); the snapshot is reloaded from PostgreSQL after changes
 //! and periodically.
 
-pub mod accounts;
 pub(crate) mod search;
 mod seed;
 pub(crate) mod workflow;
@@ -59,6 +58,22 @@ impl Authority {
     }
 }
 
+/// An endpoint as stored.
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    status: String,
+}
+
+/// An authority as stored, with the procedures it is registered for.
+#[derive(sqlx::FromRow)]
+struct AuthorityRow {
+    id: String,
+    status: String,
+    endpoint_id: String,
+    procedures: Vec<String>,
+}
+
 /// An immutable snapshot of the registry.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
@@ -97,47 +112,48 @@ impl Registry {
     #[instrument(skip_all)]
     pub(crate) async fn load(pool: &PgPool) -> Result<Registry, sqlx::Error> {
         let mut registry = Registry::default();
-        let endpoints: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM endpoints")
+        let endpoints: Vec<EndpointRow> = sqlx::query_as("SELECT id, status FROM endpoints")
             .fetch_all(pool)
             .await?;
-        for (id, status) in endpoints {
-            let Ok(eid) = EndpointId::try_from(id.as_str()) else {
+        for row in endpoints {
+            let Ok(eid) = EndpointId::try_from(row.id.as_str()) else {
                 continue;
             };
             registry.endpoints.insert(
-                id,
+                row.id,
                 Endpoint {
                     id: eid,
-                    status: Status::parse(&status),
+                    status: Status::parse(&row.status),
                     authorities: HashSet::new(),
                 },
             );
         }
-        let authorities: Vec<(String, String, String, Vec<String>)> = sqlx::query_as(
+        let authorities: Vec<AuthorityRow> = sqlx::query_as(
             "SELECT a.id, a.status, a.endpoint_id,
-                    coalesce(array_agg(p.procedure) FILTER (WHERE p.procedure IS NOT NULL), '{}')
+                    coalesce(array_agg(p.procedure) FILTER (WHERE p.procedure IS NOT NULL), '{}') AS procedures
              FROM authorities a LEFT JOIN authority_procedures p ON p.authority_id = a.id
              GROUP BY a.id",
         )
         .fetch_all(pool)
         .await?;
-        for (id, status, endpoint, procedures) in authorities {
+        for row in authorities {
             let (Ok(aid), Ok(eid)) = (
-                AuthorityId::try_from(id.as_str()),
-                EndpointId::try_from(endpoint.as_str()),
+                AuthorityId::try_from(row.id.as_str()),
+                EndpointId::try_from(row.endpoint_id.as_str()),
             ) else {
                 continue;
             };
-            if let Some(e) = registry.endpoints.get_mut(&endpoint) {
+            if let Some(e) = registry.endpoints.get_mut(&row.endpoint_id) {
                 e.authorities.insert(aid.clone());
             }
             registry.authorities.insert(
-                id,
+                row.id,
                 Authority {
                     id: aid,
-                    status: Status::parse(&status),
+                    status: Status::parse(&row.status),
                     endpoint: eid,
-                    procedures: procedures
+                    procedures: row
+                        .procedures
                         .iter()
                         .filter_map(|p| ProcedureCode::try_from(p.as_str()).ok())
                         .collect(),

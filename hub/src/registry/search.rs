@@ -32,6 +32,19 @@ pub(crate) struct AuthorityRecord {
     pub score: Option<f32>,
 }
 
+/// A matching authority as the query returns it.
+#[derive(sqlx::FromRow)]
+struct AuthorityRow {
+    id: String,
+    country: String,
+    names: serde_json::Value,
+    competences: serde_json::Value,
+    status: String,
+    endpoint_id: String,
+    procedures: Vec<String>,
+    score: Option<f32>,
+}
+
 /// How similar a query word must be to a word of the document to count as a
 /// typo of it.
 const SIMILARITY: f32 = 0.45;
@@ -41,25 +54,15 @@ pub(crate) async fn search(
     pool: &PgPool,
     query: &AuthorityQuery,
 ) -> Result<Vec<AuthorityRecord>, sqlx::Error> {
-    type Row = (
-        String,
-        String,
-        serde_json::Value,
-        serde_json::Value,
-        String,
-        String,
-        Vec<String>,
-        Option<f32>,
-    );
     let text = query
         .text
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<AuthorityRow> = sqlx::query_as(
         "WITH q AS (SELECT imi_fold($1) AS text)
          SELECT a.id, a.country, a.names, a.competences, a.status, a.endpoint_id,
-                coalesce(array_agg(p.procedure ORDER BY p.procedure) FILTER (WHERE p.procedure IS NOT NULL), '{}'),
+                coalesce(array_agg(p.procedure ORDER BY p.procedure) FILTER (WHERE p.procedure IS NOT NULL), '{}') AS procedures,
                 CASE WHEN q.text IS NULL THEN NULL
                      ELSE word_similarity(q.text, imi_authority_document(a.id, a.names, a.competences)) END AS score
          FROM authorities a
@@ -84,19 +87,15 @@ pub(crate) async fn search(
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, country, names, competences, status, endpoint, procedures, score)| {
-                AuthorityRecord {
-                    id,
-                    country,
-                    names: serde_json::from_value(names).unwrap_or_default(),
-                    competences: serde_json::from_value(competences).unwrap_or_default(),
-                    status,
-                    endpoint,
-                    procedures,
-                    score,
-                }
-            },
-        )
+        .map(|row| AuthorityRecord {
+            id: row.id,
+            country: row.country,
+            names: serde_json::from_value(row.names).unwrap_or_default(),
+            competences: serde_json::from_value(row.competences).unwrap_or_default(),
+            status: row.status,
+            endpoint: row.endpoint_id,
+            procedures: row.procedures,
+            score: row.score,
+        })
         .collect())
 }

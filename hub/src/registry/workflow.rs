@@ -13,9 +13,9 @@ use thiserror::Error;
 use tracing::{info, instrument};
 use uuid::Uuid;
 
-use super::accounts::Account;
 use super::seed::endpoint_permissions;
 use super::SharedRegistry;
+use crate::accounts::Account;
 use crate::catalogue::SharedCatalogue;
 use crate::scope::{Denied, Scope, Target};
 use crate::topology;
@@ -167,6 +167,7 @@ pub(crate) async fn apply(ctx: &RegistryContext, app: &Application) -> Result<()
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
 struct AuthorityRow {
     country: String,
     region: Option<String>,
@@ -176,23 +177,15 @@ struct AuthorityRow {
 }
 
 async fn authority_row(pool: &PgPool, id: &str) -> Result<AuthorityRow, WorkflowError> {
-    let row: Option<(String, Option<String>, String, String, String)> = sqlx::query_as(
-        "SELECT a.country, a.region, a.status, a.endpoint_id, e.status
+    let row: Option<AuthorityRow> = sqlx::query_as(
+        "SELECT a.country, a.region, a.status, a.endpoint_id AS endpoint, e.status AS endpoint_status
          FROM authorities a JOIN endpoints e ON e.id = a.endpoint_id
          WHERE a.id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    let (country, region, status, endpoint, endpoint_status) =
-        row.ok_or_else(|| WorkflowError::NotFound(format!("no authority `{id}`")))?;
-    Ok(AuthorityRow {
-        country,
-        region,
-        status,
-        endpoint,
-        endpoint_status,
-    })
+    row.ok_or_else(|| WorkflowError::NotFound(format!("no authority `{id}`")))
 }
 
 /// May `account` decide on an authority of `country` (and `region`) for
@@ -371,22 +364,28 @@ pub(crate) async fn refuse(
     Ok(())
 }
 
+/// An endpoint's status and the country of the authorities it acts for.
+#[derive(sqlx::FromRow)]
+struct EndpointCountry {
+    status: String,
+    country: Option<String>,
+}
+
 /// The country of the authorities an endpoint acts for (all of one country,
 /// or an operator decides).
 async fn endpoint_country(
     pool: &PgPool,
     endpoint: &str,
 ) -> Result<(String, String), WorkflowError> {
-    let row: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT e.status, min(a.country) FROM endpoints e LEFT JOIN authorities a ON a.endpoint_id = e.id
+    let row: Option<EndpointCountry> = sqlx::query_as(
+        "SELECT e.status, min(a.country) AS country FROM endpoints e LEFT JOIN authorities a ON a.endpoint_id = e.id
          WHERE e.id = $1 GROUP BY e.id",
     )
     .bind(endpoint)
     .fetch_optional(pool)
     .await?;
-    let (status, country) =
-        row.ok_or_else(|| WorkflowError::NotFound(format!("no endpoint `{endpoint}`")))?;
-    Ok((status, country.unwrap_or_default()))
+    let row = row.ok_or_else(|| WorkflowError::NotFound(format!("no endpoint `{endpoint}`")))?;
+    Ok((row.status, row.country.unwrap_or_default()))
 }
 
 /// New credentials for an active endpoint; the old password stops working.
@@ -398,12 +397,12 @@ pub(crate) async fn rotate(
 ) -> Result<Credentials, WorkflowError> {
     let (status, mut country) = endpoint_country(&ctx.pool, endpoint).await?;
     // A broadcast subscriber acts for no authority; its country is its own.
-    let subscriber: Option<(String,)> =
-        sqlx::query_as("SELECT country FROM subscribers WHERE endpoint_id = $1")
+    let subscriber: Option<String> =
+        sqlx::query_scalar("SELECT country FROM subscribers WHERE endpoint_id = $1")
             .bind(endpoint)
             .fetch_optional(&ctx.pool)
             .await?;
-    if let Some((c,)) = &subscriber {
+    if let Some(c) = &subscriber {
         country = c.clone();
     }
     may_decide(account, &country, None, &[], ctx)?;
@@ -504,21 +503,20 @@ pub(crate) async fn suspend_authority(
     Ok(())
 }
 
+/// A recorded step of the registration workflow.
+#[derive(sqlx::FromRow)]
+pub(crate) struct Event {
+    pub(crate) at: chrono::DateTime<chrono::Utc>,
+    /// The account that took it (none for an application).
+    pub(crate) by: Option<String>,
+    pub(crate) action: String,
+    pub(crate) detail: serde_json::Value,
+}
+
 /// The recorded steps for an authority (and its endpoint), oldest first.
-pub(crate) async fn events(
-    pool: &PgPool,
-    authority: &str,
-) -> Result<
-    Vec<(
-        chrono::DateTime<chrono::Utc>,
-        Option<String>,
-        String,
-        serde_json::Value,
-    )>,
-    sqlx::Error,
-> {
+pub(crate) async fn events(pool: &PgPool, authority: &str) -> Result<Vec<Event>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT ev.at, ac.name, ev.action, ev.detail FROM registry_events ev LEFT JOIN accounts ac ON ac.id = ev.account_id
+        "SELECT ev.at, ac.name AS by, ev.action, ev.detail FROM registry_events ev LEFT JOIN accounts ac ON ac.id = ev.account_id
          WHERE ev.authority_id = $1
             OR ev.endpoint_id = (SELECT endpoint_id FROM authorities WHERE id = $1) AND ev.authority_id IS NULL
          ORDER BY ev.id",

@@ -111,33 +111,37 @@ pub async fn create(
     Ok((account, token))
 }
 
+/// An account as stored.
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: Uuid,
+    name: String,
+    role: String,
+    country: Option<String>,
+    area: Option<String>,
+    region: Option<String>,
+}
+
 /// The active account a bearer token belongs to.
 #[instrument(skip_all)]
 pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Account>, sqlx::Error> {
-    type Row = (
-        Uuid,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<AccountRow> = sqlx::query_as(
         "SELECT id, name, role, country, area, region FROM accounts WHERE token_sha256 = $1 AND revoked_at IS NULL",
     )
     .bind(digest(token))
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(id, name, role, country, area, region)| {
+    Ok(row.and_then(|row| {
         Some(Account {
-            id,
-            name,
-            role: AccountRole::try_from(role.as_str()).ok()?,
-            country: country
+            id: row.id,
+            name: row.name,
+            role: AccountRole::try_from(row.role.as_str()).ok()?,
+            country: row
+                .country
                 .as_deref()
                 .and_then(|c| CountryCode::try_from(c).ok()),
-            area: area.as_deref().and_then(|a| AreaCode::try_from(a).ok()),
-            region,
+            area: row.area.as_deref().and_then(|a| AreaCode::try_from(a).ok()),
+            region: row.region,
         })
     }))
 }
