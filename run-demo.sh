@@ -25,7 +25,13 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 echo "IMI Hub is up: health http://$IMI_HTTP_LISTEN/readyz, metrics http://$IMI_HTTP_LISTEN/metrics, broker UI http://127.0.0.1:15672 (vhost imi)"
-token=$("$bin/imi-hub" account create --config config/hub.toml --name "demo-operator-$(date +%s)" --role operator 2>/dev/null)
+# A console login for this demo: a fresh operator with a password of its own.
+login="demo-operator-$(date +%s)"
+password="demo-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')"
+token=$(echo "$password" | "$bin/imi-hub" account create --config config/hub.toml --name "$login" --role operator --password-stdin 2>/dev/null)
+echo
+echo "── the console: http://$IMI_HTTP_LISTEN/console   login: $login   password: $password"
+echo "   (it shows the demo's traffic live while this runs)"
 echo
 echo "── searching the registry for 'arztekammer' (no umlaut) through the HTTP API:"
 "$bin/imi-adapter" search --hub "http://$IMI_HTTP_LISTEN" --token "$token" arztekammer --lang fr

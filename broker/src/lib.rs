@@ -22,7 +22,7 @@ pub use backoff::Backoff;
 pub use connection::{Broker, BrokerConfig};
 pub use consumer::{Acker, Deliveries, Delivery};
 pub use error::BrokerError;
-pub use management::{Management, ManagementConfig, Permissions};
+pub use management::{ConnectionInfo, Management, ManagementConfig, Permissions, QueueInfo};
 pub use message::{Headers, Outgoing, Properties};
 pub use publisher::{PublishOutcome, Publisher};
 pub use topology::{ExchangeDecl, ExchangeKind, QueueDecl, QueueType, Topology};

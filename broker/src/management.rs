@@ -32,13 +32,28 @@ pub struct Management {
     http: reqwest::Client,
 }
 
-#[derive(Deserialize)]
-struct ConnectionInfo {
-    name: String,
+/// An open broker connection, as the management API lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectionInfo {
+    pub name: String,
     #[serde(default)]
-    user: String,
+    pub user: String,
     #[serde(default)]
-    vhost: String,
+    pub vhost: String,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub connected_at: Option<u64>,
+}
+
+/// A queue, as the management API last sampled it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueInfo {
+    pub name: String,
+    /// Ready and unacknowledged.
+    #[serde(default)]
+    pub messages: u64,
+    #[serde(default)]
+    pub consumers: u64,
 }
 
 /// What a 404 means for a request: for a delete, that there was nothing to
@@ -172,6 +187,30 @@ impl Management {
         self.send(request, "set topic permissions", Absent::IsError)
             .await?;
         Ok(())
+    }
+
+    /// Every open connection in `vhost`.
+    #[instrument(skip(self))]
+    pub async fn connections(&self, vhost: &str) -> Result<Vec<ConnectionInfo>, BrokerError> {
+        let what = "list connections";
+        let request = self.http.get(self.url(&["vhosts", vhost, "connections"])?);
+        let response = self.send(request, what, Absent::IsError).await?;
+        response
+            .json()
+            .await
+            .map_err(|source| BrokerError::Http { what, source })
+    }
+
+    /// Every queue of `vhost`, with its depth and consumers.
+    #[instrument(skip(self))]
+    pub async fn queues(&self, vhost: &str) -> Result<Vec<QueueInfo>, BrokerError> {
+        let what = "list queues";
+        let request = self.http.get(self.url(&["queues", vhost])?);
+        let response = self.send(request, what, Absent::IsError).await?;
+        response
+            .json()
+            .await
+            .map_err(|source| BrokerError::Http { what, source })
     }
 
     /// Closes every open connection of `user` in `vhost`; returns how many.

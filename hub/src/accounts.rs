@@ -1,6 +1,9 @@
 //! Operator, coordinator and auditor accounts for the HTTP API (and the
 //! console later), authenticated by bearer tokens stored only as hashes.
 
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tracing::instrument;
@@ -131,17 +134,72 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Account>,
     .bind(digest(token))
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|row| {
+    Ok(row.and_then(|r| Account::from_parts(r.id, r.name, &r.role, r.country, r.area, r.region)))
+}
+
+impl Account {
+    /// An account from its stored columns; `None` if its role is not one.
+    pub(crate) fn from_parts(
+        id: Uuid,
+        name: String,
+        role: &str,
+        country: Option<String>,
+        area: Option<String>,
+        region: Option<String>,
+    ) -> Option<Account> {
         Some(Account {
-            id: row.id,
-            name: row.name,
-            role: AccountRole::try_from(row.role.as_str()).ok()?,
-            country: row
-                .country
+            id,
+            name,
+            role: AccountRole::try_from(role).ok()?,
+            country: country
                 .as_deref()
                 .and_then(|c| CountryCode::try_from(c).ok()),
-            area: row.area.as_deref().and_then(|a| AreaCode::try_from(a).ok()),
-            region: row.region,
+            area: area.as_deref().and_then(|a| AreaCode::try_from(a).ok()),
+            region,
         })
-    }))
+    }
+}
+
+/// An argon2id hash (PHC string) of a password, for storing.
+pub(crate) fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashes any password")
+        .to_string()
+}
+
+pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// Sets (or replaces) an account's console password.
+#[instrument(skip_all, fields(account = %account))]
+pub async fn set_password(pool: &PgPool, account: Uuid, password: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL WHERE id = $1",
+    )
+    .bind(account)
+    .bind(hash_password(password))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_argon2id_and_verify() {
+        let hash = hash_password("correct horse");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct hors", &hash));
+        assert!(!verify_password("x", "not a hash"));
+    }
 }

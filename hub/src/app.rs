@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::activity::Activity;
 use crate::alerts::AckReminders;
 use crate::catalogue::{self, SharedCatalogue};
 use crate::clock::{Clock, SystemClock};
@@ -43,6 +44,7 @@ pub struct Hub {
     catalogue: SharedCatalogue,
     registry: SharedRegistry,
     metrics: Arc<Metrics>,
+    activity: Arc<Activity>,
     listener: TcpListener,
     queue_type: QueueType,
     publishers: Arc<Vec<imi_broker::Publisher>>,
@@ -157,6 +159,7 @@ impl Hub {
             catalogue,
             registry,
             metrics: Arc::new(Metrics::default()),
+            activity: Arc::new(Activity::default()),
             listener,
             queue_type,
             publishers,
@@ -228,6 +231,7 @@ impl Hub {
             publishers: self.publishers.clone(),
             settings: self.config.pipeline.clone(),
             metrics: self.metrics.clone(),
+            activity: self.activity.clone(),
             instance: self.config.instance.clone(),
             abort: CancellationToken::new(),
         }
@@ -307,6 +311,12 @@ impl Hub {
             pool: self.pool.clone(),
             broker: self.broker.clone(),
             metrics: self.metrics.clone(),
+            pipeline: ctx.clone(),
+            activity: self.activity.clone(),
+            console: http::ConsoleSettings {
+                secure_cookies: self.config.http.secure_cookies,
+            },
+            stopping: stop_background.clone(),
             registry: crate::registry::workflow::RegistryContext {
                 pool: self.pool.clone(),
                 management: self.management.clone(),

@@ -61,6 +61,10 @@ enum AccountCommand {
         /// The region a delegated coordinator acts for.
         #[arg(long)]
         region: Option<String>,
+        /// Also give it a password for the web console, read from the
+        /// first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -96,8 +100,21 @@ pub fn main() -> anyhow::Result<()> {
                         country,
                         area,
                         region,
+                        password_stdin,
                     },
             } => {
+                let password = if password_stdin {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+                    anyhow::ensure!(
+                        password.chars().count() >= 12,
+                        "a console password has at least 12 characters"
+                    );
+                    Some(password)
+                } else {
+                    None
+                };
                 let config = Config::load(&config)?;
                 let role = crate::accounts::AccountRole::try_from(role.as_str())
                     .map_err(anyhow::Error::msg)?;
@@ -123,10 +140,18 @@ pub fn main() -> anyhow::Result<()> {
                     },
                 )
                 .await?;
+                if let Some(password) = &password {
+                    crate::accounts::set_password(&pool, account.id, password).await?;
+                }
                 eprintln!(
-                    "account {} ({}) created; its token is shown once:",
+                    "account {} ({}) created{}; its API token is shown once:",
                     account.name,
-                    role.as_str()
+                    role.as_str(),
+                    if password.is_some() {
+                        ", with a console password"
+                    } else {
+                        ""
+                    }
                 );
                 println!("{token}");
             }

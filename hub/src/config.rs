@@ -87,6 +87,10 @@ pub struct DatabaseSettings {
 pub struct HttpSettings {
     /// Port 0 picks a free port (tests).
     pub listen: SocketAddr,
+    /// Console cookies are marked `Secure`: set it when the console is
+    /// reached over TLS (directly or through a proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -35,6 +35,16 @@ pub struct DeadlineChecker {
     pub(crate) clock: Arc<dyn Clock>,
 }
 
+/// An overdue or inactive request its expected actor's coordinators are
+/// told of.
+struct Escalation {
+    exchange_id: Uuid,
+    procedure: String,
+    kind: &'static str,
+    due_at: DateTime<Utc>,
+    authority: String,
+}
+
 /// A request with no step for this long, in a state where someone should
 /// act, is "inactive": its responsible authority's coordinators are told.
 const INACTIVE_AFTER_DAYS: i32 = 30;
@@ -125,7 +135,17 @@ impl DeadlineChecker {
         }
         // Inactivity: a request waiting in a state someone must act in,
         // with no step for INACTIVE_AFTER_DAYS (recorded once per such spell).
-        let mut inactive: Vec<(Uuid, String, String, DateTime<Utc>, String)> = Vec::new();
+        let mut escalations: Vec<Escalation> = notices
+            .iter()
+            .filter(|n| n.kind == "overdue")
+            .map(|n| Escalation {
+                exchange_id: n.exchange_id,
+                procedure: n.procedure.clone(),
+                kind: "overdue",
+                due_at: n.due_at,
+                authority: n.authority.clone(),
+            })
+            .collect();
         for p in catalogue
             .procedures()
             .filter(|p| p.kind == ProcedureKind::Request)
@@ -155,14 +175,12 @@ impl DeadlineChecker {
                 .bind(now)
                 .fetch_all(&mut *tx)
                 .await?;
-                inactive.extend(rows.into_iter().map(|r| {
-                    (
-                        r.exchange_id,
-                        p.code.to_string(),
-                        state.to_owned(),
-                        r.due_at,
-                        r.authority,
-                    )
+                escalations.extend(rows.into_iter().map(|r| Escalation {
+                    exchange_id: r.exchange_id,
+                    procedure: p.code.to_string(),
+                    kind: "inactive",
+                    due_at: r.due_at,
+                    authority: r.authority,
                 }));
             }
         }
@@ -175,25 +193,15 @@ impl DeadlineChecker {
                 .map(|p| p.area.to_string())
                 .unwrap_or_default()
         };
-        let escalations = notices
-            .iter()
-            .filter(|n| n.kind == "overdue")
-            .map(|n| {
-                (
-                    n.exchange_id,
-                    n.procedure.clone(),
-                    "overdue",
-                    n.due_at,
-                    n.authority.clone(),
-                )
-            })
-            .chain(
-                inactive
-                    .iter()
-                    .map(|(e, p, _, due, a)| (*e, p.clone(), "inactive", *due, a.clone())),
-            );
         let mut escalated = 0;
-        for (exchange, procedure, kind, due_at, authority) in escalations {
+        for Escalation {
+            exchange_id: exchange,
+            procedure,
+            kind,
+            due_at,
+            authority,
+        } in escalations
+        {
             sqlx::query(
                 "INSERT INTO coordinator_notices (country, area, region, kind, exchange_id, procedure, state,
                                                   authority, due_at, created_at)

@@ -35,6 +35,10 @@ pub enum HubError {
     Broker(#[from] imi_broker::BrokerError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Re-driving messages could not be planned (the registry or the
+    /// exchanges kept changing under it).
+    #[error("re-drive: {0}")]
+    Redrive(String),
 }
 
 /// What is wrong with a seed file.

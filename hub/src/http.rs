@@ -18,10 +18,25 @@ use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
-    pub pool: PgPool,
-    pub broker: Broker,
-    pub metrics: Arc<Metrics>,
-    pub registry: crate::registry::workflow::RegistryContext,
+    pub(crate) pool: PgPool,
+    pub(crate) broker: Broker,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) registry: crate::registry::workflow::RegistryContext,
+    /// For re-driving refused messages through the pipeline.
+    pub(crate) pipeline: crate::pipeline::PipelineContext,
+    /// The live figures the console shows.
+    pub(crate) activity: Arc<crate::activity::Activity>,
+    pub(crate) console: ConsoleSettings,
+    /// Cancelled when the hub stops: endless responses (the console's live
+    /// stream) end then, so shutdown need not wait for browsers.
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
+}
+
+/// How the console is served.
+#[derive(Clone, Debug)]
+pub(crate) struct ConsoleSettings {
+    /// Mark cookies `Secure` (the console is reached over TLS).
+    pub(crate) secure_cookies: bool,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -30,6 +45,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::api::router())
+        .merge(crate::console::router(state.clone()))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .with_state(state)
         // A span per request (method, path, status, latency), and no request
         // may hold a connection longer than this (408 after it).

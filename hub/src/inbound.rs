@@ -5,10 +5,15 @@
 //! live here, below both `pipeline` and `store`, so neither imports the
 //! other.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use imi_schemas::catalogue::Role;
 use imi_schemas::ids::{AuthorityId, EndpointId, ExchangeId, MessageId, MessageType};
-use imi_schemas::protocol::{FieldError, Rejection, RejectionCode, TYPE_ACKNOWLEDGEMENT};
+use imi_schemas::protocol::{
+    FieldError, Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT,
+    TYPE_ACKNOWLEDGEMENT,
+};
 
 /// A message that passed every check that needs no database.
 #[derive(Debug)]
@@ -90,6 +95,11 @@ pub(crate) struct Refusal {
     pub(crate) message_id: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) message_type: Option<String>,
+    /// The `correlation_id` as sent (a follow-up's exchange).
+    pub(crate) correlation_id: Option<String>,
+    /// The headers the hub reads (schema version, trace context), as sent:
+    /// with the rest, what re-driving the message needs.
+    pub(crate) headers: BTreeMap<String, String>,
     /// The sender's endpoint, when there is one to answer.
     pub(crate) reply_to: Option<EndpointId>,
     pub(crate) rejection: Rejection,
@@ -116,10 +126,20 @@ impl Inbound {
         now: DateTime<Utc>,
     ) -> Refusal {
         let id = self.message_id.to_string();
+        let mut headers = BTreeMap::new();
+        headers.insert(
+            HEADER_SCHEMA_VERSION.to_owned(),
+            self.schema_version.to_string(),
+        );
+        if let Some(tp) = &self.traceparent {
+            headers.insert(HEADER_TRACEPARENT.to_owned(), tp.clone());
+        }
         Refusal {
             message_id: Some(id.clone()),
             user_id: Some(self.sender_endpoint.to_string()),
             message_type: Some(self.message_type.to_string()),
+            correlation_id: self.exchange.map(|e| e.to_string()),
+            headers,
             reply_to: Some(self.sender_endpoint.clone()),
             rejection: Rejection::new(Some(id), code, detail, Vec::new(), now),
             body: self.raw.clone(),
@@ -146,6 +166,8 @@ impl Ack {
             message_id: Some(id.clone()),
             user_id: Some(self.sender_endpoint.to_string()),
             message_type: Some(TYPE_ACKNOWLEDGEMENT.to_owned()),
+            correlation_id: None,
+            headers: BTreeMap::new(),
             reply_to: Some(self.sender_endpoint.clone()),
             rejection: Rejection::new(
                 Some(id),

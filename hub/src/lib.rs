@@ -14,6 +14,7 @@
 //! tests use.
 
 pub mod accounts;
+mod activity;
 mod alerts;
 mod api;
 pub mod app;
@@ -21,6 +22,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod console;
 mod coordination;
 mod deadlines;
 mod dispatch;
@@ -38,6 +40,7 @@ mod store;
 mod tasks;
 mod telemetry;
 mod topology;
+mod views;
 mod workflow;
 
 #[cfg(test)]

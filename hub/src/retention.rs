@@ -41,6 +41,13 @@ pub struct RetentionPass {
     pub(crate) rejected_after: Duration,
 }
 
+/// A stored message's body, to erase personal data from.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    id: Uuid,
+    raw: Vec<u8>,
+}
+
 /// Removes the value at `pointer` (RFC 6901, into the payload) if present.
 fn erase(payload: &mut Value, pointer: &str) -> bool {
     let Some((parent, last)) = pointer.rsplit_once('/') else {
@@ -65,7 +72,7 @@ impl RetentionPass {
         let catalogue = self.catalogue.current();
         let mut outcome = RetentionOutcome::default();
         for p in catalogue.procedures() {
-            let blocked: Vec<(Uuid,)> = sqlx::query_as(
+            let blocked: Vec<Uuid> = sqlx::query_scalar(
                 "UPDATE exchanges SET blocked_at = $3
                  WHERE procedure = $1 AND closed_at IS NOT NULL AND blocked_at IS NULL
                    AND closed_at + make_interval(months => $2) <= $3
@@ -130,7 +137,7 @@ impl RetentionPass {
         // SKIP LOCKED: several hub instances share the work. An exchange
         // erased before comes again if a message arrived since (e.g. a
         // modification after closure).
-        let due: Vec<(Uuid,)> = sqlx::query_as(
+        let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT e.id FROM exchanges e
              WHERE e.procedure = $1 AND e.closed_at IS NOT NULL
                AND e.closed_at + make_interval(months => $2) <= $3
@@ -145,16 +152,15 @@ impl RetentionPass {
         .bind(ERASE_PAGE)
         .fetch_all(&mut *tx)
         .await?;
-        if due.is_empty() {
+        if ids.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<Uuid> = due.iter().map(|(id,)| *id).collect();
-        let messages: Vec<(Uuid, Vec<u8>)> =
+        let messages: Vec<Stored> =
             sqlx::query_as("SELECT id, raw FROM messages WHERE exchange_id = ANY($1)")
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
-        for (id, raw) in messages {
+        for Stored { id, raw } in messages {
             let Ok(mut body) = serde_json::from_slice::<Value>(&raw) else {
                 warn!(message = %id, "A stored message is not JSON; left as it is.");
                 continue;

@@ -2,6 +2,8 @@
 //! RabbitMQ vhost and uniquely named broker users, and a hub on port 0.
 //! Nothing here is mocked: the services are the machine's real ones.
 
+pub mod console;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -143,6 +145,7 @@ impl TestEnv {
             },
             http: HttpSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
+                secure_cookies: false,
             },
             pipeline: PipelineSettings {
                 relay_interval_secs: 1,

@@ -52,7 +52,7 @@ pub(crate) async fn create_subscriber(
             region: None,
         })?;
     }
-    let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM endpoints WHERE id = $1")
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM endpoints WHERE id = $1")
         .bind(endpoint.as_str())
         .fetch_optional(&ctx.pool)
         .await?;

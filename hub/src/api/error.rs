@@ -120,6 +120,17 @@ impl From<crate::registry::workflow::WorkflowError> for ApiError {
     }
 }
 
+impl From<crate::views::exchanges::DetailError> for ApiError {
+    fn from(e: crate::views::exchanges::DetailError) -> Self {
+        use crate::views::exchanges::DetailError as D;
+        match e {
+            D::NotFound(id) => Self::NotFound(format!("no exchange {id}")),
+            D::Denied(denied) => Self::Forbidden(denied.to_string()),
+            D::Database(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<crate::scope::Denied> for ApiError {
     fn from(denied: crate::scope::Denied) -> Self {
         Self::Forbidden(denied.to_string())

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::{ApiError, Caller};
 use crate::http::AppState;
-use crate::scope::{Parties, Scope};
+use crate::scope::Scope;
+use crate::views::exchanges::{self, Detail};
 
 #[derive(Serialize)]
 pub(crate) struct StepView {
@@ -58,33 +59,6 @@ pub(crate) struct ExchangeView {
     steps: Vec<StepView>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Head {
-    procedure: String,
-    state: String,
-    requester: String,
-    responder: String,
-    recipients: Option<Vec<String>>,
-    parent_id: Option<Uuid>,
-    opened_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    closed_at: Option<DateTime<Utc>>,
-    blocked_at: Option<DateTime<Utc>>,
-    personal_data_erased_at: Option<DateTime<Utc>>,
-    released: bool,
-}
-
-#[derive(sqlx::FromRow)]
-struct Step {
-    at: DateTime<Utc>,
-    action: String,
-    from_state: Option<String>,
-    to_state: String,
-    message_id: Uuid,
-    sender: Option<String>,
-    actor: Option<String>,
-}
-
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
 pub(crate) async fn show(
     caller: Caller,
@@ -93,37 +67,14 @@ pub(crate) async fn show(
 ) -> Result<Json<ExchangeView>, ApiError> {
     let exchange = Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an exchange id")))?;
-    let head: Option<Head> = sqlx::query_as(
-        "SELECT procedure, state, requester, responder, recipients, parent_id, created_at AS opened_at,
-                updated_at, closed_at, blocked_at, personal_data_erased_at,
-                recipients IS NULL OR released_at IS NOT NULL AS released
-         FROM exchanges WHERE id = $1",
-    )
-    .bind(exchange)
-    .fetch_optional(&state.pool)
-    .await?;
-    let head = head.ok_or_else(|| ApiError::NotFound(format!("no exchange {exchange}")))?;
     // A coordinator sees the exchanges its country's authorities are party
     // to (a held 1:N draft only in the originator's country).
-    Scope::of(&caller.0).sees(Parties {
-        requester: &head.requester,
-        responder: &head.responder,
-        recipients: head.recipients.as_deref().unwrap_or_default(),
-        released: head.released,
-    })?;
-    let children: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM exchanges WHERE parent_id = $1 ORDER BY created_at")
-            .bind(exchange)
-            .fetch_all(&state.pool)
-            .await?;
-    let steps: Vec<Step> = sqlx::query_as(
-        "SELECT t.at, t.action, t.from_state, t.to_state, t.message_id, m.sender, t.actor
-         FROM transitions t LEFT JOIN messages m ON m.id = t.message_id
-         WHERE t.exchange_id = $1 ORDER BY t.id",
-    )
-    .bind(exchange)
-    .fetch_all(&state.pool)
-    .await?;
+    let Detail {
+        head,
+        children,
+        steps,
+        ..
+    } = exchanges::detail(&state.pool, &Scope::of(&caller.0), exchange).await?;
     let catalogue = state.registry.catalogue.current();
     let retention = ProcedureCode::try_from(head.procedure.as_str())
         .ok()

@@ -23,7 +23,10 @@ use crate::http::AppState;
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/authorities", get(authorities::search))
-        .route("/api/v1/applications", post(registry::apply))
+        .route(
+            "/api/v1/applications",
+            post(registry::apply).get(registry::pending),
+        )
         .route("/api/v1/overdue", get(overdue::list))
         .route("/api/v1/referred", get(overdue::referred))
         .route("/api/v1/figures", get(figures::figures))

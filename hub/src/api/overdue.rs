@@ -1,5 +1,6 @@
 //! `GET /api/v1/overdue` — exchanges whose deadline passed, for the
-//! coordinators who must intervene (their country only) and operators (all).
+//! coordinators who must intervene (their country only) and operators (all);
+//! `GET /api/v1/referred` — requests referred to their coordinator.
 
 use axum::extract::State;
 use axum::Json;
@@ -8,9 +9,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{ApiError, Caller};
-use crate::coordination::REFERRED;
 use crate::http::AppState;
 use crate::scope::Scope;
+use crate::views::desk::{self, Overdue, Referred};
 
 #[derive(Serialize)]
 pub(crate) struct OverdueView {
@@ -24,16 +25,18 @@ pub(crate) struct OverdueView {
     notified_at: DateTime<Utc>,
 }
 
-/// An overdue notice as stored, with its exchange.
-#[derive(sqlx::FromRow)]
-struct OverdueRow {
-    exchange_id: Uuid,
-    procedure: String,
-    state: String,
-    deadline: String,
-    due_at: DateTime<Utc>,
-    authority: String,
-    fired_at: DateTime<Utc>,
+impl From<Overdue> for OverdueView {
+    fn from(o: Overdue) -> Self {
+        Self {
+            exchange_id: o.exchange_id,
+            procedure: o.procedure,
+            state: o.state,
+            deadline: o.deadline,
+            due_at: o.due_at,
+            authority: o.authority,
+            notified_at: o.fired_at,
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
@@ -41,34 +44,8 @@ pub(crate) async fn list(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<OverdueView>>, ApiError> {
-    let country = Scope::of(&caller.0).country_filter();
-    // Still overdue: the exchange has not left the state the deadline ran in
-    // (it would have a newer due time otherwise).
-    let rows: Vec<OverdueRow> = sqlx::query_as(
-        "SELECT d.exchange_id, e.procedure, e.state, d.deadline, d.due_at, d.authority, d.fired_at
-         FROM deadline_events d
-         JOIN exchanges e ON e.id = d.exchange_id
-         JOIN authorities a ON a.id = d.authority
-         WHERE d.kind = 'overdue' AND e.updated_at < d.due_at
-           AND ($1::text IS NULL OR a.country = $1)
-         ORDER BY d.due_at",
-    )
-    .bind(country)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|row| OverdueView {
-                exchange_id: row.exchange_id,
-                procedure: row.procedure,
-                state: row.state,
-                deadline: row.deadline,
-                due_at: row.due_at,
-                authority: row.authority,
-                notified_at: row.fired_at,
-            })
-            .collect(),
-    ))
+    let rows = desk::overdue(&state.pool, &Scope::of(&caller.0)).await?;
+    Ok(Json(rows.into_iter().map(OverdueView::from).collect()))
 }
 
 #[derive(Serialize)]
@@ -81,14 +58,16 @@ pub(crate) struct ReferredView {
     since: DateTime<Utc>,
 }
 
-/// A referred exchange as stored.
-#[derive(sqlx::FromRow)]
-struct ReferredRow {
-    id: Uuid,
-    procedure: String,
-    responder: String,
-    requester: String,
-    updated_at: DateTime<Utc>,
+impl From<Referred> for ReferredView {
+    fn from(r: Referred) -> Self {
+        Self {
+            exchange_id: r.exchange_id,
+            procedure: r.procedure,
+            responder: r.responder,
+            requester: r.requester,
+            since: r.since,
+        }
+    }
 }
 
 /// `GET /api/v1/referred` — requests their responder referred to its
@@ -98,26 +77,6 @@ pub(crate) async fn referred(
     caller: Caller,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<ReferredView>>, ApiError> {
-    let country = Scope::of(&caller.0).country_filter();
-    let rows: Vec<ReferredRow> = sqlx::query_as(
-        "SELECT e.id, e.procedure, e.responder, e.requester, e.updated_at
-         FROM exchanges e JOIN authorities a ON a.id = e.responder
-         WHERE e.state = $1 AND ($2::text IS NULL OR a.country = $2)
-         ORDER BY e.updated_at",
-    )
-    .bind(REFERRED)
-    .bind(country)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|row| ReferredView {
-                exchange_id: row.id,
-                procedure: row.procedure,
-                responder: row.responder,
-                requester: row.requester,
-                since: row.updated_at,
-            })
-            .collect(),
-    ))
+    let rows = desk::referred(&state.pool, &Scope::of(&caller.0)).await?;
+    Ok(Json(rows.into_iter().map(ReferredView::from).collect()))
 }

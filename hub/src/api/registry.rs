@@ -22,6 +22,7 @@ use serde_json::json;
 use super::{ApiError, Caller};
 use crate::http::AppState;
 use crate::registry::workflow::{self, Application, Credentials};
+use crate::scope::Scope;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +80,44 @@ impl From<Credentials> for CredentialsView {
             vhost: c.vhost,
         }
     }
+}
+
+/// An application waiting for a decision.
+#[derive(Serialize)]
+pub(crate) struct PendingView {
+    authority: String,
+    country: String,
+    region: Option<String>,
+    names: serde_json::Value,
+    endpoint: String,
+    /// `pending`: approval provisions it and returns its credentials once.
+    endpoint_status: String,
+    procedures: Vec<String>,
+    applied_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `GET /api/v1/applications` — applications waiting for the caller's
+/// decision (a coordinator's country's; all for operators and auditors).
+#[tracing::instrument(skip_all, fields(account = %caller.0.name))]
+pub(crate) async fn pending(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<PendingView>>, ApiError> {
+    let rows = crate::views::registry::pending(&state.pool, &Scope::of(&caller.0)).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|a| PendingView {
+                authority: a.id,
+                country: a.country,
+                region: a.region,
+                names: a.names,
+                endpoint: a.endpoint,
+                endpoint_status: a.endpoint_status,
+                procedures: a.requested_procedures,
+                applied_at: a.applied_at,
+            })
+            .collect(),
+    ))
 }
 
 #[tracing::instrument(skip_all)]

@@ -48,6 +48,13 @@ pub(crate) fn decode(
             message_id: properties.message_id.clone(),
             user_id: properties.user_id.clone(),
             message_type: properties.message_type.clone(),
+            correlation_id: properties.correlation_id.clone(),
+            headers: properties
+                .headers
+                .iter()
+                .filter(|(k, _)| *k == HEADER_SCHEMA_VERSION || *k == HEADER_TRACEPARENT)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             reply_to: endpoint.map(|e| e.id.clone()),
             rejection: Rejection::new(properties.message_id.clone(), code, detail, errors, ctx.now),
             body,

@@ -40,6 +40,7 @@ use uuid::Uuid;
 
 pub(crate) use relay::run_relay;
 
+use crate::activity::Activity;
 use crate::catalogue::SharedCatalogue;
 use crate::config::PipelineSettings;
 use crate::inbound::Decoded;
@@ -48,6 +49,7 @@ use crate::outgoing::{OutboxKind, OutboxRow, ReceiptsFor};
 use crate::registry::SharedRegistry;
 use crate::store::{self, BatchInput, CommitError};
 use decode::{decode, DecodeContext};
+use imi_schemas::protocol::RejectionCode;
 use receipts::{Flush, Parts, ReceiptHold};
 
 /// What the pipeline needs; cheap to clone.
@@ -61,6 +63,8 @@ pub(crate) struct PipelineContext {
     pub(crate) publishers: Arc<Vec<Publisher>>,
     pub(crate) settings: PipelineSettings,
     pub(crate) metrics: Arc<Metrics>,
+    /// The live figures the console shows.
+    pub(crate) activity: Arc<Activity>,
     /// This hub instance's name, recorded on every batch it commits.
     pub(crate) instance: String,
     /// Cancelled when draining takes too long: retries give up and the
@@ -269,6 +273,7 @@ async fn commit_one(
             .get_or_create(&OutcomeLabel { outcome })
             .inc_by(n as u64);
     };
+    record_activity(&ctx.activity, &batch.items, &outcome);
     count("accepted", outcome.accepted);
     count("acknowledgement", outcome.acknowledgements);
     count("duplicate", outcome.duplicates);
@@ -299,6 +304,22 @@ async fn commit_one(
         receipts,
         ackers: batch.ackers,
     })
+}
+
+/// Counts the batch for the console's live figures, and notes who sent it.
+fn record_activity(activity: &Activity, items: &[Decoded], outcome: &store::BatchOutcome) {
+    let senders = items.iter().filter_map(|d| match d {
+        Decoded::Inbound(i) => Some(i.sender_endpoint.as_str()),
+        Decoded::Acknowledgement(a) => Some(a.sender_endpoint.as_str()),
+        Decoded::Refused(r) => r.user_id.as_deref(),
+    });
+    let accepted = (outcome.accepted + outcome.acknowledgements) as u64;
+    activity.record(
+        Utc::now(),
+        accepted,
+        outcome.rejections.len() as u64,
+        senders,
+    );
 }
 
 /// A message copied to at least this many endpoints makes its batch a fan-out.
@@ -519,4 +540,72 @@ async fn mark_stage(ctx: PipelineContext, mut rx: mpsc::Receiver<Published>) {
             warn!(%error, batches = batches.len(), "Could not mark batches published.");
         }
     }
+}
+
+/// What re-driving stored messages came to.
+#[derive(Debug, Default)]
+pub(crate) struct Redriven {
+    pub(crate) accepted: usize,
+    pub(crate) duplicates: usize,
+    /// Refused again, by code.
+    pub(crate) refused: Vec<RejectionCode>,
+}
+
+/// Re-drives messages kept from an earlier delivery (a refused message,
+/// after its cause was fixed) through the pipeline: decoded against the
+/// catalogue and registry in force, committed as a batch, and its outbox
+/// published, like any ingress delivery and under its own `message_id`.
+/// Nothing is acked: the messages left the ingress queue long ago.
+pub(crate) async fn redrive(
+    ctx: &PipelineContext,
+    messages: Vec<(imi_broker::Properties, Vec<u8>)>,
+) -> Result<Redriven, crate::error::HubError> {
+    let catalogue = ctx.catalogue.current();
+    let mut attempt = 0u32;
+    let (outcome, items) = loop {
+        let registry = ctx.registry.current();
+        let decode_ctx = DecodeContext {
+            catalogue: &catalogue,
+            registry: &registry,
+            max_body_bytes: ctx.settings.max_body_bytes,
+            now: Utc::now(),
+        };
+        let items: Vec<Decoded> = messages
+            .iter()
+            .map(|(p, body)| decode(&decode_ctx, p, body.clone()))
+            .collect();
+        let input = BatchInput {
+            items: &items,
+            registry: &registry,
+            now: Utc::now(),
+            earlier_in_flight: false,
+            instance: &ctx.instance,
+        };
+        match store::commit_batch(&ctx.pool, input).await {
+            Ok(outcome) => break (outcome, items),
+            Err(CommitError::Database(error)) => return Err(error.into()),
+            Err(CommitError::StaleRegistry(_)) if attempt < 5 => {
+                ctx.registry.reload(&ctx.pool).await?;
+            }
+            Err(CommitError::Race | CommitError::NeedsEarlier) if attempt < 5 => {}
+            Err(other) => {
+                return Err(crate::error::HubError::Redrive(other.to_string()));
+            }
+        }
+        attempt += 1;
+    };
+    record_activity(&ctx.activity, &items, &outcome);
+    let redriven = Redriven {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        refused: outcome.rejections.clone(),
+    };
+    crate::dispatch::publish_own::<crate::error::HubError>(
+        &ctx.publishers[0],
+        &ctx.pool,
+        outcome.batch_id,
+        outcome.outbox,
+    )
+    .await?;
+    Ok(redriven)
 }

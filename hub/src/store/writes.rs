@@ -290,6 +290,12 @@ impl Writes {
             .map(|r| r.body_size.min(i32::MAX as usize) as i32)
             .collect();
         let digests: Vec<&[u8]> = rows.iter().map(|r| r.digest.as_slice()).collect();
+        let correlations: Vec<Option<&str>> =
+            rows.iter().map(|r| r.correlation_id.as_deref()).collect();
+        let headers: Vec<String> = rows
+            .iter()
+            .map(|r| serde_json::to_string(&r.headers).expect("headers serialize"))
+            .collect();
         let p = [
             self.bind(ids),
             self.bind(users),
@@ -300,17 +306,19 @@ impl Writes {
             self.bind(bodies),
             self.bind(sizes),
             self.bind(digests),
+            self.bind(correlations),
+            self.bind(headers),
         ];
         self.push(
             "r",
             format!(
                 "INSERT INTO rejected_messages (message_id, user_id, message_type, code, detail, errors,
-                                                body, body_size, body_sha256)
-                 SELECT id, usr, ty, code, detail, errs::jsonb, body, size, dg
+                                                body, body_size, body_sha256, correlation_id, headers)
+                 SELECT id, usr, ty, code, detail, errs::jsonb, body, size, dg, cor, hd::jsonb
                  FROM UNNEST({}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[],
-                             {}::bytea[], {}::int[], {}::bytea[])
-                      AS u(id, usr, ty, code, detail, errs, body, size, dg)",
-                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+                             {}::bytea[], {}::int[], {}::bytea[], {}::text[], {}::text[])
+                      AS u(id, usr, ty, code, detail, errs, body, size, dg, cor, hd)",
+                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
             ),
         );
     }

@@ -26,7 +26,7 @@ pub use error::{CatalogueError, CatalogueErrors};
 #[cfg(feature = "folder")]
 pub use folder::read_folder;
 pub use model::{ActionFile, AreaFile, Labels, ProcedureFile, QuestionFile, VocabularyFile};
-pub use render::RenderError;
+pub use render::{RenderError, RenderedLine};
 
 /// One catalogue file's path (for error messages) and text.
 #[derive(Debug, Clone)]

@@ -18,6 +18,16 @@ pub enum RenderError {
     UnknownLanguage(String),
 }
 
+/// One line of a rendered payload: a field's label (or `None` for an item
+/// of a list) and its value (or `None` when nested lines follow), indented
+/// by `depth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedLine {
+    pub depth: usize,
+    pub label: Option<String>,
+    pub value: Option<String>,
+}
+
 impl Catalogue {
     /// Renders a payload as indented text in `lang`, headed by the procedure's
     /// name and the action.
@@ -27,6 +37,28 @@ impl Catalogue {
         payload: &Value,
         lang: &str,
     ) -> Result<String, RenderError> {
+        let (title, lines) = self.render_lines(message_type, payload, lang)?;
+        let mut out = format!("{title}\n");
+        for line in lines {
+            let pad = "  ".repeat(line.depth);
+            let _ = match (line.label, line.value) {
+                (Some(label), Some(value)) => writeln!(out, "{pad}{label}: {value}"),
+                (Some(label), None) => writeln!(out, "{pad}{label}:"),
+                (None, Some(value)) => writeln!(out, "{pad}- {value}"),
+                (None, None) => writeln!(out, "{pad}-"),
+            };
+        }
+        Ok(out)
+    }
+
+    /// The title (`<procedure name> — <action>`) and the lines of a payload
+    /// rendered in `lang`, for a page to lay out.
+    pub fn render_lines(
+        &self,
+        message_type: &MessageType,
+        payload: &Value,
+        lang: &str,
+    ) -> Result<(String, Vec<RenderedLine>), RenderError> {
         if !LANGUAGES.contains(&lang) {
             return Err(RenderError::UnknownLanguage(lang.to_owned()));
         }
@@ -38,17 +70,16 @@ impl Catalogue {
             .get(lang)
             .map(String::as_str)
             .unwrap_or(procedure.code.as_str());
-        let mut out = format!("{name} — {}\n", action.code);
+        let mut lines = Vec::new();
         Renderer {
             catalogue: self,
             procedure,
             lang,
         }
-        .value(payload, 0, &mut out);
-        Ok(out)
+        .value(payload, 0, &mut lines);
+        Ok((format!("{name} — {}", action.code), lines))
     }
 }
-
 struct Renderer<'a> {
     catalogue: &'a Catalogue,
     procedure: &'a Procedure,
@@ -75,36 +106,39 @@ impl Renderer<'_> {
         }
     }
 
-    fn value(&self, v: &Value, depth: usize, out: &mut String) {
-        let pad = "  ".repeat(depth);
+    fn value(&self, v: &Value, depth: usize, out: &mut Vec<RenderedLine>) {
+        let line = |label: Option<String>, value: Option<String>| RenderedLine {
+            depth,
+            label,
+            value,
+        };
         match v {
             Value::Object(map) => {
                 for (key, value) in map {
                     let label = self
                         .catalogue
                         .field_label(self.procedure, key, self.lang)
-                        .unwrap_or(key.as_str());
+                        .unwrap_or(key.as_str())
+                        .to_owned();
                     if value.is_object() || value.is_array() {
-                        let _ = writeln!(out, "{pad}{label}:");
+                        out.push(line(Some(label), None));
                         self.value(value, depth + 1, out);
                     } else {
-                        let _ = writeln!(out, "{pad}{label}: {}", self.scalar(value));
+                        out.push(line(Some(label), Some(self.scalar(value))));
                     }
                 }
             }
             Value::Array(items) => {
                 for item in items {
                     if item.is_object() || item.is_array() {
-                        let _ = writeln!(out, "{pad}-");
+                        out.push(line(None, None));
                         self.value(item, depth + 1, out);
                     } else {
-                        let _ = writeln!(out, "{pad}- {}", self.scalar(item));
+                        out.push(line(None, Some(self.scalar(item))));
                     }
                 }
             }
-            scalar => {
-                let _ = writeln!(out, "{pad}{}", self.scalar(scalar));
-            }
+            scalar => out.push(line(None, Some(self.scalar(scalar)))),
         }
     }
 }

@@ -1,0 +1,407 @@
+//! One exchange: its parties, a sequence diagram of every message and step
+//! with times, each payload rendered with the catalogue's labels in the
+//! language the viewer picks (any of the 24) beside the raw JSON, its
+//! deadlines, its parent and children, and for a 1:N exchange every
+//! recipient's acknowledgement with a progress bar that moves by itself.
+//! Viewing an exchange's content is recorded.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse};
+use chrono::Duration;
+use imi_schemas::catalogue::{DeadlineStart, LANGUAGES};
+use imi_schemas::ids::{MessageType, ProcedureCode};
+use maud::{html, Markup};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::alerts::{self, ExchangeDeliveries};
+use crate::console::auth::Viewer;
+use crate::console::i18n::{t, tf};
+use crate::console::layout::{empty, maybe_time, page, time};
+use crate::console::svg::{progress, sequence, Arrow};
+use crate::console::{ConsoleError, OrFail, PageResult};
+use crate::http::AppState;
+use crate::scope::{Scope, Visibility};
+use crate::views::audit;
+use crate::views::exchanges::{self, Detail, Message};
+
+#[derive(Deserialize, Default)]
+pub(crate) struct Params {
+    lang: Option<String>,
+}
+
+fn exchange_id(raw: &str) -> Result<Uuid, ConsoleError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ConsoleError::Invalid(tf("exchanges.bad_id", &[("value", &raw)])))
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(raw): Path<String>,
+    Query(params): Query<Params>,
+) -> PageResult {
+    let id = exchange_id(&raw).or_fail(&viewer)?;
+    let scope = Scope::of(&viewer.account);
+    let detail = exchanges::detail(&state.pool, &scope, id)
+        .await
+        .or_fail(&viewer)?;
+    let lang = params
+        .lang
+        .filter(|l| LANGUAGES.contains(&l.as_str()))
+        .unwrap_or_else(|| "en".to_owned());
+    // Content is shown (and the view recorded) only for a whole view; a
+    // recipient country of an alert sees its part of the deliveries.
+    let messages = match detail.visibility {
+        Visibility::Whole => {
+            audit::record_by(
+                &state.pool,
+                &viewer.account,
+                "view_exchange",
+                Some(&id.to_string()),
+                serde_json::json!({"lang": lang}),
+            )
+            .await
+            .or_fail(&viewer)?;
+            exchanges::messages(&state.pool, id)
+                .await
+                .or_fail(&viewer)?
+        }
+        Visibility::CountryPart(_) => Vec::new(),
+    };
+    let deliveries = match &detail.head.recipients {
+        Some(_) => Some(
+            alerts::deliveries(&state.pool, &viewer.account, id)
+                .await
+                .or_fail(&viewer)?,
+        ),
+        None => None,
+    };
+    let catalogue = state.registry.catalogue.current();
+    let procedure = ProcedureCode::try_from(detail.head.procedure.as_str())
+        .ok()
+        .and_then(|c| catalogue.procedure(&c));
+    let title = procedure
+        .and_then(|p| p.names.get("en"))
+        .map(|n| format!("{n} — {}", detail.head.state))
+        .unwrap_or_else(|| detail.head.procedure.clone());
+    let head = &detail.head;
+    let body = html! {
+        section aria-labelledby="parties-h" {
+            h2 id="parties-h" { (t("exchange.parties")) }
+            dl class="facts" {
+                dt { (t("exchange.id")) } dd { code { (head.id) } }
+                dt { (t("exchange.procedure")) } dd { a href={ "/console/catalogue/" (head.procedure) } { (head.procedure) } }
+                dt { (t("exchange.state")) } dd { (head.state) }
+                dt { (t("exchange.requester")) } dd { (head.requester) }
+                @if head.recipients.is_none() {
+                    dt { (t("exchange.responder")) } dd { (head.responder) }
+                } @else {
+                    dt { (t("exchange.recipients")) } dd { (head.recipients.as_ref().map_or(0, Vec::len)) }
+                }
+                dt { (t("exchange.opened")) } dd { (time(head.opened_at)) }
+                dt { (t("exchange.updated")) } dd { (time(head.updated_at)) }
+                dt { (t("exchange.closed")) } dd { (maybe_time(head.closed_at)) }
+                @if let Some(parent) = head.parent_id {
+                    dt { (t("exchange.parent")) } dd { a href={ "/console/exchanges/" (parent) } { (parent) } }
+                }
+                @if !detail.children.is_empty() {
+                    dt { (t("exchange.children")) }
+                    dd { ul class="plain" { @for c in &detail.children { li { a href={ "/console/exchanges/" (c) } { (c) } } } } }
+                }
+                @if let (Some(p), Some(closed)) = (procedure, head.closed_at) {
+                    dt { (t("exchange.blocked_from")) }
+                    dd { (time(closed + chrono::Months::new(p.retention.block_after_closure_months))) }
+                    dt { (t("exchange.deleted_from")) }
+                    dd { (time(closed + chrono::Months::new(p.retention.delete_after_closure_months))) }
+                }
+            }
+        }
+        section aria-labelledby="sequence-h" {
+            h2 id="sequence-h" { (t("exchange.sequence")) }
+            (sequence_diagram(&detail))
+            (steps_table(&detail))
+        }
+        section aria-labelledby="deadlines-h" {
+            h2 id="deadlines-h" { (t("exchange.deadlines")) }
+            (deadlines(&detail, procedure))
+        }
+        @if let Some(d) = &deliveries {
+            section aria-labelledby="deliveries-h" {
+                h2 id="deliveries-h" { (t("exchange.deliveries")) }
+                div id="deliveries" data-poll={ "/console/exchanges/" (head.id) "/deliveries" } aria-live="polite" {
+                    (deliveries_markup(d))
+                }
+            }
+        }
+        @if matches!(detail.visibility, Visibility::Whole) {
+            section aria-labelledby="messages-h" {
+                h2 id="messages-h" { (t("exchange.messages")) }
+                form method="get" class="inline" {
+                    label for="lang" { (t("exchange.language")) }
+                    select id="lang" name="lang" {
+                        @for l in LANGUAGES {
+                            option value=(l) selected[l == lang] { (t(&format!("lang.{l}"))) }
+                        }
+                    }
+                    button type="submit" { (t("exchange.show_in")) }
+                }
+                @if messages.is_empty() {
+                    (empty("exchange.no_messages"))
+                }
+                @for m in &messages {
+                    (message(m, &catalogue, &lang))
+                }
+            }
+        } @else {
+            p class="note" { (t("exchange.part_only")) }
+        }
+    };
+    Ok(Html(page(&viewer, "/console/exchanges", &title, body).into_string()).into_response())
+}
+
+/// The deliveries part of a 1:N exchange, refetched by the page's script.
+pub(crate) async fn deliveries_part(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(raw): Path<String>,
+) -> PageResult {
+    let id = exchange_id(&raw).or_fail(&viewer)?;
+    let d = alerts::deliveries(&state.pool, &viewer.account, id)
+        .await
+        .or_fail(&viewer)?;
+    Ok(Html(deliveries_markup(&d).into_string()).into_response())
+}
+
+fn deliveries_markup(d: &ExchangeDeliveries) -> Markup {
+    let authorities: std::collections::BTreeSet<&str> =
+        d.deliveries.iter().map(|x| x.authority.as_str()).collect();
+    let acknowledged: std::collections::BTreeSet<&str> = d
+        .recipients
+        .iter()
+        .map(String::as_str)
+        .filter(|r| {
+            // An authority has acknowledged when every copy it got is.
+            let mine: Vec<_> = d.deliveries.iter().filter(|x| x.authority == *r).collect();
+            !mine.is_empty() && mine.iter().all(|x| x.acknowledged_at.is_some())
+        })
+        .collect();
+    html! {
+        (progress(t("exchange.ack_progress"), acknowledged.len(), d.recipients.len()))
+        p { (tf("exchange.ack_counts", &[
+            ("queued", &d.counts.queued), ("routed", &d.counts.routed), ("acknowledged", &d.counts.acknowledged),
+        ])) }
+        @if d.deliveries.is_empty() {
+            (empty(if d.released_at.is_none() { "exchange.held" } else { "exchange.no_deliveries" }))
+        } @else {
+            table class="list" {
+                thead { tr {
+                    th scope="col" { (t("delivery.authority")) }
+                    th scope="col" { (t("delivery.endpoint")) }
+                    th scope="col" { (t("delivery.state")) }
+                    th scope="col" { (t("delivery.routed")) }
+                    th scope="col" { (t("delivery.acknowledged")) }
+                    th scope="col" { (t("delivery.reminded")) }
+                } }
+                tbody {
+                    @for x in &d.deliveries {
+                        tr {
+                            td { (x.authority) }
+                            td { (x.endpoint) }
+                            td { span class={ "badge " (x.state) } { (t(&format!("delivery.{}", x.state))) } }
+                            td { (maybe_time(x.routed_at)) }
+                            td { (maybe_time(x.acknowledged_at)) }
+                            td { (maybe_time(x.reminded_at)) }
+                        }
+                    }
+                }
+            }
+            @if authorities.len() < d.recipients.len() {
+                p class="note" { (t("exchange.some_not_yet")) }
+            }
+        }
+    }
+}
+
+fn sequence_diagram(detail: &Detail) -> Markup {
+    let head = &detail.head;
+    let many = head.recipients.is_some();
+    let everyone = tf(
+        "exchange.all_recipients",
+        &[("n", &head.recipients.as_ref().map_or(0, Vec::len))],
+    );
+    let coordinator = t("exchange.coordinator").to_owned();
+    let mut parties = vec![head.requester.clone()];
+    let mut add = |p: &str| {
+        if !parties.iter().any(|x| x == p) {
+            parties.push(p.to_owned());
+        }
+    };
+    let lane = |p: &str| -> String {
+        if many && p != head.requester {
+            everyone.clone()
+        } else {
+            p.to_owned()
+        }
+    };
+    let mut arrows = Vec::new();
+    for s in &detail.steps {
+        let label = match (&s.from_state, s.actor.is_some()) {
+            (_, true) => format!("{} → {}", s.action, s.to_state),
+            (Some(_), false) | (None, false) => format!("{} → {}", s.action, s.to_state),
+        };
+        let arrow = match (&s.actor, &s.sender) {
+            (Some(_), _) => {
+                add(&coordinator);
+                Arrow {
+                    from: coordinator.clone(),
+                    to: Vec::new(),
+                    label,
+                    time: s.at.format("%m-%d %H:%M").to_string(),
+                    by_person: true,
+                }
+            }
+            (None, Some(sender)) => {
+                let from = lane(sender);
+                add(&from);
+                let mut to: Vec<String> = s.recipients.iter().flatten().map(|r| lane(r)).collect();
+                to.dedup();
+                for x in &to {
+                    add(x);
+                }
+                Arrow {
+                    from,
+                    to,
+                    label,
+                    time: s.at.format("%m-%d %H:%M").to_string(),
+                    by_person: false,
+                }
+            }
+            (None, None) => continue,
+        };
+        arrows.push(arrow);
+    }
+    if !many && !head.responder.is_empty() {
+        add(&head.responder);
+    }
+    sequence(t("exchange.sequence"), &parties, &arrows)
+}
+
+fn steps_table(detail: &Detail) -> Markup {
+    html! {
+        table class="list" {
+            caption { (t("exchange.steps")) }
+            thead { tr {
+                th scope="col" { (t("step.at")) }
+                th scope="col" { (t("step.action")) }
+                th scope="col" { (t("step.from")) }
+                th scope="col" { (t("step.to")) }
+                th scope="col" { (t("step.by")) }
+            } }
+            tbody {
+                @for s in &detail.steps {
+                    tr {
+                        td { (time(s.at)) }
+                        td { (s.action) }
+                        td { (s.from_state.as_deref().unwrap_or("—")) }
+                        td { (s.to_state) }
+                        td { @if let Some(a) = &s.actor { (tf("step.by_account", &[("name", a)])) } @else { (s.sender.as_deref().unwrap_or("—")) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn deadlines(detail: &Detail, procedure: Option<&imi_schemas::catalogue::Procedure>) -> Markup {
+    let head = &detail.head;
+    // The catalogue's deadlines running in the current state, with when
+    // they are due.
+    let running: Vec<(String, chrono::DateTime<chrono::Utc>)> = procedure
+        .map(|p| {
+            p.deadlines
+                .iter()
+                .filter_map(|d| match &d.start {
+                    DeadlineStart::State(s) if *s == head.state && head.closed_at.is_none() => {
+                        Some((
+                            d.code.clone(),
+                            head.updated_at + Duration::days(i64::from(d.days)),
+                        ))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = chrono::Utc::now();
+    html! {
+        @if running.is_empty() && detail.deadlines.is_empty() {
+            (empty("exchange.no_deadlines"))
+        } @else {
+            table class="list" {
+                thead { tr {
+                    th scope="col" { (t("deadline.code")) }
+                    th scope="col" { (t("deadline.due")) }
+                    th scope="col" { (t("deadline.state")) }
+                } }
+                tbody {
+                    @for (code, due) in &running {
+                        tr {
+                            td { (code) }
+                            td { (time(*due)) }
+                            td { @if *due < now { span class="badge bad" { (t("deadline.overdue")) } } @else { span class="badge" { (t("deadline.running")) } } }
+                        }
+                    }
+                    @for d in &detail.deadlines {
+                        tr {
+                            td { (d.deadline) }
+                            td { (time(d.due_at)) }
+                            td { (tf("deadline.fired", &[("kind", &d.kind), ("authority", &d.authority)])) " " (time(d.fired_at)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn message(m: &Message, catalogue: &imi_schemas::catalogue::Catalogue, lang: &str) -> Markup {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(&m.raw).ok();
+    let raw = parsed
+        .as_ref()
+        .and_then(|v| serde_json::to_string_pretty(v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(&m.raw).into_owned());
+    let rendered = MessageType::try_from(m.message_type.as_str())
+        .ok()
+        .zip(parsed.as_ref().and_then(|v| v.get("payload")))
+        .and_then(|(ty, payload)| catalogue.render_lines(&ty, payload, lang).ok());
+    html! {
+        article class="message" id={ "m-" (m.id) } {
+            h3 { (m.message_type) " · " (m.sender) " · " (time(m.received_at)) }
+            div class="side-by-side" {
+                div class="rendered" lang=(lang) {
+                    @if let Some((title, lines)) = &rendered {
+                        p class="form-title" { (title) }
+                        dl class="payload" {
+                            @for line in lines {
+                                @let indent = format!("indent-{}", line.depth.min(6));
+                                @match (&line.label, &line.value) {
+                                    (Some(l), Some(v)) => { dt class=(indent) { (l) } dd class=(indent) { (v) } }
+                                    (Some(l), None) => { dt class={ (indent) " group" } { (l) } dd class=(indent) {} }
+                                    (None, Some(v)) => { dt class=(indent) { "•" } dd class=(indent) { (v) } }
+                                    (None, None) => { dt class=(indent) { "•" } dd class=(indent) {} }
+                                }
+                            }
+                        }
+                    } @else {
+                        (empty("exchange.not_rendered"))
+                    }
+                }
+                details class="raw" open {
+                    summary { (t("exchange.raw")) }
+                    pre { code { (raw) } }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Refused messages, grouped by cause as an operator works them: code,
+//! sending endpoint and message type, with counts and first and last seen.
+//! A group's messages, one message with its problem list, and re-driving
+//! one message or a whole group after the cause is fixed (it goes through
+//! the pipeline like any message and keeps its id), or discarding them.
+//! Both are recorded.
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect};
+use axum::Form;
+use imi_broker::Properties;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::console::auth::Viewer;
+use crate::console::i18n::{t, tf};
+use crate::console::layout::{csrf, csv, csv_link, empty, encode_query, page, time};
+use crate::console::{ConsoleError, OrFail, PageResult};
+use crate::http::AppState;
+use crate::pipeline;
+use crate::scope::Scope;
+use crate::views::audit;
+use crate::views::refused::{self, GroupKey, Refused};
+
+fn group_query(key: &GroupKey) -> String {
+    let mut pairs = vec![("code".to_owned(), key.code.clone())];
+    if let Some(e) = &key.endpoint {
+        pairs.push(("endpoint".into(), e.clone()));
+    }
+    if let Some(m) = &key.message_type {
+        pairs.push(("type".into(), m.clone()));
+    }
+    encode_query(&pairs)
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ListParams {
+    format: Option<String>,
+    done: Option<String>,
+    n: Option<usize>,
+}
+
+fn done_note(done: Option<&str>, n: usize) -> Markup {
+    html! {
+        @match done {
+            Some("redriven") => p class="ok" role="status" { (tf("refused.redriven_n", &[("n", &n)])) },
+            Some("discarded") => p class="ok" role="status" { (tf("refused.discarded_n", &[("n", &n)])) },
+            _ => {},
+        }
+    }
+}
+
+pub(crate) async fn groups(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(params): Query<ListParams>,
+) -> PageResult {
+    let scope = Scope::of(&viewer.account);
+    let groups = refused::groups(&state.pool, &scope)
+        .await
+        .or_fail(&viewer)?;
+    if params.format.as_deref() == Some("csv") {
+        let text = csv(
+            &[
+                "code",
+                "endpoint",
+                "message_type",
+                "count",
+                "first_seen",
+                "last_seen",
+                "detail",
+            ],
+            groups.into_iter().map(|g| {
+                vec![
+                    g.code,
+                    g.endpoint.unwrap_or_default(),
+                    g.message_type.unwrap_or_default(),
+                    g.count.to_string(),
+                    g.first_seen.to_rfc3339(),
+                    g.last_seen.to_rfc3339(),
+                    g.detail,
+                ]
+            }),
+        );
+        return Ok(csv_response(text, "refused.csv"));
+    }
+    let body = html! {
+        (done_note(params.done.as_deref(), params.n.unwrap_or(0)))
+        p class="intro" { (t("refused.intro")) }
+        p class="tools" { (csv_link("/console/refused", "")) }
+        @if groups.is_empty() {
+            (empty("refused.empty"))
+        } @else {
+            table class="list" {
+                caption class="visually-hidden" { (t("refused.title")) }
+                thead { tr {
+                    th scope="col" { (t("refused.code")) }
+                    th scope="col" { (t("refused.endpoint")) }
+                    th scope="col" { (t("refused.type")) }
+                    th scope="col" class="num" { (t("refused.count")) }
+                    th scope="col" { (t("refused.first_seen")) }
+                    th scope="col" { (t("refused.last_seen")) }
+                    th scope="col" { (t("refused.detail")) }
+                } }
+                tbody {
+                    @for g in &groups {
+                        @let key = GroupKey { code: g.code.clone(), endpoint: g.endpoint.clone(), message_type: g.message_type.clone() };
+                        tr {
+                            td { a href={ "/console/refused/group?" (group_query(&key)) } { code { (g.code) } } }
+                            td { (g.endpoint.as_deref().unwrap_or("—")) }
+                            td { (g.message_type.as_deref().unwrap_or("—")) }
+                            td class="num" { (g.count) }
+                            td { (time(g.first_seen)) }
+                            td { (time(g.last_seen)) }
+                            td class="detail" { (g.detail) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(
+        Html(page(&viewer, "/console/refused", t("refused.title"), body).into_string())
+            .into_response(),
+    )
+}
+
+fn csv_response(text: String, name: &'static str) -> axum::response::Response {
+    let disposition = format!("attachment; filename=\"{name}\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+fn parse_key(raw: Option<&str>) -> (GroupKey, ListParams) {
+    let mut key = GroupKey::default();
+    let mut params = ListParams::default();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "code" => key.code = v.into_owned(),
+            "endpoint" => key.endpoint = Some(v.into_owned()),
+            "type" => key.message_type = Some(v.into_owned()),
+            "format" => params.format = Some(v.into_owned()),
+            "done" => params.done = Some(v.into_owned()),
+            "n" => params.n = v.parse().ok(),
+            _ => {}
+        }
+    }
+    (key, params)
+}
+
+pub(crate) async fn group(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let (key, params) = parse_key(raw.as_deref());
+    let scope = Scope::of(&viewer.account);
+    let rows = refused::in_group(&state.pool, &scope, &key)
+        .await
+        .or_fail(&viewer)?;
+    if params.format.as_deref() == Some("csv") {
+        let text = csv(
+            &[
+                "id",
+                "message_id",
+                "endpoint",
+                "message_type",
+                "code",
+                "detail",
+                "received_at",
+            ],
+            rows.into_iter().map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.message_id.unwrap_or_default(),
+                    r.user_id.unwrap_or_default(),
+                    r.message_type.unwrap_or_default(),
+                    r.code,
+                    r.detail,
+                    r.received_at.to_rfc3339(),
+                ]
+            }),
+        );
+        return Ok(csv_response(text, "refused-group.csv"));
+    }
+    let redrivable = rows.iter().filter(|r| r.can_be_redriven()).count();
+    let title = tf("refused.group_title", &[("code", &key.code)]);
+    let body = html! {
+        (done_note(params.done.as_deref(), params.n.unwrap_or(0)))
+        dl class="facts" {
+            dt { (t("refused.code")) } dd { code { (key.code) } }
+            dt { (t("refused.endpoint")) } dd { (key.endpoint.as_deref().unwrap_or("—")) }
+            dt { (t("refused.type")) } dd { (key.message_type.as_deref().unwrap_or("—")) }
+            dt { (t("refused.count")) } dd { (rows.len()) }
+        }
+        p class="tools" { (csv_link("/console/refused/group", &group_query(&key))) }
+        @if rows.is_empty() {
+            (empty("refused.group_empty"))
+        } @else {
+            @if !viewer.is_auditor() {
+                div class="actions" {
+                    form method="post" action="/console/refused/redrive" {
+                        (csrf(&viewer))
+                        (key_fields(&key))
+                        button type="submit" disabled[redrivable == 0] { (tf("refused.redrive_group", &[("n", &redrivable)])) }
+                    }
+                    form method="post" action="/console/refused/discard" {
+                        (csrf(&viewer))
+                        (key_fields(&key))
+                        button type="submit" class="secondary" { (tf("refused.discard_group", &[("n", &rows.len())])) }
+                    }
+                }
+                p class="note" { (t("refused.redrive_note")) }
+            }
+            table class="list" {
+                thead { tr {
+                    th scope="col" { (t("refused.received")) }
+                    th scope="col" { (t("refused.message_id")) }
+                    th scope="col" { (t("refused.detail")) }
+                } }
+                tbody {
+                    @for r in &rows {
+                        tr {
+                            td { a href={ "/console/refused/" (r.id) } { (time(r.received_at)) } }
+                            td { code { (r.message_id.as_deref().unwrap_or("—")) } }
+                            td class="detail" { (r.detail) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Html(page(&viewer, "/console/refused", &title, body).into_string()).into_response())
+}
+
+fn key_fields(key: &GroupKey) -> Markup {
+    html! {
+        input type="hidden" name="code" value=(key.code);
+        @if let Some(e) = &key.endpoint { input type="hidden" name="endpoint" value=(e); }
+        @if let Some(m) = &key.message_type { input type="hidden" name="type" value=(m); }
+    }
+}
+
+pub(crate) async fn one(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> PageResult {
+    let scope = Scope::of(&viewer.account);
+    let r = refused::one(&state.pool, &scope, id)
+        .await
+        .or_fail(&viewer)?
+        .ok_or(ConsoleError::NotFound)
+        .or_fail(&viewer)?;
+    audit::record_by(
+        &state.pool,
+        &viewer.account,
+        "view_refused",
+        Some(&id.to_string()),
+        serde_json::json!({}),
+    )
+    .await
+    .or_fail(&viewer)?;
+    let errors: Vec<(String, String)> = r
+        .errors
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e.get("pointer")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+                e.get("detail")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let body_text = String::from_utf8_lossy(&r.body).into_owned();
+    let title = tf("refused.one_title", &[("code", &r.code)]);
+    let body = html! {
+        dl class="facts" {
+            dt { (t("refused.received")) } dd { (time(r.received_at)) }
+            dt { (t("refused.message_id")) } dd { code { (r.message_id.as_deref().unwrap_or("—")) } }
+            dt { (t("refused.endpoint")) } dd { (r.user_id.as_deref().unwrap_or("—")) }
+            dt { (t("refused.type")) } dd { (r.message_type.as_deref().unwrap_or("—")) }
+            dt { (t("refused.correlation")) } dd { (r.correlation_id.as_deref().unwrap_or("—")) }
+            dt { (t("refused.code")) } dd { code { (r.code) } }
+            dt { (t("refused.detail")) } dd { (r.detail) }
+            dt { (t("refused.size")) } dd { (tf("refused.bytes", &[("n", &r.body_size)])) }
+            @if let Some(res) = &r.resolution {
+                dt { (t("refused.resolution")) }
+                dd { (t(&format!("refused.{res}"))) " · " (r.resolved_by.as_deref().unwrap_or("")) " · " (crate::console::layout::maybe_time(r.resolved_at)) }
+            }
+        }
+        h2 { (t("refused.problems")) }
+        @if errors.is_empty() {
+            (empty("refused.no_problems"))
+        } @else {
+            table class="list" {
+                thead { tr { th scope="col" { (t("refused.pointer")) } th scope="col" { (t("refused.problem")) } } }
+                tbody { @for (p, d) in &errors { tr { td { code { (p) } } td { (d) } } } }
+            }
+        }
+        @if r.can_be_redriven() && !viewer.is_auditor() {
+            div class="actions" {
+                form method="post" action="/console/refused/redrive" {
+                    (csrf(&viewer))
+                    input type="hidden" name="id" value=(r.id);
+                    button type="submit" { (t("refused.redrive_one")) }
+                }
+                form method="post" action="/console/refused/discard" {
+                    (csrf(&viewer))
+                    input type="hidden" name="id" value=(r.id);
+                    button type="submit" class="secondary" { (t("refused.discard_one")) }
+                }
+            }
+        } @else if r.resolution.is_none() && r.body.len() != r.body_size.max(0) as usize {
+            p class="note" { (t("refused.cannot_redrive")) }
+        }
+        h2 { (t("refused.body")) }
+        @if r.body.is_empty() { (empty("refused.body_erased")) } @else { pre class="raw" { code { (body_text) } } }
+    };
+    Ok(Html(page(&viewer, "/console/refused", &title, body).into_string()).into_response())
+}
+
+/// A re-drive or discard names one message (`id`) or a group.
+#[derive(Deserialize)]
+pub(crate) struct Selection {
+    id: Option<i64>,
+    code: Option<String>,
+    endpoint: Option<String>,
+    #[serde(rename = "type")]
+    message_type: Option<String>,
+}
+
+async fn selected(
+    state: &AppState,
+    viewer: &Viewer,
+    s: &Selection,
+) -> Result<(Vec<Refused>, Option<GroupKey>), ConsoleError> {
+    let scope = Scope::of(&viewer.account);
+    if let Some(id) = s.id {
+        let one = refused::one(&state.pool, &scope, id)
+            .await?
+            .ok_or(ConsoleError::NotFound)?;
+        return Ok((vec![one], None));
+    }
+    let key = GroupKey {
+        code: s
+            .code
+            .clone()
+            .ok_or_else(|| ConsoleError::Invalid(t("refused.no_selection").into()))?,
+        endpoint: s.endpoint.clone(),
+        message_type: s.message_type.clone(),
+    };
+    Ok((
+        refused::in_group(&state.pool, &scope, &key).await?,
+        Some(key),
+    ))
+}
+
+fn back(key: Option<&GroupKey>, id: Option<i64>, done: &str, n: usize) -> String {
+    match (key, id) {
+        (Some(k), _) => format!(
+            "/console/refused/group?{}&done={done}&n={n}",
+            group_query(k)
+        ),
+        (None, Some(_)) | (None, None) => format!("/console/refused?done={done}&n={n}"),
+    }
+}
+
+pub(crate) async fn redrive(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(s): Form<Selection>,
+) -> PageResult {
+    let (rows, key) = selected(&state, &viewer, &s).await.or_fail(&viewer)?;
+    let rows: Vec<Refused> = rows.into_iter().filter(Refused::can_be_redriven).collect();
+    if rows.is_empty() {
+        return Err(ConsoleError::Conflict(
+            t("refused.nothing_to_redrive").into(),
+        ))
+        .or_fail(&viewer);
+    }
+    let messages: Vec<(Properties, Vec<u8>)> = rows
+        .iter()
+        .map(|r| {
+            let headers = serde_json::from_value(r.headers.clone()).unwrap_or_default();
+            let properties = Properties {
+                message_id: r.message_id.clone(),
+                correlation_id: r.correlation_id.clone(),
+                message_type: r.message_type.clone(),
+                user_id: r.user_id.clone(),
+                content_type: Some("application/json".into()),
+                timestamp: None,
+                headers,
+            };
+            (properties, r.body.clone())
+        })
+        .collect();
+    let outcome = pipeline::redrive(&state.pipeline, messages)
+        .await
+        .map_err(|e| ConsoleError::Conflict(e.to_string()))
+        .or_fail(&viewer)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    refused::resolve(&state.pool, &ids, "redriven", &viewer.account.name)
+        .await
+        .or_fail(&viewer)?;
+    audit::record_by(
+        &state.pool,
+        &viewer.account,
+        "redrive",
+        key.as_ref().map(|k| k.code.as_str()),
+        serde_json::json!({
+            "refused": ids,
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "refused_again": outcome.refused.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        }),
+    )
+    .await
+    .or_fail(&viewer)?;
+    Ok(Redirect::to(&back(key.as_ref(), s.id, "redriven", ids.len())).into_response())
+}
+
+pub(crate) async fn discard(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(s): Form<Selection>,
+) -> PageResult {
+    let (rows, key) = selected(&state, &viewer, &s).await.or_fail(&viewer)?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.resolution.is_none())
+        .map(|r| r.id)
+        .collect();
+    let n = refused::resolve(&state.pool, &ids, "discarded", &viewer.account.name)
+        .await
+        .or_fail(&viewer)?;
+    audit::record_by(
+        &state.pool,
+        &viewer.account,
+        "discard",
+        key.as_ref().map(|k| k.code.as_str()),
+        serde_json::json!({"refused": ids}),
+    )
+    .await
+    .or_fail(&viewer)?;
+    Ok(Redirect::to(&back(key.as_ref(), s.id, "discarded", n as usize)).into_response())
+}

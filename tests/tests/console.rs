@@ -1,0 +1,319 @@
+//! The web console over HTTP, per role: logging in, the lock after
+//! repeated failures, CSRF on every form, an auditor who can change
+//! nothing, a coordinator who sees and acts on its own country only, and
+//! the security headers on every page.
+
+use imi_hub::accounts::{AccountRole, Scope};
+use imi_schemas::ids::CountryCode;
+use imi_tests::console::{console_account, ConsoleUser};
+use imi_tests::{finish, next_receipt, open_inbox, request_to_de, TestEnv};
+use reqwest::StatusCode;
+
+fn country(c: &str) -> Scope {
+    Scope {
+        country: Some(CountryCode::try_from(c).unwrap()),
+        ..Scope::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_sessions_and_the_lock_after_repeated_failures() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+    let (name, password) =
+        console_account(&pool, "ops", AccountRole::Operator, Scope::default()).await;
+    let mut user = ConsoleUser::new(&hub.http, &name, &password);
+
+    // Pages need a session: the browser is sent to the login page.
+    let page = user.get("/console/exchanges?state=sent").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/console/login?next=%2Fconsole%2Fexchanges%3Fstate%3Dsent")
+    );
+
+    // A login without the login page's token is refused.
+    let refused = user
+        .post(
+            "/console/login",
+            &[("name", &name), ("password", &password), ("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The session cookie is HttpOnly and SameSite; the page works.
+    let login = user.log_in_with(&password).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    let set = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("imi_console="))
+        .expect("a session cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "not over TLS here: {set}");
+    let dashboard = user.get("/console").await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    assert!(dashboard.body.contains("Dashboard"));
+
+    // Logging out ends the session on the server, not only in the browser.
+    let session = user.get("/console").await;
+    let csrf = session.csrf().unwrap();
+    let out = user.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(user.get("/console").await.status, StatusCode::SEE_OTHER);
+
+    // Five wrong passwords lock the account; while locked, the right one
+    // does not open it either.
+    let mut intruder = ConsoleUser::new(&hub.http, &name, "wrong");
+    for i in 0..4 {
+        let page = intruder.log_in_with("wrong password").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    assert_eq!(
+        intruder.log_in_with("wrong password").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let locked = user.log_in_with(&password).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a locked user stays out"
+    );
+    assert!(locked.body.contains("locked"));
+    // When the lock ends, the right password works again.
+    sqlx::query("UPDATE accounts SET locked_until = now() - interval '1 second' WHERE name = $1")
+        .bind(&name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    user.log_in().await;
+
+    // Every attempt is in the audit log.
+    let recorded: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, detail->>'reason' FROM audit_events WHERE account_name = $1 AND action LIKE 'login%' ORDER BY id",
+    )
+    .bind(&name)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(a, r): (String, Option<String>)| (a, r.unwrap_or_default()))
+    .collect();
+    let actions: Vec<&str> = recorded.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions.first(), Some(&"login"));
+    assert_eq!(actions.last(), Some(&"login"));
+    assert_eq!(actions.iter().filter(|a| **a == "login_failed").count(), 6);
+    assert!(recorded.iter().any(|(_, r)| r == "locked_now"));
+    assert!(recorded.iter().any(|(_, r)| r == "locked"));
+    pool.close().await;
+    finish(env, hub, vec![]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_needs_its_session_token_and_pages_carry_security_headers() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+    let (name, password) =
+        console_account(&pool, "ops", AccountRole::Operator, Scope::default()).await;
+    let mut user = ConsoleUser::new(&hub.http, &name, &password);
+    user.log_in().await;
+
+    for path in [
+        "/console/refused/discard",
+        "/console/gates",
+        "/console/logout",
+    ] {
+        let without = user.post(path, &[("code", "invalid_payload")]).await;
+        assert_eq!(
+            without.status,
+            StatusCode::FORBIDDEN,
+            "{path} without a token"
+        );
+        let forged = user
+            .post(path, &[("code", "invalid_payload"), ("csrf", "0123456789")])
+            .await;
+        assert_eq!(
+            forged.status,
+            StatusCode::FORBIDDEN,
+            "{path} with another token"
+        );
+    }
+    // With the page's token the same post goes through.
+    let discard = user
+        .post_from(
+            "/console/refused",
+            "/console/refused/discard",
+            &[("code", "invalid_payload")],
+        )
+        .await;
+    assert_eq!(discard.status, StatusCode::SEE_OTHER, "{}", discard.body);
+
+    for path in [
+        "/console",
+        "/console/exchanges",
+        "/console/login",
+        "/console/catalogue",
+    ] {
+        let page = user.get(path).await;
+        let header = |h: &str| {
+            page.headers
+                .get(h)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        // No inline script anywhere: the policy would block it.
+        assert!(!page.body.contains("<script>"), "{path} has inline script");
+    }
+    pool.close().await;
+    finish(env, hub, vec![]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_reads_everything_and_changes_nothing() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+    let fi = env.adapter(0).await;
+    let (mut fi_inbox, _) = open_inbox(&fi);
+    fi.send(&request_to_de()).await.unwrap();
+    let receipt = next_receipt(&mut fi_inbox).await;
+    let (name, password) =
+        console_account(&pool, "audit", AccountRole::Auditor, Scope::default()).await;
+    let mut auditor = ConsoleUser::new(&hub.http, &name, &password);
+    auditor.log_in().await;
+
+    for path in [
+        "/console".to_owned(),
+        "/console/exchanges".to_owned(),
+        format!("/console/exchanges/{}", receipt.exchange_id),
+        "/console/refused".to_owned(),
+        "/console/authorities".to_owned(),
+        "/console/desk".to_owned(),
+        "/console/catalogue".to_owned(),
+        "/console/catalogue/pq-information-request".to_owned(),
+        "/console/statistics".to_owned(),
+        "/console/audit".to_owned(),
+    ] {
+        let page = auditor.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        // No form but logging out is offered to an auditor.
+        let forms = page.body.matches("method=\"post\"").count();
+        assert_eq!(forms, 1, "{path} offers an auditor {forms} forms");
+    }
+    // Even a well-formed post, with the session's token, changes nothing.
+    let csrf = auditor.get("/console").await.csrf().unwrap();
+    for (path, form) in [
+        (
+            "/console/gates",
+            vec![("country", "FI"), ("area", "pq"), ("on", "true")],
+        ),
+        (
+            "/console/refused/discard",
+            vec![("code", "invalid_payload")],
+        ),
+        ("/console/endpoints/x/suspend", vec![]),
+    ] {
+        let mut fields = form.clone();
+        fields.push(("csrf", &csrf));
+        let page = auditor.post(path, &fields).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let gates: i64 = sqlx::query_scalar("SELECT count(*) FROM validation_gates")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(gates, 0);
+    // Its view of the exchange's content is recorded.
+    let views: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE account_name = $1 AND action = 'view_exchange' AND subject = $2",
+    )
+    .bind(&name)
+    .bind(receipt.exchange_id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(views, 1);
+    pool.close().await;
+    finish(env, hub, vec![fi]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_sees_and_acts_on_its_own_country_only() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+    let fi = env.adapter(0).await;
+    let (mut fi_inbox, _) = open_inbox(&fi);
+    // FI-VALVIRA asks DE-AEKNO: an exchange of Finland and Germany.
+    fi.send(&request_to_de()).await.unwrap();
+    let exchange = next_receipt(&mut fi_inbox).await.exchange_id;
+    let page_of = format!("/console/exchanges/{exchange}");
+
+    let (name, password) =
+        console_account(&pool, "fi-nimic", AccountRole::Coordinator, country("FI")).await;
+    let mut finn = ConsoleUser::new(&hub.http, &name, &password);
+    finn.log_in().await;
+    let seen = finn.get(&page_of).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert!(finn
+        .get("/console/exchanges")
+        .await
+        .body
+        .contains(&exchange.to_string()));
+
+    let (name, password) =
+        console_account(&pool, "se-nimic", AccountRole::Coordinator, country("SE")).await;
+    let mut swede = ConsoleUser::new(&hub.http, &name, &password);
+    swede.log_in().await;
+    let hidden = swede.get(&page_of).await;
+    assert_eq!(hidden.status, StatusCode::FORBIDDEN);
+    assert!(
+        !hidden.body.contains("FI-VALVIRA"),
+        "nothing of the exchange is shown"
+    );
+    let list = swede.get("/console/exchanges").await;
+    assert!(
+        !list.body.contains(&exchange.to_string()),
+        "not in its list either"
+    );
+    // Nor can it act on it: reassigning the German responder's request is
+    // for a German coordinator.
+    let reassign = swede
+        .post_from(
+            "/console/desk",
+            &format!("{page_of}/reassign"),
+            &[("to", "SE-X")],
+        )
+        .await;
+    assert_eq!(reassign.status, StatusCode::FORBIDDEN);
+    // Nor switch another country's gate.
+    let gate = swede
+        .post_from(
+            "/console/desk",
+            "/console/gates",
+            &[("country", "FI"), ("area", "pq"), ("on", "true")],
+        )
+        .await;
+    assert_eq!(gate.status, StatusCode::FORBIDDEN);
+    let gates: i64 = sqlx::query_scalar("SELECT count(*) FROM validation_gates")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(gates, 0);
+    pool.close().await;
+    finish(env, hub, vec![fi]).await;
+}
