@@ -34,7 +34,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             get(pages::login::form).post(pages::login::submit),
         )
         .route("/console/static/console.css", get(stylesheet))
-        .route("/console/static/console.js", get(script));
+        .route("/console/static/console.js", get(script))
+        .route("/favicon.ico", get(favicon));
     let pages = Router::new()
         .route("/console", get(pages::dashboard::show))
         .route(
@@ -90,7 +91,9 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         )
         .route("/console/gates", post(pages::desk::gate))
         .route("/console/notices/{id}/read", post(pages::desk::mark_read))
-        .layer(middleware::from_fn_with_state(state, auth::require_csrf));
+        // `route_layer`: only these routes; a path no route has stays a 404
+        // and is never taken for an action.
+        .route_layer(middleware::from_fn_with_state(state, auth::require_csrf));
     Router::new()
         .merge(public)
         .merge(pages)
@@ -105,6 +108,19 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("static/console.css"),
+    )
+        .into_response()
+}
+
+/// The browser asks for it on every first visit; an answer keeps the log
+/// and the login quiet.
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("static/favicon.svg"),
     )
         .into_response()
 }

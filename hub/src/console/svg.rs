@@ -3,8 +3,6 @@
 //! title and description for screen readers, and the numbers it shows are
 //! also in a table or text beside it.
 
-use std::collections::BTreeMap;
-
 use maud::{html, Markup, PreEscaped};
 
 /// One bar (or a stack of two) of a chart.
@@ -115,7 +113,7 @@ pub(crate) fn sequence(title: &str, parties: &[String], arrows: &[Arrow]) -> Mar
             .map(|i| left + col * i as f64 + col / 2.0)
     };
     html! {
-        svg class="sequence" viewBox={ "0 0 " (width) " " (height) } role="img"
+        svg class="sequence" viewBox={ "0 0 " (width) " " (height) } width=(width) role="img"
             aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
             title { (title) }
             defs {
@@ -150,26 +148,59 @@ pub(crate) fn sequence(title: &str, parties: &[String], arrows: &[Arrow]) -> Mar
 }
 
 /// A workflow's states and the actions between them, as a diagram: states
-/// in the order the procedure lists them, top to bottom, each action an
-/// arrow (a curve around the column when it skips states or goes back),
-/// the opening actions from a start dot.
+/// top to bottom in the order the procedure lists them; a step to the next
+/// state is a straight arrow, a step that skips ahead takes a lane on the
+/// right, a step back a lane on the left, a step that stays a loop; actions
+/// between the same two states share an arrow; the opening actions come
+/// from a start dot.
 pub(crate) fn states(
     title: &str,
     states: &[String],
     actions: &[(String, Vec<String>, String)],
 ) -> Markup {
-    let (box_w, box_h, gap, left) = (170.0, 30.0, 46.0, 250.0);
-    let y_of = |s: &str| {
-        states
-            .iter()
-            .position(|x| x == s)
-            .map(|i| 40.0 + i as f64 * (box_h + gap))
+    // (from, to) → the actions taking it, in catalogue order.
+    let mut edges: Vec<(Option<usize>, usize, Vec<&str>)> = Vec::new();
+    let index = |s: &str| states.iter().position(|x| x == s);
+    for (code, from, to) in actions {
+        let Some(t) = index(to) else { continue };
+        let sources: Vec<Option<usize>> = if from.is_empty() {
+            vec![None]
+        } else {
+            from.iter().filter_map(|f| index(f)).map(Some).collect()
+        };
+        for f in sources {
+            match edges.iter_mut().find(|(ef, et, _)| *ef == f && *et == t) {
+                Some(edge) => edge.2.push(code),
+                None => edges.push((f, t, vec![code])),
+            }
+        }
+    }
+    let lane_of = |f: usize, t: usize| -> Option<bool> {
+        // None: straight down; Some(true): right lane; Some(false): left lane.
+        if t == f + 1 {
+            None
+        } else {
+            Some(t > f || t == f)
+        }
     };
-    let height = 60.0 + states.len() as f64 * (box_h + gap);
-    // Curves alternate sides, spreading as they stack up.
-    let mut used: BTreeMap<bool, usize> = BTreeMap::new();
+    let lefts = edges
+        .iter()
+        .filter(|(f, t, _)| f.is_some_and(|f| lane_of(f, *t) == Some(false)))
+        .count();
+    let rights = edges
+        .iter()
+        .filter(|(f, t, _)| f.is_some_and(|f| lane_of(f, *t) == Some(true)))
+        .count();
+    let (box_w, box_h, gap, lane) = (190.0, 30.0, 44.0, 22.0);
+    let left = 30.0 + lane * lefts as f64;
+    let width = left + box_w + 30.0 + lane * rights as f64 + 90.0;
+    let top = 46.0;
+    let y_of = |i: usize| top + i as f64 * (box_h + gap);
+    let height = y_of(states.len()) + 10.0;
+    let centre = left + box_w / 2.0;
+    let (mut nl, mut nr) = (0usize, 0usize);
     html! {
-        svg class="states" viewBox={ "0 0 720 " (height) } role="img" aria-label=(title)
+        svg class="states" viewBox={ "0 0 " (width) " " (height) } width=(width) role="img" aria-label=(title)
             xmlns="http://www.w3.org/2000/svg" {
             title { (title) }
             defs {
@@ -177,39 +208,38 @@ pub(crate) fn states(
                     path d="M0,0 L8,4 L0,8 z" class="head" {}
                 }
             }
-            circle cx=(left + box_w / 2.0) cy="12" r="6" class="start" {}
-            @for s in states {
-                @if let Some(y) = y_of(s) {
-                    rect x=(left) y=(y) width=(box_w) height=(box_h) rx="6" class="state" {}
-                    text x=(left + box_w / 2.0) y=(y + 19.0) text-anchor="middle" class="state-name" { (s) }
-                }
+            circle cx=(centre) cy="10" r="6" class="start" {}
+            @for (i, s) in states.iter().enumerate() {
+                rect x=(left) y=(y_of(i)) width=(box_w) height=(box_h) rx="6" class="state" {}
+                text x=(centre) y=(y_of(i) + 19.0) text-anchor="middle" class="state-name" { (s) }
             }
-            @for (code, from, to) in actions {
-                @if let Some(y2) = y_of(to) {
-                    @if from.is_empty() {
-                        line x1=(left + box_w / 2.0) y1="18" x2=(left + box_w / 2.0) y2=(y2) marker-end="url(#statehead)" class="transition" {}
-                        text x=(left + box_w / 2.0 + 6.0) y="32" class="label" { (code) }
+            @for (f, t, codes) in &edges {
+                @let label = codes.join(" / ");
+                @match f {
+                    None => {
+                        line x1=(centre) y1="16" x2=(centre) y2=(y_of(*t)) marker-end="url(#statehead)" class="transition" {}
+                        text x=(centre + 6.0) y="32" class="label halo" { (label) }
                     }
-                    @for f in from {
-                        @if let Some(y1) = y_of(f) {
-                            @let right = y2 < y1 || (y2 - y1) > box_h + gap + 1.0 || y1 == y2;
-                            @let slot = { let n = used.entry(right).or_insert(0); *n += 1; *n };
-                            @let dx = 30.0 + 22.0 * slot as f64;
-                            @let (x_edge, x_out, anchor) = if right {
-                                (left + box_w, left + box_w + dx, "start")
-                            } else {
-                                (left, left - dx, "end")
-                            };
-                            @let (ya, yb) = (y1 + box_h / 2.0, y2 + box_h / 2.0 + if y1 == y2 { 8.0 } else { 0.0 });
-                            @if !right && y2 > y1 {
-                                line x1=(left + box_w / 2.0) y1=(y1 + box_h) x2=(left + box_w / 2.0) y2=(y2)
-                                    marker-end="url(#statehead)" class="transition" {}
-                                text x=(left + box_w / 2.0 + 6.0) y=((y1 + box_h + y2) / 2.0 + 4.0) class="label" { (code) }
-                            } @else {
-                                path d=(PreEscaped(format!("M{x_edge},{ya} C{x_out},{ya} {x_out},{yb} {x_edge},{yb}")))
-                                    marker-end="url(#statehead)" class="transition" {}
-                                text x=(x_out + if right { 4.0 } else { -4.0 }) y=((ya + yb) / 2.0 + 4.0)
-                                    text-anchor=(anchor) class="label" { (code) }
+                    Some(f) => {
+                        @match lane_of(*f, *t) {
+                            None => {
+                                line x1=(centre) y1=(y_of(*f) + box_h) x2=(centre) y2=(y_of(*t)) marker-end="url(#statehead)" class="transition" {}
+                                text x=(centre + 6.0) y=(y_of(*f) + box_h + gap / 2.0 + 4.0) class="label halo" { (label) }
+                            }
+                            Some(right) => {
+                                @let k = if right { nr += 1; nr } else { nl += 1; nl };
+                                @let nudge = ((k % 3) as f64 - 1.0) * 8.0;
+                                @let (ya, yb) = (y_of(*f) + box_h / 2.0 + nudge, y_of(*t) + box_h / 2.0 - nudge);
+                                @let (edge, x) = if right { (left + box_w, left + box_w + 10.0 + lane * k as f64) } else { (left, left - 10.0 - lane * k as f64) };
+                                @let yb = if f == t { ya + 10.0 } else { yb };
+                                path d=(PreEscaped(format!("M{edge},{ya} H{x} V{yb} H{edge}"))) marker-end="url(#statehead)" class="transition" {}
+                                @let mid = (ya + yb) / 2.0;
+                                @if f == t {
+                                    text x=(x + 4.0) y=(ya + 8.0) class="label halo" { (label) }
+                                } @else {
+                                    text x=(x - 3.0) y=(mid) text-anchor="middle" class="label halo"
+                                        transform=(PreEscaped(format!("rotate(-90 {} {mid})", x - 3.0))) { (label) }
+                                }
                             }
                         }
                     }

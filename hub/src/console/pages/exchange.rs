@@ -124,7 +124,7 @@ pub(crate) async fn show(
         }
         section aria-labelledby="deadlines-h" {
             h2 id="deadlines-h" { (t("exchange.deadlines")) }
-            (deadlines(&detail, procedure))
+            (deadlines(&detail, procedure, deliveries.as_ref()))
         }
         @if let Some(d) = &deliveries {
             section aria-labelledby="deliveries-h" {
@@ -208,7 +208,7 @@ fn deliveries_markup(d: &ExchangeDeliveries) -> Markup {
                         tr {
                             td { (x.authority) }
                             td { (x.endpoint) }
-                            td { span class={ "badge " (x.state) } { (t(&format!("delivery.{}", x.state))) } }
+                            td { span class={ "badge " (x.state) } { (t(&format!("delivery.state_{}", x.state))) } }
                             td { (maybe_time(x.routed_at)) }
                             td { (maybe_time(x.acknowledged_at)) }
                             td { (maybe_time(x.reminded_at)) }
@@ -246,10 +246,7 @@ fn sequence_diagram(detail: &Detail) -> Markup {
     };
     let mut arrows = Vec::new();
     for s in &detail.steps {
-        let label = match (&s.from_state, s.actor.is_some()) {
-            (_, true) => format!("{} → {}", s.action, s.to_state),
-            (Some(_), false) | (None, false) => format!("{} → {}", s.action, s.to_state),
-        };
+        let label = format!("{} → {}", s.action, s.to_state);
         let arrow = match (&s.actor, &s.sender) {
             (Some(_), _) => {
                 add(&coordinator);
@@ -313,7 +310,14 @@ fn steps_table(detail: &Detail) -> Markup {
     }
 }
 
-fn deadlines(detail: &Detail, procedure: Option<&imi_schemas::catalogue::Procedure>) -> Markup {
+fn deadlines(
+    detail: &Detail,
+    procedure: Option<&imi_schemas::catalogue::Procedure>,
+    deliveries: Option<&ExchangeDeliveries>,
+) -> Markup {
+    let from_fields = deliveries
+        .map(|d| d.deadlines.as_slice())
+        .unwrap_or_default();
     let head = &detail.head;
     // The catalogue's deadlines running in the current state, with when
     // they are due.
@@ -335,7 +339,7 @@ fn deadlines(detail: &Detail, procedure: Option<&imi_schemas::catalogue::Procedu
         .unwrap_or_default();
     let now = chrono::Utc::now();
     html! {
-        @if running.is_empty() && detail.deadlines.is_empty() {
+        @if running.is_empty() && detail.deadlines.is_empty() && from_fields.is_empty() {
             (empty("exchange.no_deadlines"))
         } @else {
             table class="list" {
@@ -350,6 +354,13 @@ fn deadlines(detail: &Detail, procedure: Option<&imi_schemas::catalogue::Procedu
                             td { (code) }
                             td { (time(*due)) }
                             td { @if *due < now { span class="badge bad" { (t("deadline.overdue")) } } @else { span class="badge" { (t("deadline.running")) } } }
+                        }
+                    }
+                    @for d in from_fields {
+                        tr {
+                            td { (d.deadline) " · " (d.field_date) }
+                            td { (time(d.due_at)) }
+                            td { @if d.late { span class="badge bad" { (t("deadline.released_late")) } } @else { span class="badge good" { (t("deadline.met")) } } }
                         }
                     }
                     @for d in &detail.deadlines {

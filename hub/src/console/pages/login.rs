@@ -28,8 +28,19 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
-fn login_page(next: &str, message: Option<String>, secure: bool, status: StatusCode) -> Response {
-    let token = auth::new_token();
+fn login_page(
+    next: &str,
+    message: Option<String>,
+    secure: bool,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Response {
+    // The browser's own login token if it has one (two tabs, a reload),
+    // else a fresh one.
+    let token = cookie(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+        .unwrap_or_else(auth::new_token);
     let body = html! {
         @if let Some(m) = message { p class="error" role="alert" { (m) } }
         form method="post" action="/console/login" class="login" {
@@ -49,12 +60,17 @@ fn login_page(next: &str, message: Option<String>, secure: bool, status: StatusC
     response
 }
 
-pub(crate) async fn form(State(state): State<AppState>, Query(q): Query<Next>) -> Response {
+pub(crate) async fn form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Next>,
+) -> Response {
     login_page(
         safe_next(q.next.as_deref()),
         None,
         state.console.secure_cookies,
         StatusCode::OK,
+        &headers,
     )
 }
 
@@ -81,6 +97,7 @@ pub(crate) async fn submit(
             Some(t("error.csrf").to_owned()),
             secure,
             StatusCode::FORBIDDEN,
+            &headers,
         );
     }
     match auth::log_in(&state.pool, f.name.trim(), &f.password).await {
@@ -90,12 +107,14 @@ pub(crate) async fn submit(
             Some(t("login.wrong").to_owned()),
             secure,
             StatusCode::UNAUTHORIZED,
+            &headers,
         ),
         Ok(LoginOutcome::Locked(until)) => login_page(
             &next,
             Some(tf("login.locked", &[("until", &until.format("%H:%M UTC"))])),
             secure,
             StatusCode::TOO_MANY_REQUESTS,
+            &headers,
         ),
         Err(error) => {
             tracing::error!(%error, "Login failed for want of the database.");
@@ -104,6 +123,7 @@ pub(crate) async fn submit(
                 Some(t("error.internal").to_owned()),
                 secure,
                 StatusCode::SERVICE_UNAVAILABLE,
+                &headers,
             )
         }
     }
