@@ -8,6 +8,11 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/ensure-services.sh
 scripts/clean-test-leftovers.sh
+# The console's browser tests: Chromium, ChromeDriver and axe-core.
+IMI_AXE_JS="$(scripts/ensure-browser.sh)"
+export IMI_AXE_JS
+# Where the browser tests leave their screenshots.
+export IMI_SCREENSHOTS="${IMI_SCREENSHOTS:-$CARGO_TARGET_DIR/screenshots}"
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
@@ -18,3 +23,4 @@ echo "== tests (parallel)"
 cargo test --workspace --no-fail-fast -- --skip broker_restart_
 echo "== tests (broker restart, alone)"
 cargo test -p imi-tests --test broker_restart -- --test-threads=1
+echo "== screenshots of the console's browser tests: $IMI_SCREENSHOTS"

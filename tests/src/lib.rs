@@ -2,6 +2,7 @@
 //! RabbitMQ vhost and uniquely named broker users, and a hub on port 0.
 //! Nothing here is mocked: the services are the machine's real ones.
 
+pub mod browser;
 pub mod console;
 
 use std::path::{Path, PathBuf};

@@ -56,8 +56,8 @@ pub(crate) fn bar_chart(
             g class="legend" {
                 rect x=(left + 8.0) y="2" width="10" height="8" class="series-a" {}
                 text x=(left + 22.0) y="10" class="tick" { (legends.0) }
-                rect x=(left + 140.0) y="2" width="10" height="8" class="series-b" {}
-                text x=(left + 154.0) y="10" class="tick" { (legends.1) }
+                rect x=(left + 200.0) y="2" width="10" height="8" class="series-b" {}
+                text x=(left + 214.0) y="10" class="tick" { (legends.1) }
             }
         }
     }

@@ -40,7 +40,7 @@ pub(crate) async fn show(State(state): State<AppState>, viewer: Viewer) -> PageR
     )
     .await;
     let body = html! {
-        div id="live" data-live="/console/partials/dashboard" aria-live="polite" { (live) }
+        div id="live" data-live="/console/partials/dashboard" data-activity=(activity_mark(&state)) aria-live="polite" { (live) }
         section aria-labelledby="endpoints-h" {
             h2 id="endpoints-h" { (t("dashboard.endpoints")) }
             (endpoint_table(&endpoints))
@@ -179,8 +179,18 @@ fn health_badge(e: &EndpointHealth) -> Markup {
     html! { span class=(class) { (t(key)) } }
 }
 
-/// Server-sent events: every tick, the last hour's totals; the page's
-/// script refetches the live parts when they change.
+/// The last hour's totals, as the live stream sends them: the page carries
+/// the mark of what it shows, so its script knows when it is behind.
+fn activity_mark(state: &AppState) -> String {
+    let hour = state.activity.last_hour(Utc::now());
+    let accepted: u64 = hour.iter().map(|m| m.accepted).sum();
+    let refused: u64 = hour.iter().map(|m| m.refused).sum();
+    format!("{accepted},{refused}")
+}
+
+/// Server-sent events: at once and then every tick, the last hour's
+/// totals; the page's script refetches the live parts when they differ
+/// from what it shows.
 pub(crate) async fn live(
     State(state): State<AppState>,
     _viewer: Viewer,
@@ -189,12 +199,14 @@ pub(crate) async fn live(
     // The stream ends when the hub stops, so that shutdown need not wait
     // for the browser to go away.
     let stop = state.stopping.clone();
-    let ticks = stream::unfold((), move |()| {
+    let ticks = stream::unfold(true, move |first| {
         let (activity, stop) = (activity.clone(), stop.clone());
         async move {
-            tokio::select! {
-                _ = tokio::time::sleep(TICK) => {}
-                _ = stop.cancelled() => return None,
+            if !first {
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = stop.cancelled() => return None,
+                }
             }
             let hour = activity.last_hour(Utc::now());
             let accepted: u64 = hour.iter().map(|m| m.accepted).sum();
@@ -202,7 +214,7 @@ pub(crate) async fn live(
             let event = Event::default()
                 .event("activity")
                 .data(format!("{accepted},{refused}"));
-            Some((Ok(event), ()))
+            Some((Ok(event), false))
         }
     });
     Sse::new(ticks).keep_alive(KeepAlive::default())

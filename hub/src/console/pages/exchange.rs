@@ -410,7 +410,8 @@ fn message(m: &Message, catalogue: &imi_schemas::catalogue::Catalogue, lang: &st
                 }
                 details class="raw" open {
                     summary { (t("exchange.raw")) }
-                    pre { code { (raw) } }
+                    // Focusable: a scrollable region must be reachable by keyboard.
+                    pre tabindex="0" aria-label=(t("exchange.raw")) { code { (raw) } }
                 }
             }
         }

@@ -329,7 +329,7 @@ pub(crate) async fn one(
             p class="note" { (t("refused.cannot_redrive")) }
         }
         h2 { (t("refused.body")) }
-        @if r.body.is_empty() { (empty("refused.body_erased")) } @else { pre class="raw" { code { (body_text) } } }
+        @if r.body.is_empty() { (empty("refused.body_erased")) } @else { pre class="raw" tabindex="0" aria-label=(t("refused.body")) { code { (body_text) } } }
     };
     Ok(Html(page(&viewer, "/console/refused", &title, body).into_string()).into_response())
 }

@@ -30,11 +30,11 @@
     // The dashboard: the server says when the counts move.
     var live = document.querySelector("[data-live]");
     if (live && window.EventSource) {
-      var last = null;
+      // What the page shows; the stream says what there is now.
+      var shown = live.getAttribute("data-activity");
       var source = new EventSource("/console/live");
       source.addEventListener("activity", function (e) {
-        if (last !== null && e.data !== last) { refresh(live); }
-        last = e.data;
+        if (e.data !== shown) { shown = e.data; refresh(live); }
       });
     }
 
