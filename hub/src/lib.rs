@@ -18,6 +18,7 @@ mod activity;
 mod alerts;
 mod api;
 pub mod app;
+pub mod bench;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;

@@ -20,14 +20,22 @@ use imi_tests::{amqp_base_url, diploma_request, TestEnv};
 use tokio_util::sync::CancellationToken;
 
 mod alerts;
+mod console;
 mod cpu;
 
 #[derive(Parser)]
 #[command(name = "imi-bench", about = "IMI Hub vs raw RabbitMQ, same run")]
 struct Args {
-    /// `backbone` (1:1 throughput and latency) or `alerts` (1:N fan-out).
-    #[arg(default_value = "backbone", value_parser = ["backbone", "alerts"])]
+    /// `backbone` (1:1 throughput and latency), `alerts` (1:N fan-out) or
+    /// `console` (the console's pages on a large database).
+    #[arg(default_value = "backbone", value_parser = ["backbone", "alerts", "console"])]
     mode: String,
+    /// `console`: exchanges to seed (five messages each).
+    #[arg(long, default_value_t = 1_000_000)]
+    exchanges: usize,
+    /// `console`: timed requests per page.
+    #[arg(long, default_value_t = 50)]
+    samples: usize,
     /// Messages in each throughput run.
     #[arg(long, default_value_t = 20_000)]
     messages: usize,
@@ -94,6 +102,8 @@ fn main() -> anyhow::Result<()> {
     builder.enable_all().build()?.block_on(async {
         if args.mode == "alerts" {
             alerts::run(&args.queue_type, args.repeats.max(1)).await
+        } else if args.mode == "console" {
+            console::run(args.exchanges, args.samples.max(1)).await
         } else {
             run(args).await
         }
