@@ -54,7 +54,8 @@ pub async fn seed_requests(
         .flat_map(|e| {
             e.authorities.iter().filter_map(|a| {
                 let known = registry.authority(a.as_str())?;
-                let code = imi_schemas::ids::ProcedureCode::try_from("pq-information-request").ok()?;
+                let code =
+                    imi_schemas::ids::ProcedureCode::try_from("pq-information-request").ok()?;
                 known
                     .may_use(&code)
                     .then(|| (a.to_string(), e.id.to_string()))

@@ -131,15 +131,13 @@ impl Browser {
         )
     }
 
-    /// The page's visible text.
+    /// The page's visible text (empty while a new page is loading: after
+    /// a form is submitted there is a moment with no body).
     pub async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .expect("a body")
-            .text()
-            .await
-            .expect("its text")
+        match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Waits until the page's text contains `needle` (without reloading).

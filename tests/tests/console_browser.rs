@@ -94,9 +94,7 @@ async fn an_operator_watches_traffic_finds_an_exchange_and_reads_it_in_finnish_a
 
     // Its page, with the payload in Finnish, then in French.
     browser
-        .goto(&format!(
-            "/console/exchanges?procedure=pq-information-request"
-        ))
+        .goto("/console/exchanges?procedure=pq-information-request")
         .await;
     browser.click(&link).await;
     browser

@@ -15,18 +15,17 @@ use axum::http::StatusCode;
 use axum::Json;
 use imi_schemas::ids::{AreaCode, CountryCode, EndpointId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ProblemView};
 use crate::alerts::{self, Counts, Delivery, ExchangeDeliveries, FieldDeadline};
 use crate::coordination::{self, PendingValidation};
 use crate::http::AppState;
 
 /// A 1:N exchange waiting for validation.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PendingView {
     exchange_id: Uuid,
     procedure: String,
@@ -48,7 +47,7 @@ impl From<PendingValidation> for PendingView {
 }
 
 /// One recipient's copy of a message.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct DeliveryView {
     authority: String,
     endpoint: String,
@@ -60,7 +59,7 @@ pub(crate) struct DeliveryView {
     reminded_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct FieldDeadlineView {
     deadline: String,
     field_date: NaiveDate,
@@ -69,14 +68,14 @@ pub(crate) struct FieldDeadlineView {
     late: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct CountsView {
     queued: usize,
     routed: usize,
     acknowledged: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct DeliveriesView {
     exchange_id: Uuid,
     procedure: String,
@@ -155,32 +154,56 @@ fn exchange_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest(format!("`{raw}` is not an exchange id")))
 }
 
+/// A validation gate after a switch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GateView {
+    country: String,
+    area: String,
+    /// Outgoing 1:N messages of the country and area wait for validation.
+    validation: bool,
+}
+
+/// The country's coordinator validates outgoing 1:N messages of the area.
+#[utoipa::path(put, path = "/api/v1/validation-gates/{country}/{area}", tag = "alerts",
+    params(("country" = String, Path), ("area" = String, Path)),
+    responses((status = 200, body = GateView), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, country = %country, area = %area))]
 pub(crate) async fn gate_on(
     caller: Caller,
     State(state): State<AppState>,
     Path((country, area)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<GateView>, ApiError> {
     let (c, a) = gate_path(&country, &area)?;
     coordination::set_gate(&state.registry, &caller.0, &c, &a, true).await?;
-    Ok(Json(
-        json!({"country": country, "area": area, "validation": true}),
-    ))
+    Ok(Json(GateView {
+        country,
+        area,
+        validation: true,
+    }))
 }
 
+/// Stops validating outgoing 1:N messages of the country and area.
+#[utoipa::path(delete, path = "/api/v1/validation-gates/{country}/{area}", tag = "alerts",
+    params(("country" = String, Path), ("area" = String, Path)),
+    responses((status = 200, body = GateView), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, country = %country, area = %area))]
 pub(crate) async fn gate_off(
     caller: Caller,
     State(state): State<AppState>,
     Path((country, area)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<GateView>, ApiError> {
     let (c, a) = gate_path(&country, &area)?;
     coordination::set_gate(&state.registry, &caller.0, &c, &a, false).await?;
-    Ok(Json(
-        json!({"country": country, "area": area, "validation": false}),
-    ))
+    Ok(Json(GateView {
+        country,
+        area,
+        validation: false,
+    }))
 }
 
+/// 1:N exchanges waiting for the caller's validation.
+#[utoipa::path(get, path = "/api/v1/validations", tag = "alerts",
+    responses((status = 200, body = Vec<PendingView>), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn pending(
     caller: Caller,
@@ -190,7 +213,7 @@ pub(crate) async fn pending(
     Ok(Json(pending.into_iter().map(PendingView::from).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecisionBody {
     approve: bool,
@@ -198,13 +221,24 @@ pub(crate) struct DecisionBody {
     reason: Option<String>,
 }
 
+/// A 1:N exchange's state after its coordinator's decision.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DecisionView {
+    exchange_id: Uuid,
+    state: String,
+}
+
+/// Approves (broadcast) or refuses an outgoing 1:N message.
+#[utoipa::path(post, path = "/api/v1/exchanges/{id}/validation", tag = "alerts",
+    params(("id" = String, Path, description = "The exchange")), request_body = DecisionBody,
+    responses((status = 200, body = DecisionView), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
 pub(crate) async fn decide(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<DecisionBody>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DecisionView>, ApiError> {
     let body = body?.0;
     let exchange = exchange_id(&id)?;
     let publisher = state.broker.publisher();
@@ -217,9 +251,16 @@ pub(crate) async fn decide(
         body.reason,
     )
     .await?;
-    Ok(Json(json!({"exchange_id": exchange, "state": next})))
+    Ok(Json(DecisionView {
+        exchange_id: exchange,
+        state: next,
+    }))
 }
 
+/// Who has and has not acknowledged a 1:N exchange, per copy.
+#[utoipa::path(get, path = "/api/v1/exchanges/{id}/deliveries", tag = "alerts",
+    params(("id" = String, Path, description = "The exchange")),
+    responses((status = 200, body = DeliveriesView), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
 pub(crate) async fn deliveries(
     caller: Caller,
@@ -231,7 +272,7 @@ pub(crate) async fn deliveries(
     Ok(Json(deliveries.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubscriberBody {
     id: String,
@@ -240,7 +281,7 @@ pub(crate) struct SubscriberBody {
 }
 
 /// A subscriber's broker credentials, shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SubscriberCredentials {
     endpoint: String,
     password: String,
@@ -251,6 +292,9 @@ pub(crate) struct SubscriberCredentials {
     exchange: &'static str,
 }
 
+/// Registers a broadcast subscriber; its credentials are returned once.
+#[utoipa::path(post, path = "/api/v1/subscribers", tag = "alerts", request_body = SubscriberBody,
+    responses((status = 201, body = SubscriberCredentials), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn create_subscriber(
     caller: Caller,

@@ -8,16 +8,21 @@ use axum::Json;
 use imi_schemas::ids::{CountryCode, ProcedureCode};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ProblemView};
 use crate::http::AppState;
 use crate::registry::search::{self, AuthorityQuery, AuthorityRecord};
 
 /// The query string as sent (parsed into `AuthorityQuery` at this edge).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
+    /// Free text in any language (names, competences, id).
     q: Option<String>,
+    /// A country code.
     country: Option<String>,
+    /// Only authorities registered for this procedure.
     procedure: Option<String>,
+    /// At most this many (default 50, at most 500).
     limit: Option<i64>,
 }
 
@@ -45,7 +50,7 @@ impl TryFrom<SearchParams> for AuthorityQuery {
 }
 
 /// The API's view of an authority (a wire type of the API, not the registry's).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AuthorityView {
     id: String,
     country: String,
@@ -73,11 +78,14 @@ impl From<AuthorityRecord> for AuthorityView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SearchResult {
     authorities: Vec<AuthorityView>,
 }
 
+/// Multilingual search of competent authorities.
+#[utoipa::path(get, path = "/api/v1/authorities", tag = "registry", params(SearchParams),
+    responses((status = 200, body = SearchResult), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn search(
     caller: Caller,

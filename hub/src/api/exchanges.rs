@@ -9,12 +9,12 @@ use imi_schemas::ids::ProcedureCode;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ProblemView};
 use crate::http::AppState;
 use crate::scope::Scope;
 use crate::views::exchanges::{self, Detail};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct StepView {
     at: DateTime<Utc>,
     action: String,
@@ -27,7 +27,7 @@ pub(crate) struct StepView {
     by_account: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct RetentionView {
     /// Personal data is blocked from this date (Regulation 1024/2012 Art. 14).
     block_at: DateTime<Utc>,
@@ -39,7 +39,7 @@ pub(crate) struct RetentionView {
     personal_data_erased_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ExchangeView {
     exchange_id: Uuid,
     procedure: String,
@@ -59,6 +59,10 @@ pub(crate) struct ExchangeView {
     steps: Vec<StepView>,
 }
 
+/// One case: its parties, links, every step, and its retention.
+#[utoipa::path(get, path = "/api/v1/exchanges/{id}", tag = "exchanges",
+    params(("id" = String, Path, description = "The exchange id")),
+    responses((status = 200, body = ExchangeView), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
 pub(crate) async fn show(
     caller: Caller,

@@ -6,16 +6,18 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ProblemView};
 use crate::http::AppState;
 use crate::views::figures::{self, Grouping};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FiguresParams {
+    /// One procedure only.
     procedure: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Figures {
     procedure: String,
     opened: i64,
@@ -50,6 +52,9 @@ impl From<figures::Figures> for Figures {
     }
 }
 
+/// The figures the Commission tracks for requests, per procedure.
+#[utoipa::path(get, path = "/api/v1/figures", tag = "figures", params(FiguresParams),
+    responses((status = 200, body = Vec<Figures>), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn figures(
     caller: Caller,

@@ -9,6 +9,7 @@ mod error;
 mod exchanges;
 mod figures;
 mod notices;
+mod openapi;
 mod overdue;
 mod registry;
 
@@ -17,11 +18,13 @@ use axum::Router;
 
 pub(crate) use auth::Caller;
 pub(crate) use error::ApiError;
+pub(crate) use openapi::ProblemView;
 
 use crate::http::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/authorities", get(authorities::search))
         .route(
             "/api/v1/applications",

@@ -10,18 +10,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ProblemView};
 use crate::http::AppState;
 use crate::views::desk::{self, Notice};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct NoticeParams {
     /// Only those the caller has not marked read.
     #[serde(default)]
     unread: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct NoticeView {
     id: i64,
     /// `overdue` (a deadline passed) or `inactive` (no step for 30 days).
@@ -34,6 +35,13 @@ pub(crate) struct NoticeView {
     authority: String,
     due_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    read: bool,
+}
+
+/// A notice marked read.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct NoticeRead {
+    id: i64,
     read: bool,
 }
 
@@ -53,6 +61,9 @@ impl From<Notice> for NoticeView {
     }
 }
 
+/// The notices of the caller's office.
+#[utoipa::path(get, path = "/api/v1/notices", tag = "coordination", params(NoticeParams),
+    responses((status = 200, body = Vec<NoticeView>), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn list(
     caller: Caller,
@@ -64,17 +75,21 @@ pub(crate) async fn list(
     Ok(Json(rows.into_iter().map(NoticeView::from).collect()))
 }
 
+/// Marks a notice read for the calling account.
+#[utoipa::path(post, path = "/api/v1/notices/{id}/read", tag = "coordination",
+    params(("id" = i64, Path, description = "The notice")),
+    responses((status = 200, body = NoticeRead), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, notice = %raw))]
 pub(crate) async fn mark_read(
     caller: Caller,
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<NoticeRead>, ApiError> {
     let id: i64 = raw
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a notice id")))?;
     if !desk::mark_notice_read(&state.pool, &caller.0, id).await? {
         return Err(ApiError::NotFound(format!("no notice {id}")));
     }
-    Ok(Json(serde_json::json!({"id": id, "read": true})))
+    Ok(Json(NoticeRead { id, read: true }))
 }

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ProblemView};
 use crate::http::AppState;
 use crate::scope::Scope;
 use crate::views::desk::{self, Overdue, Referred};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct OverdueView {
     exchange_id: Uuid,
     procedure: String,
@@ -39,6 +39,9 @@ impl From<Overdue> for OverdueView {
     }
 }
 
+/// Requests past a deadline, still where they were.
+#[utoipa::path(get, path = "/api/v1/overdue", tag = "coordination",
+    responses((status = 200, body = Vec<OverdueView>), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn list(
     caller: Caller,
@@ -48,7 +51,7 @@ pub(crate) async fn list(
     Ok(Json(rows.into_iter().map(OverdueView::from).collect()))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ReferredView {
     exchange_id: Uuid,
     procedure: String,
@@ -72,6 +75,8 @@ impl From<Referred> for ReferredView {
 
 /// `GET /api/v1/referred` — requests their responder referred to its
 /// coordinator (state `referred`), for that coordinator to reassign.
+#[utoipa::path(get, path = "/api/v1/referred", tag = "coordination",
+    responses((status = 200, body = Vec<ReferredView>), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn referred(
     caller: Caller,

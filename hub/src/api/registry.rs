@@ -17,14 +17,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, ProblemView};
 use crate::http::AppState;
 use crate::registry::workflow::{self, Application, Credentials};
 use crate::scope::Scope;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApplicationBody {
     authority: String,
@@ -63,7 +62,7 @@ impl TryFrom<ApplicationBody> for Application {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct CredentialsView {
     endpoint: String,
     password: String,
@@ -83,11 +82,12 @@ impl From<Credentials> for CredentialsView {
 }
 
 /// An application waiting for a decision.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PendingView {
     authority: String,
     country: String,
     region: Option<String>,
+    #[schema(value_type = Object)]
     names: serde_json::Value,
     endpoint: String,
     /// `pending`: approval provisions it and returns its credentials once.
@@ -98,6 +98,9 @@ pub(crate) struct PendingView {
 
 /// `GET /api/v1/applications` — applications waiting for the caller's
 /// decision (a coordinator's country's; all for operators and auditors).
+/// Applications waiting for the caller's decision.
+#[utoipa::path(get, path = "/api/v1/applications", tag = "registry",
+    responses((status = 200, body = Vec<PendingView>), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name))]
 pub(crate) async fn pending(
     caller: Caller,
@@ -120,33 +123,61 @@ pub(crate) async fn pending(
     ))
 }
 
+/// An authority and its status after a registration step.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AuthorityStatus {
+    authority: String,
+    /// `pending`, `active`, `refused` or `suspended`.
+    status: &'static str,
+}
+
+/// An authority applies (no account needed); it stays pending, unusable,
+/// until its coordinator approves it.
+#[utoipa::path(post, path = "/api/v1/applications", tag = "registry", request_body = ApplicationBody,
+    responses((status = 202, body = AuthorityStatus), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn apply(
     State(state): State<AppState>,
     body: Result<Json<ApplicationBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<AuthorityStatus>), ApiError> {
     let app = Application::try_from(body?.0)?;
     workflow::apply(&state.registry, &app).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"authority": app.authority.as_str(), "status": "pending"})),
-    ))
+    let status = AuthorityStatus {
+        authority: app.authority.to_string(),
+        status: "pending",
+    };
+    Ok((StatusCode::ACCEPTED, Json(status)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApproveBody {
     /// Procedures to grant; those applied for when absent.
     procedures: Option<Vec<String>>,
 }
 
+/// An approved authority, with its endpoint's credentials if approval
+/// provisioned the endpoint (shown this once).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Approved {
+    authority: String,
+    status: &'static str,
+    endpoint_credentials: Option<CredentialsView>,
+}
+
+/// Approves an authority and grants it procedures (those it applied for
+/// when the body names none).
+#[utoipa::path(post, path = "/api/v1/authorities/{id}/approve", tag = "registry",
+    params(("id" = String, Path, description = "The authority")),
+    request_body(content = Option<ApproveBody>, description = "Optional: the procedures to grant"),
+    responses((status = 200, body = Approved), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
 pub(crate) async fn approve(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Approved>, ApiError> {
     // The body is optional: empty means "grant what was applied for".
     let body: ApproveBody = if body.iter().all(u8::is_ascii_whitespace) {
         ApproveBody::default()
@@ -156,43 +187,62 @@ pub(crate) async fn approve(
     };
     let granted = body.procedures.map(|p| procedures(&p)).transpose()?;
     let credentials = workflow::approve(&state.registry, &caller.0, &id, granted).await?;
-    Ok(Json(json!({
-        "authority": id,
-        "status": "active",
-        "endpoint_credentials": credentials.map(CredentialsView::from),
-    })))
+    Ok(Json(Approved {
+        authority: id,
+        status: "active",
+        endpoint_credentials: credentials.map(CredentialsView::from),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefuseBody {
     reason: String,
 }
 
+/// Refuses an application.
+#[utoipa::path(post, path = "/api/v1/authorities/{id}/refuse", tag = "registry",
+    params(("id" = String, Path, description = "The authority")), request_body = RefuseBody,
+    responses((status = 200, body = AuthorityStatus), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
 pub(crate) async fn refuse(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<RefuseBody>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AuthorityStatus>, ApiError> {
     let body = body?.0;
     workflow::refuse(&state.registry, &caller.0, &id, &body.reason).await?;
-    Ok(Json(json!({"authority": id, "status": "refused"})))
+    Ok(Json(AuthorityStatus {
+        authority: id,
+        status: "refused",
+    }))
 }
 
+/// Suspends an authority: nothing is routed from or to it any more.
+#[utoipa::path(post, path = "/api/v1/authorities/{id}/suspend", tag = "registry",
+    params(("id" = String, Path, description = "The authority")), request_body = RefuseBody,
+    responses((status = 200, body = AuthorityStatus), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
 pub(crate) async fn suspend_authority(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<RefuseBody>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AuthorityStatus>, ApiError> {
     let body = body?.0;
     workflow::suspend_authority(&state.registry, &caller.0, &id, &body.reason).await?;
-    Ok(Json(json!({"authority": id, "status": "suspended"})))
+    Ok(Json(AuthorityStatus {
+        authority: id,
+        status: "suspended",
+    }))
 }
 
+/// New credentials for an endpoint (shown this once); the old password
+/// stops working.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/credentials", tag = "registry",
+    params(("id" = String, Path, description = "The endpoint")),
+    responses((status = 200, body = CredentialsView), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, endpoint = %id))]
 pub(crate) async fn rotate(
     caller: Caller,
@@ -206,26 +256,48 @@ pub(crate) async fn rotate(
     ))
 }
 
+/// A suspended endpoint.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EndpointSuspended {
+    endpoint: String,
+    status: &'static str,
+    /// Connections the management API listed and closed (deleting the
+    /// broker user closes the others at once).
+    connections_closed: usize,
+}
+
+/// Suspends an endpoint: its broker user is deleted and its connections
+/// closed.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/suspend", tag = "registry",
+    params(("id" = String, Path, description = "The endpoint")),
+    responses((status = 200, body = EndpointSuspended), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, endpoint = %id))]
 pub(crate) async fn suspend(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EndpointSuspended>, ApiError> {
     let closed = workflow::suspend(&state.registry, &caller.0, &id).await?;
-    Ok(Json(
-        json!({"endpoint": id, "status": "suspended", "connections_closed": closed}),
-    ))
+    Ok(Json(EndpointSuspended {
+        endpoint: id,
+        status: "suspended",
+        connections_closed: closed,
+    }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct EventView {
     at: chrono::DateTime<chrono::Utc>,
     by: Option<String>,
     action: String,
+    #[schema(value_type = Object)]
     detail: serde_json::Value,
 }
 
+/// The recorded registration steps of an authority and its endpoint.
+#[utoipa::path(get, path = "/api/v1/authorities/{id}/events", tag = "registry",
+    params(("id" = String, Path, description = "The authority")),
+    responses((status = 200, body = Vec<EventView>), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, authority = %id))]
 pub(crate) async fn events(
     caller: Caller,
@@ -247,7 +319,7 @@ pub(crate) async fn events(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReassignBody {
     to: String,
@@ -255,18 +327,31 @@ pub(crate) struct ReassignBody {
 
 /// `POST /api/v1/exchanges/{id}/reassign` — a coordinator hands a request
 /// (e.g. an overdue one) to another authority of its country.
+/// A reassigned request and its new responder.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Reassigned {
+    exchange_id: uuid::Uuid,
+    responder: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/exchanges/{id}/reassign", tag = "coordination",
+    params(("id" = String, Path, description = "The exchange")), request_body = ReassignBody,
+    responses((status = 200, body = Reassigned), (status = "4XX", description = "An RFC 9457 problem document", body = ProblemView)), security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(account = %caller.0.name, exchange = %id))]
 pub(crate) async fn reassign(
     caller: Caller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<ReassignBody>, JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Reassigned>, ApiError> {
     let body = body?.0;
     let exchange = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an exchange id")))?;
     let publisher = state.broker.publisher();
     crate::coordination::reassign(&state.registry, &publisher, &caller.0, exchange, &body.to)
         .await?;
-    Ok(Json(json!({"exchange_id": id, "responder": body.to})))
+    Ok(Json(Reassigned {
+        exchange_id: exchange,
+        responder: body.to,
+    }))
 }

@@ -195,12 +195,13 @@ impl From<crate::views::exchanges::DetailError> for ConsoleError {
     }
 }
 
-/// A failure, with who was looking (for the page's shell).
-pub(crate) struct Failed(pub(crate) ConsoleError, pub(crate) Viewer);
+/// A failure, with who was looking (for the page's shell); boxed, as it
+/// travels the cold path only.
+pub(crate) struct Failed(Box<(ConsoleError, Viewer)>);
 
 impl IntoResponse for Failed {
     fn into_response(self) -> Response {
-        let Failed(error, viewer) = self;
+        let (error, viewer) = *self.0;
         let (status, key, detail) = match &error {
             ConsoleError::NotFound => (StatusCode::NOT_FOUND, "error.not_found", None),
             ConsoleError::Forbidden(m) => {
@@ -239,6 +240,6 @@ pub(crate) trait OrFail<T> {
 
 impl<T, E: Into<ConsoleError>> OrFail<T> for Result<T, E> {
     fn or_fail(self, viewer: &Viewer) -> Result<T, Failed> {
-        self.map_err(|e| Failed(e.into(), viewer.clone()))
+        self.map_err(|e| Failed(Box::new((e.into(), viewer.clone()))))
     }
 }

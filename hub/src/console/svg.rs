@@ -180,7 +180,7 @@ pub(crate) fn states(
         if t == f + 1 {
             None
         } else {
-            Some(t > f || t == f)
+            Some(t >= f)
         }
     };
     let lefts = edges

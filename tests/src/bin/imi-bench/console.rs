@@ -37,24 +37,31 @@ pub(crate) async fn run(exchanges: usize, samples: usize) -> anyhow::Result<()> 
     let step = (total / 20).max(1);
     imi_hub::bench::seed_requests(&pool, &env.config.catalogue_dir, exchanges, |n| {
         if n % step < 1000 {
-            eprintln!("seeded {n} of {total} messages ({:.0} s)", started.elapsed().as_secs_f64());
+            eprintln!(
+                "seeded {n} of {total} messages ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
         }
     })
     .await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
     let seeded = started.elapsed();
-    let (rows, messages): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM exchanges), (SELECT count(*) FROM messages)",
-    )
-    .fetch_one(&pool)
-    .await?;
+    let (rows, messages): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM exchanges), (SELECT count(*) FROM messages)")
+            .fetch_one(&pool)
+            .await?;
     println!(
         "seeded {rows} exchanges with {messages} messages through the hub's writes in {:.0} s",
         seeded.as_secs_f64()
     );
 
-    let (name, password) =
-        console_account(&pool, "bench-operator", AccountRole::Operator, Scope::default()).await;
+    let (name, password) = console_account(
+        &pool,
+        "bench-operator",
+        AccountRole::Operator,
+        Scope::default(),
+    )
+    .await;
     let mut user = ConsoleUser::new(&hub.http, &name, &password);
     user.log_in().await;
 
@@ -65,10 +72,7 @@ pub(crate) async fn run(exchanges: usize, samples: usize) -> anyhow::Result<()> 
     .bind((PAGE * 999).min(rows - 1))
     .fetch_one(&pool)
     .await?;
-    let page_1000 = format!(
-        "/console/exchanges?after={}.{id}",
-        at.timestamp_micros()
-    );
+    let page_1000 = format!("/console/exchanges?after={}.{id}", at.timestamp_micros());
     let middle: Uuid = sqlx::query_scalar(
         "SELECT id FROM exchanges ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1",
     )
@@ -99,7 +103,8 @@ pub(crate) async fn run(exchanges: usize, samples: usize) -> anyhow::Result<()> 
             anyhow::ensure!(page.status == 200, "{path}: {}", page.status);
         }
         times.sort();
-        let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+        let pct =
+            |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
         let (p50, p95) = (pct(0.5), pct(0.95));
         println!(
             "{label:38} p50 {:6.1} ms  p95 {:6.1} ms  ({samples} requests)",
