@@ -9,7 +9,7 @@ use std::time::Duration;
 use imi_broker::{
     Backoff, Broker, BrokerConfig, Management, ManagementConfig, Permissions, QueueType,
 };
-use imi_schemas::protocol::INGRESS_QUEUE;
+use imi_schemas::protocol::{DEAD_LETTER_QUEUE, INGRESS_QUEUE};
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -258,6 +258,11 @@ impl Hub {
             stop_consuming.clone(),
         );
         let pipeline = tokio::spawn(pipeline::run(ctx.clone(), deliveries));
+        let dead_letters = tokio::spawn(pipeline::run_dead_letters(
+            ctx.clone(),
+            self.broker
+                .consume(DEAD_LETTER_QUEUE, 100, stop_consuming.clone()),
+        ));
         let every = Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1));
         let relay = tokio::spawn(pipeline::run_relay(ctx.clone(), stop_background.clone()));
         let refresher = tokio::spawn(tasks::every(
@@ -346,6 +351,12 @@ impl Hub {
             warn!("Drain timed out; leaving the rest unacked for redelivery.");
             ctx.abort.cancel();
             let _ = pipeline.await;
+        }
+        if tokio::time::timeout(Duration::from_secs(5), dead_letters)
+            .await
+            .is_err()
+        {
+            warn!("Dead letters in hand were not recorded; they stay in their queue.");
         }
         stop_background.cancel();
         let _ = relay.await;

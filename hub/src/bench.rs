@@ -128,12 +128,10 @@ pub async fn seed_requests(
                 }
             }
         }
-        let results: Vec<Result<usize, HubError>> = stream::iter(chunks)
+        let mut results = stream::iter(chunks)
             .map(|chunk| commit_chunk(pool, &catalogue, &registry, chunk))
-            .buffer_unordered(CONCURRENT)
-            .collect()
-            .await;
-        for r in results {
+            .buffer_unordered(CONCURRENT);
+        while let Some(r) = results.next().await {
             written += r?;
             progress(written);
         }

@@ -275,6 +275,10 @@ pub enum RejectionCode {
     UnknownDelivery,
     /// The recipients rule of a 1:N procedure found nobody to send it to.
     NoRecipients,
+    /// The broker dead-lettered the message (delivered too often without
+    /// being processed, or expired). Kept for the operator, who can re-drive
+    /// it; not sent.
+    DeadLettered,
 }
 
 impl RejectionCode {
@@ -299,6 +303,7 @@ impl RejectionCode {
             Self::MessageIdReused => "message_id_reused",
             Self::UnknownDelivery => "unknown_delivery",
             Self::NoRecipients => "no_recipients",
+            Self::DeadLettered => "dead_lettered",
         }
     }
 
@@ -324,6 +329,7 @@ impl RejectionCode {
             Self::MessageIdReused => "The message_id was already used for another message",
             Self::UnknownDelivery => "No such delivery to acknowledge",
             Self::NoRecipients => "The recipients rule found no recipient",
+            Self::DeadLettered => "The broker dead-lettered the message",
         }
     }
 }

@@ -317,3 +317,119 @@ async fn a_coordinator_sees_and_acts_on_its_own_country_only() {
     pool.close().await;
     finish(env, hub, vec![fi]).await;
 }
+
+/// The rows of a CSV download without its header, first field of each.
+fn first_fields(csv: &str) -> Vec<String> {
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            l.split("\",\"")
+                .next()
+                .unwrap()
+                .trim_matches('"')
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_list_sorts_through_the_url_and_downloads_as_csv() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+    let (first, first_password) =
+        console_account(&pool, "first", AccountRole::Operator, Scope::default()).await;
+    let (second, second_password) =
+        console_account(&pool, "second", AccountRole::Operator, Scope::default()).await;
+    let mut one = ConsoleUser::new(&hub.http, &first, &first_password);
+    one.log_in().await;
+    // Logins are recorded a moment apart, so the order is certain.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut user = ConsoleUser::new(&hub.http, &second, &second_password);
+    user.log_in().await;
+
+    // A list sorted by a column, both ways; the heading says which way and
+    // links to the other; the CSV holds the rows in the order shown.
+    let ascending = user.get("/console/catalogue?sort=code&format=csv").await;
+    assert_eq!(ascending.status, StatusCode::OK);
+    assert_eq!(
+        ascending.headers["content-disposition"],
+        "attachment; filename=\"procedures.csv\""
+    );
+    assert!(
+        ascending
+            .body
+            .starts_with("\"area\",\"procedure\",\"code\""),
+        "{}",
+        ascending.body
+    );
+    let codes: Vec<String> = ascending
+        .body
+        .lines()
+        .skip(1)
+        .map(|l| l.split("\",\"").nth(2).unwrap().to_owned())
+        .collect();
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert!(codes.len() > 3, "{codes:?}");
+    assert_eq!(codes, sorted, "ascending by code");
+    let descending = user.get("/console/catalogue?sort=-code&format=csv").await;
+    let mut reversed: Vec<String> = descending
+        .body
+        .lines()
+        .skip(1)
+        .map(|l| l.split("\",\"").nth(2).unwrap().to_owned())
+        .collect();
+    reversed.reverse();
+    assert_eq!(reversed, codes, "descending by code");
+    let page = user.get("/console/catalogue?sort=code").await;
+    assert!(
+        page.body.contains(r#"aria-sort="ascending""#)
+            && page.body.contains("href=\"?sort=-code\""),
+        "{}",
+        page.body
+    );
+
+    // One of several lists on a page: its own sort and CSV parameters.
+    let endpoints = user
+        .get("/console?endpoints.sort=-endpoint&format=csv&table=endpoints")
+        .await;
+    assert!(
+        endpoints.body.starts_with("\"endpoint\",\"health\""),
+        "{}",
+        endpoints.body
+    );
+    let ids = first_fields(&endpoints.body);
+    let mut expected = ids.clone();
+    expected.sort();
+    expected.reverse();
+    assert!(ids.len() >= 2, "{ids:?}");
+    assert_eq!(ids, expected);
+
+    // The audit log sorts in the database, newest first unless asked,
+    // with its filters in the URL.
+    let accounts = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split("\",\"").nth(2).unwrap().to_owned())
+            .collect()
+    };
+    let newest = user.get("/console/audit?action=login&format=csv").await;
+    assert_eq!(
+        accounts(&newest.body),
+        [second.as_str(), first.as_str()],
+        "{}",
+        newest.body
+    );
+    let oldest = user
+        .get("/console/audit?action=login&sort=at&format=csv")
+        .await;
+    assert_eq!(accounts(&oldest.body), [first.as_str(), second.as_str()]);
+    let theirs = user
+        .get(&format!("/console/audit?account={first}&format=csv"))
+        .await;
+    assert_eq!(accounts(&theirs.body), [first.as_str()]);
+
+    pool.close().await;
+    finish(env, hub, vec![]).await;
+}

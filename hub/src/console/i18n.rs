@@ -41,7 +41,8 @@ mod tests {
 
     use super::*;
 
-    /// Every `t("…")`/`tf("…"` key in the console's sources is in the file.
+    /// Every `t("…")`/`tf("…"` key in the console's sources is in the file,
+    /// and every caption and heading of a `Table`.
     #[test]
     fn every_key_the_pages_use_is_in_the_message_file() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
@@ -80,6 +81,22 @@ mod tests {
                         used += 1;
                         if !messages().contains_key(key) {
                             missing.push(format!("{}: {key}", path.display()));
+                        }
+                    }
+                }
+                // A list's caption and headings: the literals with a dot
+                // (column names and file names have none).
+                for call in [".column(", ".actions(", "Table::new(", "Table::named("] {
+                    for (i, _) in text.match_indices(call) {
+                        let rest = &text[i + call.len()..];
+                        let args = &rest[..rest.find(')').unwrap()];
+                        for key in args.split('"').skip(1).step_by(2) {
+                            if key.contains('.') {
+                                used += 1;
+                                if !messages().contains_key(key) {
+                                    missing.push(format!("{}: {key}", path.display()));
+                                }
+                            }
                         }
                     }
                 }

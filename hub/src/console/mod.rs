@@ -14,6 +14,7 @@ mod i18n;
 mod layout;
 mod pages;
 mod svg;
+mod table;
 
 use axum::http::{header, StatusCode};
 use axum::middleware;

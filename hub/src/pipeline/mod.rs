@@ -16,6 +16,7 @@
 //! retried, never dropped; an unacked delivery comes back and is absorbed as a
 //! duplicate.
 
+mod dead_letters;
 pub(crate) mod decode;
 mod receipts;
 mod relay;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
+pub(crate) use dead_letters::run as run_dead_letters;
 pub(crate) use relay::run_relay;
 
 use crate::activity::Activity;

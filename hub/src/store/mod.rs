@@ -11,5 +11,5 @@ mod writes;
 
 pub(crate) use batch::{commit_batch, BatchInput, BatchOutcome, CommitError};
 pub(crate) use outbox::{mark_published, mark_unroutable, unpublished};
-pub(crate) use own::{record_step, write_own};
+pub(crate) use own::{record_refusals, record_step, write_own};
 pub(crate) use replay::{exchange_messages, insert_deliveries, replay_rows, StoredMessage};

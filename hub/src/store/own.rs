@@ -8,6 +8,9 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::writes::Writes;
+use sqlx::PgPool;
+
+use crate::inbound::Refusal;
 use crate::outgoing::OutboxRow;
 use crate::workflow::Transition;
 
@@ -52,5 +55,20 @@ pub(crate) async fn record_step(
     let mut writes = Writes::default();
     writes.transitions(std::slice::from_ref(step), Some(actor));
     writes.execute(conn).await?;
+    Ok(())
+}
+
+/// Keeps refused messages that came from outside the pipeline's batches
+/// (dead letters) with their reasons.
+#[instrument(skip_all, fields(rows = refusals.len()))]
+pub(crate) async fn record_refusals(
+    pool: &PgPool,
+    refusals: &[Refusal],
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<&Refusal> = refusals.iter().collect();
+    let mut writes = Writes::default();
+    writes.rejected(&rows);
+    let mut conn = pool.acquire().await?;
+    writes.execute(&mut conn).await?;
     Ok(())
 }

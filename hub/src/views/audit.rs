@@ -66,22 +66,39 @@ pub(crate) struct Entry {
     pub(crate) detail: Value,
 }
 
-/// What the log is filtered by.
+/// What the log is filtered by, and in which order it is read.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AuditFilter {
     pub(crate) action: Option<String>,
     pub(crate) account: Option<String>,
-    pub(crate) before: Option<DateTime<Utc>>,
+    /// An exchange, authority or endpoint the entry is about.
+    pub(crate) subject: Option<String>,
+    /// From this time on (inclusive).
+    pub(crate) from: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub(crate) until: Option<DateTime<Utc>>,
+    /// Oldest first instead of newest first.
+    pub(crate) oldest_first: bool,
+    /// Where the previous page ended (keyset): entries after it in the
+    /// order read.
+    pub(crate) past: Option<DateTime<Utc>>,
 }
 
-/// Up to `limit` entries, newest first.
+/// Up to `limit` entries in the filter's order.
 #[instrument(skip_all)]
 pub(crate) async fn entries(
     pool: &PgPool,
     filter: &AuditFilter,
     limit: i64,
 ) -> Result<Vec<Entry>, sqlx::Error> {
-    sqlx::query_as(
+    // Two fixed texts, not a CASE in ORDER BY: a plain `ORDER BY at` lets
+    // PostgreSQL merge the two tables' time indexes and stop at the limit.
+    let (past, order) = if filter.oldest_first {
+        ("at > $6", "ASC")
+    } else {
+        ("at < $6", "DESC")
+    };
+    let sql = format!(
         "SELECT * FROM (
              SELECT ev.at, 'registry' AS source, ac.name AS account, ev.action,
                     coalesce(ev.authority_id, ev.endpoint_id) AS subject, ev.detail
@@ -91,14 +108,21 @@ pub(crate) async fn entries(
          ) log
          WHERE ($1::text IS NULL OR action = $1)
            AND ($2::text IS NULL OR account = $2)
-           AND ($3::timestamptz IS NULL OR at < $3)
-         ORDER BY at DESC
-         LIMIT $4",
-    )
-    .bind(&filter.action)
-    .bind(&filter.account)
-    .bind(filter.before)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+           AND ($3::text IS NULL OR subject = $3)
+           AND ($4::timestamptz IS NULL OR at >= $4)
+           AND ($5::timestamptz IS NULL OR at < $5)
+           AND ($6::timestamptz IS NULL OR {past})
+         ORDER BY at {order}
+         LIMIT $7"
+    );
+    sqlx::query_as(&sql)
+        .bind(&filter.action)
+        .bind(&filter.account)
+        .bind(&filter.subject)
+        .bind(filter.from)
+        .bind(filter.until)
+        .bind(filter.past)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
 }

@@ -3,7 +3,7 @@
 //! endpoint's connection state, suspension, and credentials rotated and
 //! shown once.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::Form;
 use imi_schemas::ids::{CountryCode, ProcedureCode};
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::console::auth::Viewer;
 use crate::console::i18n::{t, tf};
 use crate::console::layout::{csrf, empty, maybe_time, page};
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
 use crate::registry::search::{self, AuthorityQuery};
@@ -43,7 +44,9 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     viewer: Viewer,
     axum::extract::Query(params): axum::extract::Query<SearchParams>,
+    RawQuery(raw): RawQuery,
 ) -> PageResult {
+    let query = query_pairs(raw.as_deref());
     let scope = Scope::of(&viewer.account);
     let pending = pending_views::pending(&state.pool, &scope)
         .await
@@ -85,6 +88,64 @@ pub(crate) async fn list(
     )
     .await;
     let catalogue = state.registry.catalogue.current();
+    let mut found_table = Table::named("authorities", "authorities.search", "authorities")
+        .column("authority", "authority.id")
+        .column("name", "authority.name")
+        .column("status", "authority.status")
+        .column("endpoint", "authority.endpoint")
+        .column("procedures", "authority.procedures");
+    for a in &found {
+        found_table.row(vec![
+            Cell::code(a.id.clone()),
+            Cell::text(
+                a.names
+                    .get("en")
+                    .or_else(|| a.names.values().next())
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            Cell::text(a.status.clone()),
+            Cell::code(a.endpoint.clone()),
+            Cell::number(a.procedures.len() as f64),
+        ]);
+    }
+    let found = found_table.sorted(&query);
+    let mut endpoint_table = Table::named("endpoints", "authorities.endpoints", "endpoints")
+        .column("endpoint", "endpoint.id")
+        .column("connections", "endpoint.connections")
+        .column("authorities", "endpoint.authorities");
+    if !viewer.is_auditor() {
+        endpoint_table = endpoint_table.actions("endpoint.actions");
+    }
+    for e in &endpoints {
+        let mut row = vec![
+            Cell::code(e.id.clone()),
+            match e.connections {
+                Some(n) => Cell::number(n as f64),
+                None => Cell::text(t("endpoint.unknown")),
+            },
+            Cell::text(e.authorities.join(", ")),
+        ];
+        if !viewer.is_auditor() {
+            row.push(Cell::action(html! {
+                form method="post" action={ "/console/endpoints/" (e.id) "/rotate" } {
+                    (csrf(&viewer))
+                    button type="submit" class="secondary" { (t("endpoint.rotate")) }
+                }
+                form method="post" action={ "/console/endpoints/" (e.id) "/suspend" } {
+                    (csrf(&viewer))
+                    button type="submit" class="danger" { (t("endpoint.suspend")) }
+                }
+            }));
+        }
+        endpoint_table.row(row);
+    }
+    let endpoints = endpoint_table.sorted(&query);
+    for table in [&found, &endpoints] {
+        if table.csv_wanted() {
+            return Ok(table.csv_response());
+        }
+    }
     let body = html! {
         @match params.done.as_deref() {
             Some(done) => p class="ok" role="status" { (t(&format!("authorities.done_{done}"))) },
@@ -156,26 +217,7 @@ pub(crate) async fn list(
             @if found.is_empty() {
                 (empty("authorities.none_found"))
             } @else {
-                table class="list" {
-                    thead { tr {
-                        th scope="col" { (t("authority.id")) }
-                        th scope="col" { (t("authority.name")) }
-                        th scope="col" { (t("authority.status")) }
-                        th scope="col" { (t("authority.endpoint")) }
-                        th scope="col" { (t("authority.procedures")) }
-                    } }
-                    tbody {
-                        @for a in &found {
-                            tr {
-                                td { (a.id) }
-                                td { (a.names.get("en").or_else(|| a.names.values().next()).cloned().unwrap_or_default()) }
-                                td { (a.status) }
-                                td { (a.endpoint) }
-                                td { (a.procedures.len()) }
-                            }
-                        }
-                    }
-                }
+                (found.render())
             }
         }
         section aria-labelledby="endpoints-h" {
@@ -183,35 +225,7 @@ pub(crate) async fn list(
             @if endpoints.is_empty() {
                 (empty("dashboard.endpoints_empty"))
             } @else {
-                table class="list" {
-                    thead { tr {
-                        th scope="col" { (t("endpoint.id")) }
-                        th scope="col" { (t("endpoint.connections")) }
-                        th scope="col" { (t("endpoint.authorities")) }
-                        @if !viewer.is_auditor() { th scope="col" { (t("endpoint.actions")) } }
-                    } }
-                    tbody {
-                        @for e in &endpoints {
-                            tr {
-                                td { (e.id) }
-                                td { @match e.connections { Some(n) => (n), None => (t("endpoint.unknown")) } }
-                                td { (e.authorities.join(", ")) }
-                                @if !viewer.is_auditor() {
-                                    td class="row-actions" {
-                                        form method="post" action={ "/console/endpoints/" (e.id) "/rotate" } {
-                                            (csrf(&viewer))
-                                            button type="submit" class="secondary" { (t("endpoint.rotate")) }
-                                        }
-                                        form method="post" action={ "/console/endpoints/" (e.id) "/suspend" } {
-                                            (csrf(&viewer))
-                                            button type="submit" class="danger" { (t("endpoint.suspend")) }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                (endpoints.render())
             }
         }
     };

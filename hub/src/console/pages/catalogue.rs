@@ -2,7 +2,7 @@
 //! workflow drawn as a state diagram, each action's form fields with their
 //! labels in the chosen language, and each form's JSON Schema to download.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use imi_schemas::catalogue::{Procedure, LANGUAGES};
@@ -14,6 +14,7 @@ use crate::console::auth::Viewer;
 use crate::console::i18n::{t, tf};
 use crate::console::layout::{empty, page};
 use crate::console::svg::states;
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
 
@@ -24,24 +25,49 @@ pub(crate) struct Params {
     schema: Option<String>,
 }
 
-pub(crate) async fn index(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
     let catalogue = state.registry.catalogue.current();
+    let english = |labels: &std::collections::BTreeMap<String, String>, code: &str| {
+        labels.get("en").cloned().unwrap_or_else(|| code.to_owned())
+    };
+    let mut table = Table::new("catalogue.procedures", "procedures")
+        .column("area", "catalogue.area")
+        .column("procedure", "catalogue.procedure")
+        .column("code", "catalogue.code")
+        .column("kind", "catalogue.kind")
+        .column("deadlines", "catalogue.deadlines")
+        .column("delete_after_months", "catalogue.delete_after");
+    for area in catalogue.areas() {
+        for p in catalogue.procedures().filter(|p| p.area == area.code) {
+            table.row(vec![
+                Cell::text(english(&area.names, area.code.as_str())),
+                Cell::text(english(&p.names, p.code.as_str()))
+                    .link(format!("/console/catalogue/{}", p.code)),
+                Cell::code(p.code.to_string()),
+                Cell::text(t(&format!("kind.{}", p.kind.as_str()))),
+                Cell::number(p.deadlines.len() as f64),
+                Cell::number(p.retention.delete_after_closure_months),
+            ]);
+        }
+    }
+    let table = table.sorted(&query_pairs(raw.as_deref()));
+    if table.csv_wanted() {
+        return Ok(table.csv_response());
+    }
     let body = html! {
         p class="intro" { (tf("catalogue.summary", &[
             ("areas", &catalogue.area_count()), ("procedures", &catalogue.procedures().count()),
         ])) }
-        @for area in catalogue.areas() {
-            section aria-labelledby={ "area-" (area.code) } {
-                h2 id={ "area-" (area.code) } { (area.names.get("en").map(String::as_str).unwrap_or(area.code.as_str())) }
-                p class="note" { (area.legal_basis) }
-                ul class="plain procedures" {
-                    @for p in catalogue.procedures().filter(|p| p.area == area.code) {
-                        li {
-                            a href={ "/console/catalogue/" (p.code) } { (p.names.get("en").map(String::as_str).unwrap_or(p.code.as_str())) }
-                            " · " code { (p.code) } " · " (t(&format!("kind.{}", p.kind.as_str())))
-                        }
-                    }
-                }
+        (table.render())
+        h2 { (t("catalogue.legal_bases")) }
+        dl class="facts" {
+            @for area in catalogue.areas() {
+                dt { (english(&area.names, area.code.as_str())) }
+                dd { (area.legal_basis) }
             }
         }
     };

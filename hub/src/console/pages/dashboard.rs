@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use chrono::{TimeZone, Utc};
@@ -15,8 +15,9 @@ use maud::{html, Markup};
 
 use crate::console::auth::Viewer;
 use crate::console::i18n::{t, tf};
-use crate::console::layout::{empty, maybe_time, page, time};
+use crate::console::layout::{empty, page, time};
 use crate::console::svg::{bar_chart, Bar};
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{OrFail, PageResult};
 use crate::http::AppState;
 use crate::registry::Status;
@@ -27,7 +28,12 @@ use crate::views::health::{self, EndpointHealth};
 /// How often the live stream looks for news.
 const TICK: Duration = Duration::from_secs(2);
 
-pub(crate) async fn show(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let query = query_pairs(raw.as_deref());
     let scope = Scope::of(&viewer.account);
     let live = live_parts_markup(&state, &viewer).await.or_fail(&viewer)?;
     let registry = state.registry.registry.current();
@@ -39,11 +45,20 @@ pub(crate) async fn show(State(state): State<AppState>, viewer: Viewer) -> PageR
         &scope,
     )
     .await;
+    let endpoints = endpoint_table(&endpoints, &query);
+    if endpoints.csv_wanted() {
+        return Ok(endpoints.csv_response());
+    }
     let body = html! {
         div id="live" data-live="/console/partials/dashboard" data-activity=(activity_mark(&state)) aria-live="polite" { (live) }
         section aria-labelledby="endpoints-h" {
             h2 id="endpoints-h" { (t("dashboard.endpoints")) }
-            (endpoint_table(&endpoints))
+            @if endpoints.is_empty() {
+                (empty("dashboard.endpoints_empty"))
+            } @else {
+                (endpoints.render())
+                p class="note" { (t("endpoint.last_seen_note")) }
+            }
         }
     };
     Ok(Html(page(&viewer, "/console", t("dashboard.title"), body).into_string()).into_response())
@@ -133,41 +148,36 @@ async fn live_parts_markup(state: &AppState, viewer: &Viewer) -> Result<Markup, 
     })
 }
 
-fn endpoint_table(endpoints: &[EndpointHealth]) -> Markup {
-    html! {
-        @if endpoints.is_empty() {
-            (empty("dashboard.endpoints_empty"))
-        } @else {
-            table class="list" {
-                thead { tr {
-                    th scope="col" { (t("endpoint.id")) }
-                    th scope="col" { (t("endpoint.health")) }
-                    th scope="col" { (t("endpoint.connections")) }
-                    th scope="col" { (t("endpoint.inbox_depth")) }
-                    th scope="col" { (t("endpoint.consumers")) }
-                    th scope="col" { (t("endpoint.last_seen")) }
-                    th scope="col" { (t("endpoint.authorities")) }
-                } }
-                tbody {
-                    @for e in endpoints {
-                        tr {
-                            td { (e.id) }
-                            td { (health_badge(e)) }
-                            td { @match e.connections { Some(n) => (n), None => (t("endpoint.unknown")) } }
-                            td { @match e.inbox_depth { Some(n) => (n), None => "—" } }
-                            td { @match e.inbox_consumers { Some(n) => (n), None => "—" } }
-                            td { (maybe_time(e.last_seen)) }
-                            td { (e.authorities.join(", ")) }
-                        }
-                    }
-                }
-            }
-            p class="note" { (t("endpoint.last_seen_note")) }
-        }
+/// Each endpoint's heartbeat, worst first unless the viewer sorts it.
+fn endpoint_table(endpoints: &[EndpointHealth], query: &[(String, String)]) -> Table {
+    let mut table = Table::named("endpoints", "dashboard.endpoints", "endpoints")
+        .column("endpoint", "endpoint.id")
+        .column("health", "endpoint.health")
+        .column("connections", "endpoint.connections")
+        .column("inbox_depth", "endpoint.inbox_depth")
+        .column("consumers", "endpoint.consumers")
+        .column("last_seen", "endpoint.last_seen")
+        .column("authorities", "endpoint.authorities");
+    for e in endpoints {
+        let (badge, health) = health_badge(e);
+        table.row(vec![
+            Cell::code(e.id.clone()),
+            Cell::shown(badge, health),
+            match e.connections {
+                Some(n) => Cell::number(n as f64),
+                None => Cell::text(t("endpoint.unknown")),
+            },
+            Cell::maybe_number(e.inbox_depth.map(|n| n as f64)),
+            Cell::maybe_number(e.inbox_consumers.map(|n| n as f64)),
+            Cell::time(e.last_seen),
+            Cell::text(e.authorities.join(", ")),
+        ]);
     }
+    table.sorted(query)
 }
 
-fn health_badge(e: &EndpointHealth) -> Markup {
+/// The badge, and its word for sorting and the CSV.
+fn health_badge(e: &EndpointHealth) -> (Markup, &'static str) {
     let (class, key) = match (e.status, e.healthy()) {
         (Status::Suspended, _) => ("badge bad", "endpoint.suspended"),
         (Status::Pending, _) => ("badge", "endpoint.pending"),
@@ -176,7 +186,7 @@ fn health_badge(e: &EndpointHealth) -> Markup {
         (_, Some(false)) if e.connections == Some(0) => ("badge bad", "endpoint.disconnected"),
         (_, Some(false)) => ("badge warn", "endpoint.not_consuming"),
     };
-    html! { span class=(class) { (t(key)) } }
+    (html! { span class=(class) { (t(key)) } }, t(key))
 }
 
 /// The last hour's totals, as the live stream sends them: the page carries

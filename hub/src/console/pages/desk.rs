@@ -2,7 +2,7 @@
 //! and referred requests with reassignment, outgoing alerts waiting for
 //! validation, and the country's validation gates.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::Form;
 use imi_schemas::ids::{AreaCode, CountryCode};
@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::console::auth::Viewer;
 use crate::console::i18n::t;
-use crate::console::layout::{csrf, empty, page, time};
+use crate::console::layout::{csrf, empty, page};
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::coordination;
 use crate::http::AppState;
@@ -29,7 +30,9 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     axum::extract::Query(params): axum::extract::Query<Done>,
+    RawQuery(raw): RawQuery,
 ) -> PageResult {
+    let query = query_pairs(raw.as_deref());
     let scope = Scope::of(&viewer.account);
     let notices = desk::notices(&state.pool, &viewer.account, false)
         .await
@@ -48,130 +51,145 @@ pub(crate) async fn show(
     .or_fail(&viewer)?;
     let catalogue = state.registry.catalogue.current();
     let acts = !viewer.is_auditor();
+    let exchange_link =
+        |id: Uuid, text: String| Cell::text(text).link(format!("/console/exchanges/{id}"));
+
+    let mut table = Table::named("notices", "desk.notices", "notices")
+        .column("kind", "notice.kind")
+        .column("exchange", "exchange.title_one")
+        .column("authority", "notice.authority")
+        .column("due", "notice.due")
+        .column("read", "notice.read");
+    for n in &notices {
+        let read = if n.read {
+            Cell::text(t("notice.is_read"))
+        } else if acts {
+            Cell::shown(
+                html! {
+                    form method="post" action={ "/console/notices/" (n.id) "/read" } {
+                        (csrf(&viewer))
+                        button type="submit" class="link" { (t("notice.mark_read")) }
+                    }
+                },
+                "",
+            )
+        } else {
+            Cell::text("")
+        };
+        table.row_with_class(
+            Some(if n.read { "read" } else { "unread" }),
+            vec![
+                Cell::text(t(&format!("notice.{}", n.kind))),
+                exchange_link(n.exchange_id, format!("{} · {}", n.procedure, n.state)),
+                Cell::code(n.authority.clone()),
+                Cell::time(n.due_at),
+                read,
+            ],
+        );
+    }
+    let notices = table.sorted(&query);
+
+    let mut table = Table::named("overdue", "desk.overdue", "overdue")
+        .column("exchange", "exchange.title_one")
+        .column("deadline", "desk.deadline")
+        .column("due", "notice.due")
+        .column("authority", "notice.authority");
+    if acts {
+        table = table.actions("desk.reassign");
+    }
+    for o in &overdue {
+        let mut row = vec![
+            exchange_link(o.exchange_id, format!("{} · {}", o.procedure, o.state)),
+            Cell::text(o.deadline.clone()),
+            Cell::time(o.due_at),
+            Cell::code(o.authority.clone()),
+        ];
+        if acts {
+            row.push(Cell::action(reassign_form(&viewer, o.exchange_id)));
+        }
+        table.row(row);
+    }
+    let overdue = table.sorted(&query);
+
+    let mut table = Table::named("referred", "desk.referred", "referred")
+        .column("exchange", "exchange.title_one")
+        .column("requester", "exchange.requester")
+        .column("referred_by", "desk.referred_by")
+        .column("since", "desk.since");
+    if acts {
+        table = table.actions("desk.reassign");
+    }
+    for r in &referred {
+        let mut row = vec![
+            exchange_link(r.exchange_id, r.procedure.clone()),
+            Cell::code(r.requester.clone()),
+            Cell::code(r.responder.clone()),
+            Cell::time(r.since),
+        ];
+        if acts {
+            row.push(Cell::action(reassign_form(&viewer, r.exchange_id)));
+        }
+        table.row(row);
+    }
+    let referred = table.sorted(&query);
+
+    let mut table = Table::named("validations", "desk.validations", "validations")
+        .column("exchange", "exchange.title_one")
+        .column("requester", "exchange.requester")
+        .column("recipients", "exchange.recipients")
+        .column("since", "desk.since");
+    if acts {
+        table = table.actions("desk.decide");
+    }
+    for p in &pending {
+        let mut row = vec![
+            exchange_link(p.exchange_id, p.procedure.clone()),
+            Cell::code(p.originator.clone()),
+            Cell::number(p.recipients as f64),
+            Cell::time(p.since),
+        ];
+        if acts {
+            row.push(Cell::action(html! {
+                form method="post" action={ "/console/exchanges/" (p.exchange_id) "/validation" } {
+                    (csrf(&viewer))
+                    input type="hidden" name="approve" value="true";
+                    button type="submit" { (t("desk.approve")) }
+                }
+                form method="post" action={ "/console/exchanges/" (p.exchange_id) "/validation" } {
+                    (csrf(&viewer))
+                    input type="hidden" name="approve" value="false";
+                    label for={ "why-" (p.exchange_id) } class="visually-hidden" { (t("desk.reason")) }
+                    input id={ "why-" (p.exchange_id) } name="reason" type="text" placeholder=(t("desk.reason")) required;
+                    button type="submit" class="secondary" { (t("desk.refuse")) }
+                }
+            }));
+        }
+        table.row(row);
+    }
+    let pending = table.sorted(&query);
+    for table in [&notices, &overdue, &referred, &pending] {
+        if table.csv_wanted() {
+            return Ok(table.csv_response());
+        }
+    }
+
     let body = html! {
         @if let Some(done) = &params.done { p class="ok" role="status" { (t(&format!("desk.done_{done}"))) } }
         section aria-labelledby="notices-h" {
             h2 id="notices-h" { (t("desk.notices")) }
-            @if notices.is_empty() { (empty("desk.notices_empty")) } @else {
-                table class="list" {
-                    thead { tr {
-                        th scope="col" { (t("notice.kind")) }
-                        th scope="col" { (t("exchange.title_one")) }
-                        th scope="col" { (t("notice.authority")) }
-                        th scope="col" { (t("notice.due")) }
-                        th scope="col" { (t("notice.read")) }
-                    } }
-                    tbody {
-                        @for n in &notices {
-                            tr class=(if n.read { "read" } else { "unread" }) {
-                                td { (t(&format!("notice.{}", n.kind))) }
-                                td { a href={ "/console/exchanges/" (n.exchange_id) } { (n.procedure) " · " (n.state) } }
-                                td { (n.authority) }
-                                td { (time(n.due_at)) }
-                                td {
-                                    @if n.read { (t("notice.is_read")) }
-                                    @else if acts {
-                                        form method="post" action={ "/console/notices/" (n.id) "/read" } {
-                                            (csrf(&viewer))
-                                            button type="submit" class="link" { (t("notice.mark_read")) }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            @if notices.is_empty() { (empty("desk.notices_empty")) } @else { (notices.render()) }
         }
         section aria-labelledby="overdue-h" id="overdue" {
             h2 id="overdue-h" { (t("desk.overdue")) }
-            @if overdue.is_empty() { (empty("desk.overdue_empty")) } @else {
-                table class="list" {
-                    thead { tr {
-                        th scope="col" { (t("exchange.title_one")) }
-                        th scope="col" { (t("desk.deadline")) }
-                        th scope="col" { (t("notice.due")) }
-                        th scope="col" { (t("notice.authority")) }
-                        @if acts { th scope="col" { (t("desk.reassign")) } }
-                    } }
-                    tbody {
-                        @for o in &overdue {
-                            tr {
-                                td { a href={ "/console/exchanges/" (o.exchange_id) } { (o.procedure) " · " (o.state) } }
-                                td { (o.deadline) }
-                                td { (time(o.due_at)) }
-                                td { (o.authority) }
-                                @if acts { td { (reassign_form(&viewer, o.exchange_id)) } }
-                            }
-                        }
-                    }
-                }
-            }
+            @if overdue.is_empty() { (empty("desk.overdue_empty")) } @else { (overdue.render()) }
         }
         section aria-labelledby="referred-h" {
             h2 id="referred-h" { (t("desk.referred")) }
-            @if referred.is_empty() { (empty("desk.referred_empty")) } @else {
-                table class="list" {
-                    thead { tr {
-                        th scope="col" { (t("exchange.title_one")) }
-                        th scope="col" { (t("exchange.requester")) }
-                        th scope="col" { (t("desk.referred_by")) }
-                        th scope="col" { (t("desk.since")) }
-                        @if acts { th scope="col" { (t("desk.reassign")) } }
-                    } }
-                    tbody {
-                        @for r in &referred {
-                            tr {
-                                td { a href={ "/console/exchanges/" (r.exchange_id) } { (r.procedure) } }
-                                td { (r.requester) }
-                                td { (r.responder) }
-                                td { (time(r.since)) }
-                                @if acts { td { (reassign_form(&viewer, r.exchange_id)) } }
-                            }
-                        }
-                    }
-                }
-            }
+            @if referred.is_empty() { (empty("desk.referred_empty")) } @else { (referred.render()) }
         }
         section aria-labelledby="validations-h" {
             h2 id="validations-h" { (t("desk.validations")) }
-            @if pending.is_empty() { (empty("desk.validations_empty")) } @else {
-                table class="list" {
-                    thead { tr {
-                        th scope="col" { (t("exchange.title_one")) }
-                        th scope="col" { (t("exchange.requester")) }
-                        th scope="col" { (t("exchange.recipients")) }
-                        th scope="col" { (t("desk.since")) }
-                        @if acts { th scope="col" { (t("desk.decide")) } }
-                    } }
-                    tbody {
-                        @for p in &pending {
-                            tr {
-                                td { a href={ "/console/exchanges/" (p.exchange_id) } { (p.procedure) } }
-                                td { (p.originator) }
-                                td { (p.recipients) }
-                                td { (time(p.since)) }
-                                @if acts {
-                                    td class="row-actions" {
-                                        form method="post" action={ "/console/exchanges/" (p.exchange_id) "/validation" } {
-                                            (csrf(&viewer))
-                                            input type="hidden" name="approve" value="true";
-                                            button type="submit" { (t("desk.approve")) }
-                                        }
-                                        form method="post" action={ "/console/exchanges/" (p.exchange_id) "/validation" } {
-                                            (csrf(&viewer))
-                                            input type="hidden" name="approve" value="false";
-                                            label for={ "why-" (p.exchange_id) } class="visually-hidden" { (t("desk.reason")) }
-                                            input id={ "why-" (p.exchange_id) } name="reason" type="text" placeholder=(t("desk.reason")) required;
-                                            button type="submit" class="secondary" { (t("desk.refuse")) }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            @if pending.is_empty() { (empty("desk.validations_empty")) } @else { (pending.render()) }
         }
         section aria-labelledby="gates-h" {
             h2 id="gates-h" { (t("desk.gates")) }

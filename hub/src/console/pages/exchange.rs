@@ -5,7 +5,7 @@
 //! recipient's acknowledgement with a progress bar that moves by itself.
 //! Viewing an exchange's content is recorded.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{Html, IntoResponse};
 use chrono::Duration;
 use imi_schemas::catalogue::{DeadlineStart, LANGUAGES};
@@ -17,8 +17,9 @@ use uuid::Uuid;
 use crate::alerts::{self, ExchangeDeliveries};
 use crate::console::auth::Viewer;
 use crate::console::i18n::{t, tf};
-use crate::console::layout::{empty, maybe_time, page, time};
+use crate::console::layout::{empty, encode_query, maybe_time, page, time};
 use crate::console::svg::{progress, sequence, Arrow};
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
 use crate::scope::{Scope, Visibility};
@@ -40,8 +41,10 @@ pub(crate) async fn show(
     viewer: Viewer,
     Path(raw): Path<String>,
     Query(params): Query<Params>,
+    RawQuery(query): RawQuery,
 ) -> PageResult {
     let id = exchange_id(&raw).or_fail(&viewer)?;
+    let query = query_pairs(query.as_deref());
     let scope = Scope::of(&viewer.account);
     let detail = exchanges::detail(&state.pool, &scope, id)
         .await
@@ -77,6 +80,12 @@ pub(crate) async fn show(
         ),
         None => None,
     };
+    if let Some(d) = &deliveries {
+        let table = deliveries_table(d, &query);
+        if table.csv_wanted() {
+            return Ok(table.csv_response());
+        }
+    }
     let catalogue = state.registry.catalogue.current();
     let procedure = ProcedureCode::try_from(detail.head.procedure.as_str())
         .ok()
@@ -129,8 +138,8 @@ pub(crate) async fn show(
         @if let Some(d) = &deliveries {
             section aria-labelledby="deliveries-h" {
                 h2 id="deliveries-h" { (t("exchange.deliveries")) }
-                div id="deliveries" data-poll={ "/console/exchanges/" (head.id) "/deliveries" } aria-live="polite" {
-                    (deliveries_markup(d))
+                div id="deliveries" data-poll={ "/console/exchanges/" (head.id) "/deliveries?" (encode_query(&query)) } aria-live="polite" {
+                    (deliveries_markup(d, &query))
                 }
             }
         }
@@ -165,15 +174,41 @@ pub(crate) async fn deliveries_part(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> PageResult {
     let id = exchange_id(&raw).or_fail(&viewer)?;
     let d = alerts::deliveries(&state.pool, &viewer.account, id)
         .await
         .or_fail(&viewer)?;
-    Ok(Html(deliveries_markup(&d).into_string()).into_response())
+    let query = query_pairs(query.as_deref());
+    Ok(Html(deliveries_markup(&d, &query).into_string()).into_response())
 }
 
-fn deliveries_markup(d: &ExchangeDeliveries) -> Markup {
+/// Every delivery of an alert, sortable; its links are relative, so they
+/// work from the exchange's page the part is shown in.
+fn deliveries_table(d: &ExchangeDeliveries, query: &[(String, String)]) -> Table {
+    let mut table = Table::named("deliveries", "exchange.deliveries", "deliveries")
+        .column("authority", "delivery.authority")
+        .column("endpoint", "delivery.endpoint")
+        .column("state", "delivery.state")
+        .column("routed_at", "delivery.routed")
+        .column("acknowledged_at", "delivery.acknowledged")
+        .column("reminded_at", "delivery.reminded");
+    for x in &d.deliveries {
+        let word = t(&format!("delivery.state_{}", x.state));
+        table.row(vec![
+            Cell::code(x.authority.clone()),
+            Cell::code(x.endpoint.clone()),
+            Cell::shown(html! { span class={ "badge " (x.state) } { (word) } }, word),
+            Cell::time(x.routed_at),
+            Cell::time(x.acknowledged_at),
+            Cell::time(x.reminded_at),
+        ]);
+    }
+    table.sorted(query)
+}
+
+fn deliveries_markup(d: &ExchangeDeliveries, query: &[(String, String)]) -> Markup {
     let authorities: std::collections::BTreeSet<&str> =
         d.deliveries.iter().map(|x| x.authority.as_str()).collect();
     let acknowledged: std::collections::BTreeSet<&str> = d
@@ -194,28 +229,7 @@ fn deliveries_markup(d: &ExchangeDeliveries) -> Markup {
         @if d.deliveries.is_empty() {
             (empty(if d.released_at.is_none() { "exchange.held" } else { "exchange.no_deliveries" }))
         } @else {
-            table class="list" {
-                thead { tr {
-                    th scope="col" { (t("delivery.authority")) }
-                    th scope="col" { (t("delivery.endpoint")) }
-                    th scope="col" { (t("delivery.state")) }
-                    th scope="col" { (t("delivery.routed")) }
-                    th scope="col" { (t("delivery.acknowledged")) }
-                    th scope="col" { (t("delivery.reminded")) }
-                } }
-                tbody {
-                    @for x in &d.deliveries {
-                        tr {
-                            td { (x.authority) }
-                            td { (x.endpoint) }
-                            td { span class={ "badge " (x.state) } { (t(&format!("delivery.state_{}", x.state))) } }
-                            td { (maybe_time(x.routed_at)) }
-                            td { (maybe_time(x.acknowledged_at)) }
-                            td { (maybe_time(x.reminded_at)) }
-                        }
-                    }
-                }
-            }
+            (deliveries_table(d, query).render())
             @if authorities.len() < d.recipients.len() {
                 p class="note" { (t("exchange.some_not_yet")) }
             }

@@ -5,8 +5,7 @@
 //! the pipeline like any message and keeps its id), or discarding them.
 //! Both are recorded.
 
-use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::header;
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::Form;
 use imi_broker::Properties;
@@ -15,7 +14,8 @@ use serde::Deserialize;
 
 use crate::console::auth::Viewer;
 use crate::console::i18n::{t, tf};
-use crate::console::layout::{csrf, csv, csv_link, empty, encode_query, page, time};
+use crate::console::layout::{csrf, empty, encode_query, page, time};
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
 use crate::pipeline;
@@ -34,9 +34,7 @@ fn group_query(key: &GroupKey) -> String {
     encode_query(&pairs)
 }
 
-#[derive(Deserialize, Default)]
-pub(crate) struct ListParams {
-    format: Option<String>,
+struct ListParams {
     done: Option<String>,
     n: Option<usize>,
 }
@@ -54,70 +52,49 @@ fn done_note(done: Option<&str>, n: usize) -> Markup {
 pub(crate) async fn groups(
     State(state): State<AppState>,
     viewer: Viewer,
-    Query(params): Query<ListParams>,
+    RawQuery(raw): RawQuery,
 ) -> PageResult {
+    let query = query_pairs(raw.as_deref());
+    let params = list_params(&query);
     let scope = Scope::of(&viewer.account);
     let groups = refused::groups(&state.pool, &scope)
         .await
         .or_fail(&viewer)?;
-    if params.format.as_deref() == Some("csv") {
-        let text = csv(
-            &[
-                "code",
-                "endpoint",
-                "message_type",
-                "count",
-                "first_seen",
-                "last_seen",
-                "detail",
-            ],
-            groups.into_iter().map(|g| {
-                vec![
-                    g.code,
-                    g.endpoint.unwrap_or_default(),
-                    g.message_type.unwrap_or_default(),
-                    g.count.to_string(),
-                    g.first_seen.to_rfc3339(),
-                    g.last_seen.to_rfc3339(),
-                    g.detail,
-                ]
-            }),
-        );
-        return Ok(csv_response(text, "refused.csv"));
+    let mut table = Table::new("refused.title", "refused")
+        .column("code", "refused.code")
+        .column("endpoint", "refused.endpoint")
+        .column("message_type", "refused.type")
+        .column("count", "refused.count")
+        .column("first_seen", "refused.first_seen")
+        .column("last_seen", "refused.last_seen")
+        .column("detail", "refused.detail");
+    for g in groups {
+        let key = GroupKey {
+            code: g.code.clone(),
+            endpoint: g.endpoint.clone(),
+            message_type: g.message_type.clone(),
+        };
+        table.row(vec![
+            Cell::code(g.code).link(format!("/console/refused/group?{}", group_query(&key))),
+            Cell::maybe_text(g.endpoint),
+            Cell::maybe_text(g.message_type),
+            Cell::number(g.count as f64),
+            Cell::time(g.first_seen),
+            Cell::time(g.last_seen),
+            Cell::text(g.detail).class("detail"),
+        ]);
+    }
+    let table = table.sorted(&query);
+    if table.csv_wanted() {
+        return Ok(table.csv_response());
     }
     let body = html! {
         (done_note(params.done.as_deref(), params.n.unwrap_or(0)))
         p class="intro" { (t("refused.intro")) }
-        p class="tools" { (csv_link("/console/refused", "")) }
-        @if groups.is_empty() {
+        @if table.is_empty() {
             (empty("refused.empty"))
         } @else {
-            table class="list" {
-                caption class="visually-hidden" { (t("refused.title")) }
-                thead { tr {
-                    th scope="col" { (t("refused.code")) }
-                    th scope="col" { (t("refused.endpoint")) }
-                    th scope="col" { (t("refused.type")) }
-                    th scope="col" class="num" { (t("refused.count")) }
-                    th scope="col" { (t("refused.first_seen")) }
-                    th scope="col" { (t("refused.last_seen")) }
-                    th scope="col" { (t("refused.detail")) }
-                } }
-                tbody {
-                    @for g in &groups {
-                        @let key = GroupKey { code: g.code.clone(), endpoint: g.endpoint.clone(), message_type: g.message_type.clone() };
-                        tr {
-                            td { a href={ "/console/refused/group?" (group_query(&key)) } { code { (g.code) } } }
-                            td { (g.endpoint.as_deref().unwrap_or("—")) }
-                            td { (g.message_type.as_deref().unwrap_or("—")) }
-                            td class="num" { (g.count) }
-                            td { (time(g.first_seen)) }
-                            td { (time(g.last_seen)) }
-                            td class="detail" { (g.detail) }
-                        }
-                    }
-                }
-            }
+            (table.render())
         }
     };
     Ok(
@@ -126,33 +103,31 @@ pub(crate) async fn groups(
     )
 }
 
-fn csv_response(text: String, name: &'static str) -> axum::response::Response {
-    let disposition = format!("attachment; filename=\"{name}\"");
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        text,
-    )
-        .into_response()
-}
-
-fn parse_key(raw: Option<&str>) -> (GroupKey, ListParams) {
+fn parse_key(query: &[(String, String)]) -> GroupKey {
     let mut key = GroupKey::default();
-    let mut params = ListParams::default();
-    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        match k.as_ref() {
-            "code" => key.code = v.into_owned(),
-            "endpoint" => key.endpoint = Some(v.into_owned()),
-            "type" => key.message_type = Some(v.into_owned()),
-            "format" => params.format = Some(v.into_owned()),
-            "done" => params.done = Some(v.into_owned()),
-            "n" => params.n = v.parse().ok(),
+    for (k, v) in query {
+        match k.as_str() {
+            "code" => key.code = v.clone(),
+            "endpoint" => key.endpoint = Some(v.clone()),
+            "type" => key.message_type = Some(v.clone()),
             _ => {}
         }
     }
-    (key, params)
+    key
+}
+
+/// The one-shot note after an action (`done=redriven&n=3`).
+fn list_params(query: &[(String, String)]) -> ListParams {
+    let value = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    ListParams {
+        done: value("done"),
+        n: value("n").and_then(|n| n.parse().ok()),
+    }
 }
 
 pub(crate) async fn group(
@@ -160,35 +135,29 @@ pub(crate) async fn group(
     viewer: Viewer,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    let (key, params) = parse_key(raw.as_deref());
+    let query = query_pairs(raw.as_deref());
+    let (key, params) = (parse_key(&query), list_params(&query));
     let scope = Scope::of(&viewer.account);
     let rows = refused::in_group(&state.pool, &scope, &key)
         .await
         .or_fail(&viewer)?;
-    if params.format.as_deref() == Some("csv") {
-        let text = csv(
-            &[
-                "id",
-                "message_id",
-                "endpoint",
-                "message_type",
-                "code",
-                "detail",
-                "received_at",
-            ],
-            rows.into_iter().map(|r| {
-                vec![
-                    r.id.to_string(),
-                    r.message_id.unwrap_or_default(),
-                    r.user_id.unwrap_or_default(),
-                    r.message_type.unwrap_or_default(),
-                    r.code,
-                    r.detail,
-                    r.received_at.to_rfc3339(),
-                ]
-            }),
-        );
-        return Ok(csv_response(text, "refused-group.csv"));
+    let mut table = Table::new("refused.group_caption", "refused-group")
+        .column("received_at", "refused.received")
+        .column("message_id", "refused.message_id")
+        .column("detail", "refused.detail");
+    for r in &rows {
+        table.row(vec![
+            Cell::time(r.received_at).link(format!("/console/refused/{}", r.id)),
+            match &r.message_id {
+                Some(m) => Cell::code(m.clone()),
+                None => Cell::maybe_text(None::<String>),
+            },
+            Cell::text(r.detail.clone()).class("detail"),
+        ]);
+    }
+    let table = table.sorted(&query);
+    if table.csv_wanted() {
+        return Ok(table.csv_response());
     }
     let redrivable = rows.iter().filter(|r| r.can_be_redriven()).count();
     let title = tf("refused.group_title", &[("code", &key.code)]);
@@ -200,7 +169,6 @@ pub(crate) async fn group(
             dt { (t("refused.type")) } dd { (key.message_type.as_deref().unwrap_or("—")) }
             dt { (t("refused.count")) } dd { (rows.len()) }
         }
-        p class="tools" { (csv_link("/console/refused/group", &group_query(&key))) }
         @if rows.is_empty() {
             (empty("refused.group_empty"))
         } @else {
@@ -219,22 +187,7 @@ pub(crate) async fn group(
                 }
                 p class="note" { (t("refused.redrive_note")) }
             }
-            table class="list" {
-                thead { tr {
-                    th scope="col" { (t("refused.received")) }
-                    th scope="col" { (t("refused.message_id")) }
-                    th scope="col" { (t("refused.detail")) }
-                } }
-                tbody {
-                    @for r in &rows {
-                        tr {
-                            td { a href={ "/console/refused/" (r.id) } { (time(r.received_at)) } }
-                            td { code { (r.message_id.as_deref().unwrap_or("—")) } }
-                            td class="detail" { (r.detail) }
-                        }
-                    }
-                }
-            }
+            (table.render())
         }
     };
     Ok(Html(page(&viewer, "/console/refused", &title, body).into_string()).into_response())

@@ -4,16 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::response::{Html, IntoResponse};
 use imi_schemas::ids::ProcedureCode;
 use maud::html;
 use serde::Deserialize;
 
 use crate::console::auth::Viewer;
-use crate::console::i18n::{t, tf};
-use crate::console::layout::{csv, csv_link, empty, page};
+use crate::console::i18n::t;
+use crate::console::layout::{csv, empty, page};
 use crate::console::svg::{bar_chart, Bar};
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{OrFail, PageResult};
 use crate::http::AppState;
 use crate::views::figures::{self, Figures, Grouping};
@@ -23,6 +24,7 @@ pub(crate) struct Params {
     procedure: Option<String>,
     area: Option<String>,
     format: Option<String>,
+    table: Option<String>,
 }
 
 /// One month of one selection, summed over its procedures.
@@ -71,6 +73,7 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Query(params): Query<Params>,
+    RawQuery(raw): RawQuery,
 ) -> PageResult {
     let catalogue = state.registry.catalogue.current();
     let procedure = params.procedure.clone().filter(|p| !p.is_empty());
@@ -91,7 +94,9 @@ pub(crate) async fn show(
         })
     };
     let rows: Vec<Figures> = rows.into_iter().filter(|f| in_area(f)).collect();
-    if params.format.as_deref() == Some("csv") {
+    let detail_csv =
+        params.format.as_deref() == Some("csv") && params.table.as_deref() == Some("procedures");
+    if detail_csv {
         let text = csv(
             &[
                 "month",
@@ -131,7 +136,13 @@ pub(crate) async fn show(
             }),
         );
         return Ok((
-            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"statistics-by-procedure.csv\"",
+                ),
+            ],
             text,
         )
             .into_response());
@@ -153,6 +164,33 @@ pub(crate) async fn show(
             })
             .collect()
     };
+    let mut table = Table::new("statistics.table", "statistics-by-month")
+        .column("month", "statistics.month")
+        .column("opened", "statistics.opened")
+        .column("hours_to_accept", "statistics.hours_to_accept")
+        .column("days_to_answer", "statistics.days_to_answer")
+        .column("share_by_agreed_date", "statistics.share_agreed")
+        .column("rating", "statistics.rating");
+    let one_decimal = |v: f64| Cell::shown(html! { (format!("{v:.1}")) }, format!("{v:.1}"));
+    for (month, m) in &months {
+        let share = (m.answered > 0)
+            .then(|| (m.answered_by_agreed_date as f64 * 100.0 / m.answered as f64).round());
+        table.row(vec![
+            Cell::text(month.clone()),
+            Cell::number(m.opened as f64),
+            one_decimal(Month::mean(m.hours_to_accept)).class("num"),
+            one_decimal(Month::mean(m.days_to_answer)).class("num"),
+            Cell::maybe_number(share),
+            match m.rating.1 {
+                0 => Cell::maybe_number(None::<f64>),
+                _ => one_decimal(Month::mean(m.rating)).class("num"),
+            },
+        ]);
+    }
+    let table = table.sorted(&query_pairs(raw.as_deref()));
+    if table.csv_wanted() {
+        return Ok(table.csv_response());
+    }
     let query = {
         let mut pairs = Vec::new();
         if let Some(p) = &procedure {
@@ -185,7 +223,9 @@ pub(crate) async fn show(
             }
             button type="submit" { (t("filter.apply")) }
         }
-        p class="tools" { (csv_link("/console/statistics", &query)) }
+        p class="tools" {
+            a class="download" href={ "/console/statistics?" (query) (if query.is_empty() { "" } else { "&" }) "format=csv&table=procedures" } { (t("statistics.csv_detail")) }
+        }
         @if months.is_empty() {
             (empty("statistics.empty"))
         } @else {
@@ -199,29 +239,8 @@ pub(crate) async fn show(
                 (bar_chart(t("statistics.answered"), (t("statistics.by_agreed_date"), t("statistics.after_agreed_date")),
                     &bars(&|m| (m.answered_by_agreed_date as f64, (m.answered - m.answered_by_agreed_date) as f64)), 1))
             }
-            table class="list" {
-                caption { (t("statistics.table")) }
-                thead { tr {
-                    th scope="col" { (t("statistics.month")) }
-                    th scope="col" class="num" { (t("statistics.opened")) }
-                    th scope="col" class="num" { (t("statistics.hours_to_accept")) }
-                    th scope="col" class="num" { (t("statistics.days_to_answer")) }
-                    th scope="col" class="num" { (t("statistics.share_agreed")) }
-                    th scope="col" class="num" { (t("statistics.rating")) }
-                } }
-                tbody {
-                    @for (month, m) in &months {
-                        tr {
-                            td { (month) }
-                            td class="num" { (m.opened) }
-                            td class="num" { (format!("{:.1}", Month::mean(m.hours_to_accept))) }
-                            td class="num" { (format!("{:.1}", Month::mean(m.days_to_answer))) }
-                            td class="num" { @if m.answered > 0 { (tf("statistics.percent", &[("n", &format!("{:.0}", m.answered_by_agreed_date as f64 * 100.0 / m.answered as f64))])) } @else { "—" } }
-                            td class="num" { @if m.rating.1 > 0 { (format!("{:.1}", Month::mean(m.rating))) } @else { "—" } }
-                        }
-                    }
-                }
-            }
+            h2 { (t("statistics.table")) }
+            (table.render())
         }
     };
     Ok(

@@ -1,0 +1,119 @@
+//! What the broker dead-letters (a message delivered too often without
+//! being processed, or expired) is not dropped: the hub consumes
+//! `imi.dead-letters`, keeps each message with the broker's reason among
+//! the refused messages (code `dead_lettered`), where the console shows it
+//! and an operator can re-drive it, and acks it only once that is committed.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use imi_broker::{Deliveries, Delivery};
+use imi_schemas::ids::EndpointId;
+use imi_schemas::protocol::{Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::PipelineContext;
+use crate::inbound::Refusal;
+use crate::store;
+
+/// Dead letters recorded per statement at most.
+const BATCH: usize = 100;
+
+/// The broker's headers saying why and where a message died.
+const FIRST_DEATH_REASON: &str = "x-first-death-reason";
+const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
+
+/// Recipients' inbox queues are named `imi.inbox.<endpoint>`.
+const INBOX_PREFIX: &str = "imi.inbox.";
+
+/// Records dead letters until `deliveries` ends (the hub stops).
+pub(crate) async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
+    while let Some(first) = deliveries.recv().await {
+        let mut taken = vec![first];
+        while taken.len() < BATCH {
+            match deliveries.try_recv() {
+                Some(d) => taken.push(d),
+                None => break,
+            }
+        }
+        let refusals: Vec<Refusal> = taken
+            .iter()
+            .map(|d| refusal(d, ctx.settings.max_body_bytes))
+            .collect();
+        let mut attempt = 0;
+        loop {
+            match store::record_refusals(&ctx.pool, &refusals).await {
+                Ok(()) => break,
+                Err(error) => {
+                    warn!(%error, attempt, "Recording dead letters failed; retrying (nothing is acked).");
+                    tokio::select! {
+                        _ = tokio::time::sleep(super::COMMIT_RETRY.delay(attempt)) => {}
+                        _ = ctx.abort.cancelled() => return,
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+        info!(
+            dead_letters = taken.len(),
+            "Dead-lettered messages kept for the operator."
+        );
+        for d in taken {
+            if let Err(error) = d.acker.ack().await {
+                warn!(%error, "Ack of a dead letter failed; it comes again and is kept again.");
+            }
+        }
+    }
+}
+
+fn refusal(d: &Delivery, max_body_bytes: usize) -> Refusal {
+    let p = &d.properties;
+    let reason = p
+        .headers
+        .get(FIRST_DEATH_REASON)
+        .map(String::as_str)
+        .unwrap_or("unknown");
+    let queue = p
+        .headers
+        .get(FIRST_DEATH_QUEUE)
+        .map(String::as_str)
+        .unwrap_or("unknown");
+    // From an inbox it is one of the hub's own deliveries that the
+    // recipient's system never took: the exchange is committed, so it is
+    // kept to be looked into, not to be re-driven as if an endpoint sent it.
+    let from_inbox = queue.starts_with(INBOX_PREFIX);
+    let detail = if from_inbox {
+        format!("the broker dead-lettered this delivery from `{queue}` ({reason}): the recipient's system did not take it")
+    } else {
+        format!("the broker dead-lettered it from `{queue}`: {reason}")
+    };
+    let mut body = d.body.clone();
+    body.truncate(max_body_bytes);
+    let headers: BTreeMap<String, String> = p
+        .headers
+        .iter()
+        .filter(|(k, _)| *k == HEADER_SCHEMA_VERSION || *k == HEADER_TRACEPARENT)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Refusal {
+        message_id: p.message_id.clone(),
+        user_id: if from_inbox { None } else { p.user_id.clone() },
+        message_type: p.message_type.clone(),
+        correlation_id: p.correlation_id.clone(),
+        headers,
+        // Not answered: whether the sender should hear of it is the
+        // operator's call (re-drive or discard).
+        reply_to: None::<EndpointId>,
+        rejection: Rejection::new(
+            p.message_id.clone(),
+            RejectionCode::DeadLettered,
+            detail,
+            Vec::new(),
+            Utc::now(),
+        ),
+        body_size: d.body.len(),
+        digest: Sha256::digest(&d.body).into(),
+        body,
+    }
+}

@@ -1,0 +1,134 @@
+//! What the broker dead-letters is not dropped: the hub consumes
+//! `imi.dead-letters`, keeps each message with the broker's reason among the
+//! refused messages (`dead_lettered`), acks it only then, and the console
+//! shows it grouped by cause.
+
+use std::time::Duration;
+
+use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, Topology};
+use imi_hub::accounts::{AccountRole, Scope};
+use imi_schemas::protocol::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE};
+use imi_tests::console::{console_account, ConsoleUser};
+use imi_tests::{amqp_base_url, finish, TestEnv};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_kept_with_their_reason_and_shown() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+
+    // What RabbitMQ does when a message exceeds its delivery limit: it
+    // republishes it to the dead-letter exchange with its reason.
+    let url = imi_broker::connection_url(&amqp_base_url(), &env.vhost, None).unwrap();
+    let broker = Broker::start(
+        BrokerConfig {
+            url,
+            connection_name: "test-dead-letters".into(),
+        },
+        Topology::default(),
+    );
+    broker
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let message_id = uuid::Uuid::now_v7().to_string();
+    let dead_letter = |message_id: &str, queue: &str| {
+        let mut headers = std::collections::BTreeMap::new();
+        headers.insert(
+            "x-first-death-reason".to_owned(),
+            "delivery_limit".to_owned(),
+        );
+        headers.insert("x-first-death-queue".to_owned(), queue.to_owned());
+        headers.insert("imi-schema-version".to_owned(), "1".to_owned());
+        Outgoing {
+            exchange: DEAD_LETTER_EXCHANGE.into(),
+            routing_key: String::new(),
+            mandatory: true,
+            properties: Properties {
+                message_id: Some(message_id.to_owned()),
+                correlation_id: None,
+                message_type: Some("pq-information-request.send".into()),
+                user_id: None,
+                content_type: Some("application/json".into()),
+                timestamp: None,
+                headers,
+            },
+            body: br#"{"sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": {}}"#
+                .to_vec(),
+        }
+    };
+    // One from a sender the hub never got through, one of the hub's
+    // own deliveries that a recipient's system never took.
+    let delivery_id = uuid::Uuid::now_v7().to_string();
+    broker
+        .publisher()
+        .publish_all(&[
+            dead_letter(&message_id, "imi.hub.ingress"),
+            dead_letter(&delivery_id, "imi.inbox.de-aekno"),
+        ])
+        .await
+        .unwrap();
+
+    // Kept, with the broker's reason and the headers re-driving needs.
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = sqlx::query_as::<_, (String, String, serde_json::Value)>(
+            "SELECT code, detail, headers FROM rejected_messages WHERE message_id = $1",
+        )
+        .bind(&message_id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, detail, headers) = kept.expect("the dead letter is kept");
+    assert_eq!(code, "dead_lettered");
+    assert!(
+        detail.contains("delivery_limit") && detail.contains("imi.hub.ingress"),
+        "{detail}"
+    );
+    assert_eq!(headers["imi-schema-version"], "1");
+
+    // A delivery dead-lettered from an inbox is kept to be looked into, and
+    // not offered for re-driving as if an endpoint had sent it.
+    let (detail, user_id): (String, Option<String>) =
+        sqlx::query_as("SELECT detail, user_id FROM rejected_messages WHERE message_id = $1")
+            .bind(&delivery_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        detail.contains("imi.inbox.de-aekno") && detail.contains("recipient"),
+        "{detail}"
+    );
+    assert_eq!(user_id, None);
+
+    // And acked: the dead-letter queue is empty again.
+    let mut depth = u64::MAX;
+    for _ in 0..50 {
+        let queues = env.management.queues(&env.vhost).await.unwrap();
+        depth = queues
+            .iter()
+            .find(|q| q.name == DEAD_LETTER_QUEUE)
+            .map_or(0, |q| q.messages);
+        if depth == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(depth, 0, "the dead letter was acked once kept");
+
+    // The console shows it among the refused, grouped by cause.
+    let (name, password) =
+        console_account(&pool, "ops", AccountRole::Operator, Scope::default()).await;
+    let mut user = ConsoleUser::new(&hub.http, &name, &password);
+    user.log_in().await;
+    let page = user.get("/console/refused").await;
+    assert!(page.body.contains("dead_lettered"), "{}", page.body);
+    broker.close().await;
+    pool.close().await;
+    finish(env, hub, vec![]).await;
+}
