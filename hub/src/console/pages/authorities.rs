@@ -93,8 +93,17 @@ pub(crate) async fn list(
         .column("name", "authority.name")
         .column("status", "authority.status")
         .column("endpoint", "authority.endpoint")
+        .column("endpoint_health", "endpoint.health")
         .column("procedures", "authority.procedures");
     for a in &found {
+        let health = match endpoints.iter().find(|e| e.id == a.endpoint) {
+            Some(e) => {
+                let (badge, word) = super::dashboard::health_badge(e);
+                Cell::shown(badge, word)
+            }
+            // Outside the viewer's scope, or not registered yet.
+            None => Cell::maybe_text(None::<String>),
+        };
         found_table.row(vec![
             Cell::code(a.id.clone()),
             Cell::text(
@@ -106,6 +115,7 @@ pub(crate) async fn list(
             ),
             Cell::text(a.status.clone()),
             Cell::code(a.endpoint.clone()),
+            health,
             Cell::number(a.procedures.len() as f64),
         ]);
     }

@@ -177,7 +177,7 @@ fn endpoint_table(endpoints: &[EndpointHealth], query: &[(String, String)]) -> T
 }
 
 /// The badge, and its word for sorting and the CSV.
-fn health_badge(e: &EndpointHealth) -> (Markup, &'static str) {
+pub(super) fn health_badge(e: &EndpointHealth) -> (Markup, &'static str) {
     let (class, key) = match (e.status, e.healthy()) {
         (Status::Suspended, _) => ("badge bad", "endpoint.suspended"),
         (Status::Pending, _) => ("badge", "endpoint.pending"),
