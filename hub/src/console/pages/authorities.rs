@@ -11,8 +11,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::console::auth::Viewer;
-use crate::console::i18n::{t, tf};
-use crate::console::layout::{csrf, empty, maybe_time, page};
+use crate::console::i18n::t;
+use crate::console::layout::{csrf, empty, page};
 use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
@@ -88,6 +88,66 @@ pub(crate) async fn list(
     )
     .await;
     let catalogue = state.registry.catalogue.current();
+    let mut pending_table = Table::named("pending", "authorities.pending", "applications")
+        .column("authority", "authority.id")
+        .column("name", "authority.name")
+        .column("endpoint", "authority.endpoint")
+        .column("applied_at", "authorities.applied_at")
+        .column("region", "authorities.region_heading")
+        .column("requested", "authorities.requested");
+    if !viewer.is_auditor() {
+        pending_table = pending_table.actions("authorities.decision");
+    }
+    for a in &pending {
+        let procedure_name = |p: &str| {
+            ProcedureCode::try_from(p)
+                .ok()
+                .and_then(|c| catalogue.procedure(&c))
+                .and_then(|x| x.names.get("en").cloned())
+                .unwrap_or_else(|| p.to_owned())
+        };
+        let endpoint = if a.endpoint_status == "pending" {
+            Cell::shown(
+                html! { code { (a.endpoint) } " " span class="badge" { (t("authorities.new_endpoint")) } },
+                a.endpoint.clone(),
+            )
+        } else {
+            Cell::code(a.endpoint.clone())
+        };
+        let mut row = vec![
+            Cell::code(a.id.clone()),
+            Cell::text(name_of(&a.names)),
+            endpoint,
+            Cell::time(a.applied_at),
+            Cell::maybe_text(a.region.clone()),
+            Cell::text(a.requested_procedures.join(", ")),
+        ];
+        if !viewer.is_auditor() {
+            row.push(Cell::action(html! {
+                form method="post" action={ "/console/authorities/" (a.id) "/approve" } class="decide" {
+                    (csrf(&viewer))
+                    fieldset {
+                        legend { (t("authorities.grant")) }
+                        @for p in &a.requested_procedures {
+                            label class="check" {
+                                input type="checkbox" name="procedure" value=(p) checked;
+                                (procedure_name(p)) " (" code { (p) } ")"
+                            }
+                        }
+                    }
+                    button type="submit" { (t("authorities.approve")) }
+                }
+                form method="post" action={ "/console/authorities/" (a.id) "/refuse" } class="decide" {
+                    (csrf(&viewer))
+                    label for={ "reason-" (a.id) } { (t("authorities.reason")) }
+                    input id={ "reason-" (a.id) } name="reason" type="text" required;
+                    button type="submit" class="secondary" { (t("authorities.refuse")) }
+                }
+            }));
+        }
+        pending_table.row(row);
+    }
+    let pending = pending_table.sorted(&query);
     let mut found_table = Table::named("authorities", "authorities.search", "authorities")
         .column("authority", "authority.id")
         .column("name", "authority.name")
@@ -151,7 +211,7 @@ pub(crate) async fn list(
         endpoint_table.row(row);
     }
     let endpoints = endpoint_table.sorted(&query);
-    for table in [&found, &endpoints] {
+    for table in [&pending, &found, &endpoints] {
         if table.csv_wanted() {
             return Ok(table.csv_response());
         }
@@ -165,42 +225,7 @@ pub(crate) async fn list(
             h2 id="pending-h" { (t("authorities.pending")) }
             @if pending.is_empty() {
                 (empty("authorities.pending_empty"))
-            }
-            @for a in &pending {
-                article class="application" {
-                    h3 { (a.id) " · " (name_of(&a.names)) }
-                    p {
-                        (tf("authorities.applied", &[("endpoint", &a.endpoint)])) " "
-                        (maybe_time(a.applied_at))
-                        @if let Some(r) = &a.region { " · " (tf("authorities.region", &[("region", r)])) }
-                        @if a.endpoint_status == "pending" { " · " (t("authorities.new_endpoint")) }
-                    }
-                    @if !viewer.is_auditor() {
-                        form method="post" action={ "/console/authorities/" (a.id) "/approve" } class="decide" {
-                            (csrf(&viewer))
-                            fieldset {
-                                legend { (t("authorities.grant")) }
-                                @for p in &a.requested_procedures {
-                                    @let label = ProcedureCode::try_from(p.as_str()).ok()
-                                        .and_then(|c| catalogue.procedure(&c)).and_then(|x| x.names.get("en").cloned())
-                                        .unwrap_or_else(|| p.clone());
-                                    label class="check" {
-                                        input type="checkbox" name="procedure" value=(p) checked;
-                                        (label) " (" code { (p) } ")"
-                                    }
-                                }
-                            }
-                            button type="submit" { (t("authorities.approve")) }
-                        }
-                        form method="post" action={ "/console/authorities/" (a.id) "/refuse" } class="decide" {
-                            (csrf(&viewer))
-                            label for={ "reason-" (a.id) } { (t("authorities.reason")) }
-                            input id={ "reason-" (a.id) } name="reason" type="text" required;
-                            button type="submit" class="secondary" { (t("authorities.refuse")) }
-                        }
-                    }
-                }
-            }
+            } @else { (pending.render()) }
         }
         section aria-labelledby="search-h" {
             h2 id="search-h" { (t("authorities.search")) }
