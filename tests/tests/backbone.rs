@@ -332,6 +332,83 @@ async fn an_invalid_payload_is_rejected_naming_the_field_and_nothing_is_routed()
     finish(env, hub, vec![fi, de]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_processed_again_is_recorded_once() {
+    let World {
+        env,
+        hub,
+        fi,
+        de,
+        mut fi_inbox,
+        de_inbox: _de_inbox,
+    } = World::start(TestEnv::new().await).await;
+    let user = env.endpoints[0].id.clone();
+    let mut payload = diploma_request();
+    payload["professional"]["date_of_birth"] = json!("12.04.1988");
+    let body = serde_json::to_vec(&json!({
+        "sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": payload
+    }))
+    .unwrap();
+    // The same delivery twice, as after a crash before its ack: in one
+    // batch, and again in a later one.
+    let properties = props("pq-information-request.send", &user);
+    let id = properties.message_id.clone().unwrap();
+    for _ in 0..2 {
+        fi.send_raw(properties.clone(), body.clone()).await.unwrap();
+    }
+    let first = next_rejection(&mut fi_inbox).await;
+    assert_eq!(first.message_id.as_deref(), Some(id.as_str()));
+    fi.send_raw(properties.clone(), body.clone()).await.unwrap();
+    // A later message's rejection: everything before it is processed.
+    let mut marker = props("pq-information-request.send", &user);
+    marker
+        .headers
+        .insert("imi-schema-version".into(), "7".into());
+    let marker_id = marker.message_id.clone().unwrap();
+    fi.send_raw(marker, body.clone()).await.unwrap();
+    loop {
+        let r = next_rejection(&mut fi_inbox).await;
+        if r.message_id.as_deref() == Some(marker_id.as_str()) {
+            break;
+        }
+    }
+
+    let pool = env.pool().await;
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rejected_messages WHERE message_id = $1")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows, 1,
+        "one refusal per message_id, however often it comes"
+    );
+
+    // Another sender's message under the same id is its own refusal.
+    let de_user = env.endpoints[1].id.clone();
+    let mut theirs = props("pq-information-request.send", &de_user);
+    theirs.message_id = Some(id.clone());
+    theirs.user_id = Some(de_user.clone());
+    de.send_raw(theirs, body.clone()).await.unwrap();
+    let mut rows: i64 = 0;
+    for _ in 0..100 {
+        rows = sqlx::query_scalar("SELECT count(*) FROM rejected_messages WHERE message_id = $1")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if rows == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows, 2);
+
+    pool.close().await;
+    finish(env, hub, vec![fi, de]).await;
+}
+
 fn props(message_type: &str, user: &str) -> Properties {
     Properties {
         message_id: Some(Uuid::new_v4().to_string()),

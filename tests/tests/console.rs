@@ -433,3 +433,64 @@ async fn every_list_sorts_through_the_url_and_downloads_as_csv() {
     pool.close().await;
     finish(env, hub, vec![]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_refused_again_after_a_re_drive_is_open_again() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+    let fi = env.adapter(0).await;
+    let (mut fi_inbox, _) = open_inbox(&fi);
+
+    // To an authority that is not registered, and still is not when the
+    // operator re-drives it.
+    let mut message = request_to_de();
+    message.recipients = vec!["FR-CNOM".try_into().unwrap()];
+    let id = fi.send(&message).await.unwrap().to_string();
+    let _ = imi_tests::next_rejection(&mut fi_inbox).await;
+    let (row, code, endpoint, message_type): (i64, String, String, String) = sqlx::query_as(
+        "SELECT id, code, user_id, message_type FROM rejected_messages WHERE message_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let (name, password) =
+        console_account(&pool, "ops", AccountRole::Operator, Scope::default()).await;
+    let mut user = ConsoleUser::new(&hub.http, &name, &password);
+    user.log_in().await;
+    let group =
+        format!("/console/refused/group?code={code}&endpoint={endpoint}&type={message_type}");
+    let done = user
+        .post_from(
+            &group,
+            "/console/refused/redrive",
+            &[
+                ("code", &code),
+                ("endpoint", &endpoint),
+                ("type", &message_type),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+
+    // Refused again: the same record, open, with the cause of this time;
+    // the audit log says so.
+    let (rows, open_row, resolution): (i64, i64, Option<String>) = sqlx::query_as(
+        "SELECT count(*) OVER (), id, resolution FROM rejected_messages WHERE message_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((rows, open_row), (1, row));
+    assert_eq!(resolution, None, "refused again, it waits again");
+    let page = user.get(&group).await;
+    assert!(page.body.contains(&id), "{}", page.body);
+    let audit = user.get("/console/audit?action=redrive&format=csv").await;
+    assert!(audit.body.contains(&code), "{}", audit.body);
+
+    pool.close().await;
+    finish(env, hub, vec![fi]).await;
+}

@@ -312,12 +312,24 @@ impl Writes {
         self.push(
             "r",
             format!(
+                // Once per sender and message_id: a delivery processed
+                // again (after a crash) finds its record; one refused again
+                // after a re-drive reopens it with the new cause. A batch
+                // may hold the same message twice: the first one counts.
                 "INSERT INTO rejected_messages (message_id, user_id, message_type, code, detail, errors,
                                                 body, body_size, body_sha256, correlation_id, headers)
-                 SELECT id, usr, ty, code, detail, errs::jsonb, body, size, dg, cor, hd::jsonb
+                 SELECT DISTINCT ON (coalesce(id, 'n' || n), coalesce(usr, ''))
+                        id, usr, ty, code, detail, errs::jsonb, body, size, dg, cor, hd::jsonb
                  FROM UNNEST({}::text[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[],
                              {}::bytea[], {}::int[], {}::bytea[], {}::text[], {}::text[])
-                      AS u(id, usr, ty, code, detail, errs, body, size, dg, cor, hd)",
+                      WITH ORDINALITY AS u(id, usr, ty, code, detail, errs, body, size, dg, cor, hd, n)
+                 ORDER BY coalesce(id, 'n' || n), coalesce(usr, ''), n
+                 ON CONFLICT (message_id, (coalesce(user_id, ''))) WHERE message_id IS NOT NULL
+                 DO UPDATE SET code = EXCLUDED.code, detail = EXCLUDED.detail, errors = EXCLUDED.errors,
+                               received_at = CASE WHEN rejected_messages.resolved_at IS NULL
+                                                  THEN rejected_messages.received_at
+                                                  ELSE EXCLUDED.received_at END,
+                               resolved_at = NULL, resolution = NULL, resolved_by = NULL",
                 p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
             ),
         );

@@ -151,3 +151,22 @@ pub(crate) async fn resolve(
     .await?
     .rows_affected())
 }
+
+/// Opens again what `resolve` closed as `resolution` (a re-drive that did
+/// not get through).
+#[instrument(skip_all, fields(rows = ids.len()))]
+pub(crate) async fn reopen(
+    pool: &PgPool,
+    ids: &[i64],
+    resolution: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE rejected_messages SET resolution = NULL, resolved_by = NULL, resolved_at = NULL
+         WHERE id = ANY($1) AND resolution = $2",
+    )
+    .bind(ids)
+    .bind(resolution)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

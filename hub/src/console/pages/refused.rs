@@ -362,14 +362,22 @@ pub(crate) async fn redrive(
             (properties, r.body.clone())
         })
         .collect();
-    let outcome = pipeline::redrive(&state.pipeline, messages)
-        .await
-        .map_err(|e| ConsoleError::Conflict(e.to_string()))
-        .or_fail(&viewer)?;
+    // Closed first: a message refused again reopens its own record (one
+    // per sender and message_id) with the new cause, and must not be
+    // closed after that.
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     refused::resolve(&state.pool, &ids, "redriven", &viewer.account.name)
         .await
         .or_fail(&viewer)?;
+    let outcome = match pipeline::redrive(&state.pipeline, messages).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            refused::reopen(&state.pool, &ids, "redriven")
+                .await
+                .or_fail(&viewer)?;
+            return Err(ConsoleError::Conflict(error.to_string())).or_fail(&viewer);
+        }
+    };
     audit::record_by(
         &state.pool,
         &viewer.account,
