@@ -1,30 +1,14 @@
 //! Broadcast subscribers: an endpoint with its own queues bound to the
 //! `imi.alerts` topic exchange, limited by the broker to its areas' keys.
 
-use imi_broker::Permissions;
 use imi_schemas::ids::{AreaCode, CountryCode, EndpointId};
-use imi_schemas::protocol::{subscriber_queue_prefix, ALERTS_EXCHANGE};
 use tracing::{info, instrument};
 
 use crate::accounts::Account;
-use crate::registry::regex_escape;
-use crate::registry::workflow::{new_password, Credentials, RegistryContext, WorkflowError};
+use crate::registry::workflow::{
+    provision_subscriber, Credentials, RegistryContext, WorkflowError,
+};
 use crate::scope::{Scope, Target};
-
-/// The broker permissions of a subscriber: declare, bind and read its own
-/// `imi.sub.<endpoint>.*` queues, read (bind to) `imi.alerts`, publish
-/// nowhere; topic permissions limit its binding keys to its areas.
-pub(crate) fn subscriber_permissions(endpoint: &EndpointId) -> Permissions {
-    let own = format!(
-        "^{}.*",
-        regex_escape(&subscriber_queue_prefix(endpoint.as_str()))
-    );
-    Permissions {
-        configure: own.clone(),
-        write: own.clone(),
-        read: format!("{own}|^{}$", regex_escape(ALERTS_EXCHANGE)),
-    }
-}
 
 /// Registers a broadcast subscriber for some areas and provisions its
 /// broker user; returns its credentials (shown once).
@@ -64,31 +48,7 @@ pub(crate) async fn create_subscriber(
     let names: Vec<String> = areas.iter().map(|a| a.to_string()).collect();
     // The broker user first: if provisioning fails nothing is recorded and
     // the call can simply be repeated.
-    let password = new_password();
-    ctx.management
-        .put_user(endpoint.as_str(), &password)
-        .await?;
-    ctx.management
-        .set_permissions(
-            &ctx.vhost,
-            endpoint.as_str(),
-            &subscriber_permissions(endpoint),
-        )
-        .await?;
-    let areas_regex = names
-        .iter()
-        .map(|a| regex_escape(a))
-        .collect::<Vec<_>>()
-        .join("|");
-    ctx.management
-        .set_topic_permissions(
-            &ctx.vhost,
-            endpoint.as_str(),
-            ALERTS_EXCHANGE,
-            "^$",
-            &format!("^({areas_regex})\\."),
-        )
-        .await?;
+    let password = provision_subscriber(ctx, endpoint, &names).await?;
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("INSERT INTO endpoints (id, status) VALUES ($1, 'active')")
         .bind(endpoint.as_str())

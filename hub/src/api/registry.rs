@@ -261,9 +261,6 @@ pub(crate) async fn rotate(
 pub(crate) struct EndpointSuspended {
     endpoint: String,
     status: &'static str,
-    /// Connections the management API listed and closed (deleting the
-    /// broker user closes the others at once).
-    connections_closed: usize,
 }
 
 /// Suspends an endpoint: its broker user is deleted and its connections
@@ -277,11 +274,10 @@ pub(crate) async fn suspend(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointSuspended>, ApiError> {
-    let closed = workflow::suspend(&state.registry, &caller.0, &id).await?;
+    workflow::suspend(&state.registry, &caller.0, &id).await?;
     Ok(Json(EndpointSuspended {
         endpoint: id,
         status: "suspended",
-        connections_closed: closed,
     }))
 }
 

@@ -16,7 +16,6 @@ use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
 use sqlx::PgPool;
 use tracing::instrument;
 
-pub(crate) use seed::regex_escape;
 pub(crate) use seed::{apply_seed, SeedFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use imi_broker::{Management, Permissions};
 use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
+use imi_schemas::protocol::{subscriber_queue_prefix, ALERTS_EXCHANGE};
 use serde::Deserialize;
 use sqlx::PgPool;
 use tracing::{info, instrument};
@@ -75,6 +76,21 @@ pub(super) fn endpoint_permissions(endpoint: &EndpointId) -> Permissions {
             "^{}$",
             regex_escape(&imi_schemas::protocol::inbox_queue(endpoint.as_str()))
         ),
+    }
+}
+
+/// The broker permissions of a subscriber: declare, bind and read its own
+/// `imi.sub.<endpoint>.*` queues, read (bind to) `imi.alerts`, publish
+/// nowhere; topic permissions limit its binding keys to its areas.
+pub(super) fn subscriber_permissions(endpoint: &EndpointId) -> Permissions {
+    let own = format!(
+        "^{}.*",
+        regex_escape(&subscriber_queue_prefix(endpoint.as_str()))
+    );
+    Permissions {
+        configure: own.clone(),
+        write: own.clone(),
+        read: format!("{own}|^{}$", regex_escape(ALERTS_EXCHANGE)),
     }
 }
 

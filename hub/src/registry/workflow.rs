@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use imi_broker::{Broker, BrokerError, Management, QueueType};
 use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
+use imi_schemas::protocol::ALERTS_EXCHANGE;
 use sqlx::PgPool;
 use thiserror::Error;
 use tracing::{info, instrument};
 use uuid::Uuid;
 
-use super::seed::endpoint_permissions;
+use super::seed::{endpoint_permissions, regex_escape, subscriber_permissions};
 use super::SharedRegistry;
 use crate::accounts::Account;
 use crate::catalogue::SharedCatalogue;
@@ -154,6 +155,10 @@ pub(crate) async fn apply(ctx: &RegistryContext, app: &Application) -> Result<()
         )));
     }
     tx.commit().await?;
+    // Known from now on, though pending: a message to it is refused as not
+    // authorised rather than as unknown. (Other hub instances see it at
+    // their next registry refresh.)
+    ctx.registry.reload(&ctx.pool).await?;
     let detail = serde_json::json!({"procedures": app.procedures.iter().map(|p| p.as_str()).collect::<Vec<_>>()});
     record(
         &ctx.pool,
@@ -259,6 +264,9 @@ pub(crate) async fn approve(
     }
     let endpoint = EndpointId::try_from(row.endpoint.as_str())
         .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+    if row.status == "active" {
+        return grant(ctx, account, authority, &endpoint, &procedures).await;
+    }
     let mut tx = ctx.pool.begin().await?;
     sqlx::query("UPDATE authorities SET status = 'active' WHERE id = $1")
         .bind(authority)
@@ -302,6 +310,44 @@ pub(crate) async fn approve(
     Ok(credentials)
 }
 
+/// Approving an authority that is already active grants the procedures it
+/// does not have yet (recorded as `granted`); with none new, it is a
+/// conflict and nothing is recorded.
+async fn grant(
+    ctx: &RegistryContext,
+    account: &Account,
+    authority: &str,
+    endpoint: &EndpointId,
+    procedures: &[ProcedureCode],
+) -> Result<Option<Credentials>, WorkflowError> {
+    let names: Vec<&str> = procedures.iter().map(|p| p.as_str()).collect();
+    let added: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO authority_procedures SELECT $1, p FROM unnest($2::text[]) AS p
+         ON CONFLICT DO NOTHING RETURNING procedure",
+    )
+    .bind(authority)
+    .bind(&names)
+    .fetch_all(&ctx.pool)
+    .await?;
+    if added.is_empty() {
+        return Err(WorkflowError::Conflict(format!(
+            "authority `{authority}` is already active and registered for these procedures"
+        )));
+    }
+    record(
+        &ctx.pool,
+        Some(account),
+        "granted",
+        Some(authority),
+        Some(endpoint.as_str()),
+        serde_json::json!({"procedures": added}),
+    )
+    .await?;
+    ctx.registry.reload(&ctx.pool).await?;
+    info!(procedures = added.len(), "Procedures granted.");
+    Ok(None)
+}
+
 /// Creates (or resets) the endpoint's broker user with least privilege and
 /// declares its inbox.
 async fn provision_endpoint(
@@ -330,6 +376,42 @@ async fn provision_endpoint(
         password,
         vhost: ctx.vhost.clone(),
     })
+}
+
+/// Creates (or resets) a broadcast subscriber's broker user: its own
+/// queues, binding to `imi.alerts` with its areas' keys only; returns the
+/// password.
+pub(crate) async fn provision_subscriber(
+    ctx: &RegistryContext,
+    endpoint: &EndpointId,
+    areas: &[String],
+) -> Result<String, WorkflowError> {
+    let password = new_password();
+    ctx.management
+        .put_user(endpoint.as_str(), &password)
+        .await?;
+    ctx.management
+        .set_permissions(
+            &ctx.vhost,
+            endpoint.as_str(),
+            &subscriber_permissions(endpoint),
+        )
+        .await?;
+    let areas_regex = areas
+        .iter()
+        .map(|a| regex_escape(a))
+        .collect::<Vec<_>>()
+        .join("|");
+    ctx.management
+        .set_topic_permissions(
+            &ctx.vhost,
+            endpoint.as_str(),
+            ALERTS_EXCHANGE,
+            "^$",
+            &format!("^({areas_regex})\\."),
+        )
+        .await?;
+    Ok(password)
 }
 
 /// Refuses an application.
@@ -397,14 +479,15 @@ pub(crate) async fn rotate(
 ) -> Result<Credentials, WorkflowError> {
     let (status, mut country) = endpoint_country(&ctx.pool, endpoint).await?;
     // A broadcast subscriber acts for no authority; its country is its own.
-    let subscriber: Option<String> =
-        sqlx::query_scalar("SELECT country FROM subscribers WHERE endpoint_id = $1")
+    let subscriber: Option<(String, Vec<String>)> =
+        sqlx::query_as("SELECT country, areas FROM subscribers WHERE endpoint_id = $1")
             .bind(endpoint)
             .fetch_optional(&ctx.pool)
             .await?;
-    if let Some(c) = &subscriber {
-        country = c.clone();
-    }
+    let subscriber_areas = subscriber.map(|(c, areas)| {
+        country = c;
+        areas
+    });
     may_decide(account, &country, None, &[], ctx)?;
     if status != "active" {
         return Err(WorkflowError::Conflict(format!(
@@ -412,17 +495,18 @@ pub(crate) async fn rotate(
         )));
     }
     let id = EndpointId::try_from(endpoint).map_err(|e| WorkflowError::Invalid(e.to_string()))?;
-    let credentials = if subscriber.is_some() {
-        // Only the password changes: its queue and topic permissions stay.
-        let password = new_password();
-        ctx.management.put_user(id.as_str(), &password).await?;
-        Credentials {
+    // A new password would leave the connections opened with the old one
+    // open: the user is deleted (RabbitMQ closes every connection of it at
+    // once) and made again with the new password and the same rights. The
+    // national system reconnects with the new password.
+    ctx.management.delete_user(id.as_str()).await?;
+    let credentials = match subscriber_areas {
+        Some(areas) => Credentials {
+            password: provision_subscriber(ctx, &id, &areas).await?,
             endpoint: id.clone(),
-            password,
             vhost: ctx.vhost.clone(),
-        }
-    } else {
-        provision_endpoint(ctx, &id).await?
+        },
+        None => provision_endpoint(ctx, &id).await?,
     };
     record(
         &ctx.pool,
@@ -443,7 +527,7 @@ pub(crate) async fn suspend(
     ctx: &RegistryContext,
     account: &Account,
     endpoint: &str,
-) -> Result<usize, WorkflowError> {
+) -> Result<(), WorkflowError> {
     let (_, country) = endpoint_country(&ctx.pool, endpoint).await?;
     may_decide(account, &country, None, &[], ctx)?;
     sqlx::query("UPDATE endpoints SET status = 'suspended' WHERE id = $1")
@@ -452,28 +536,19 @@ pub(crate) async fn suspend(
         .await?;
     ctx.registry.reload(&ctx.pool).await?;
     // Deleting the user makes RabbitMQ close every connection of it at once
-    // (and refuse new ones). Closing what the management API lists is a
-    // second net; that list can lag a few seconds behind new connections, so
-    // the count is informative only.
+    // and refuse new ones. (How many it closed is not known: the management
+    // API lists a new connection only seconds later.)
     ctx.management.delete_user(endpoint).await?;
-    let closed = match ctx.management.close_connections(&ctx.vhost, endpoint).await {
-        Ok(n) => n,
-        Err(error) => {
-            // The deletion already closed them; the listing is a second net.
-            tracing::warn!(%error, "Listing the suspended endpoint's connections failed.");
-            0
-        }
-    };
     record(
         &ctx.pool,
         Some(account),
         "suspended",
         None,
         Some(endpoint),
-        serde_json::json!({"connections_closed": closed}),
+        serde_json::json!({}),
     )
     .await?;
-    Ok(closed)
+    Ok(())
 }
 
 /// Suspends an authority: nothing is routed from or to it any more.
