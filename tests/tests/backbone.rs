@@ -614,3 +614,62 @@ async fn the_same_message_id_sent_twice_is_delivered_once() {
     pool.close().await;
     finish(env, hub, vec![fi, de]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_sent_again_is_the_same_receipt() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    // The receipts as they travel, read from the sender's inbox with a
+    // plain consumer (the SDK would drop the repeated one).
+    let url = imi_broker::connection_url(&imi_tests::amqp_base_url(), &env.vhost, None).unwrap();
+    let reader = imi_broker::Broker::start(
+        imi_broker::BrokerConfig {
+            url,
+            connection_name: "test-receipts".into(),
+        },
+        imi_broker::Topology::default(),
+    );
+    reader
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let inbox = imi_schemas::protocol::inbox_queue(&env.endpoints[0].id);
+    let mut deliveries = reader.consume(&inbox, 10, stop.clone());
+
+    let mut message = request_to_de();
+    let id = MessageId::new(Uuid::now_v7());
+    message.message_id = Some(id);
+    let mut accepted = Vec::new();
+    for _ in 0..2 {
+        fi.send(&message).await.unwrap();
+        let receipt = loop {
+            let d = tokio::time::timeout(Duration::from_secs(20), deliveries.recv())
+                .await
+                .expect("a receipt")
+                .expect("the inbox is consumed");
+            d.acker.ack().await.unwrap();
+            let Ok(batch) = serde_json::from_slice::<imi_schemas::protocol::ReceiptBatch>(&d.body)
+            else {
+                continue;
+            };
+            if let Some(r) = batch
+                .receipts
+                .into_iter()
+                .find(|r| r.message_id == id.as_uuid())
+            {
+                break r;
+            }
+        };
+        accepted.push(receipt.accepted_at);
+    }
+    assert_eq!(
+        accepted[0], accepted[1],
+        "the receipt sent again says when the message was accepted, as the first did"
+    );
+
+    stop.cancel();
+    reader.close().await;
+    finish(env, hub, vec![fi]).await;
+}

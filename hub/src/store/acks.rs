@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use imi_schemas::protocol::{Acknowledged, Receipt, TYPE_ACKNOWLEDGEMENT};
 use sqlx::PgConnection;
 use tracing::instrument;
@@ -47,6 +47,9 @@ pub(crate) async fn apply(
     if acks.is_empty() {
         return Ok(outcome);
     }
+    // As PostgreSQL keeps it, so a receipt sent again for a retried
+    // acknowledgement carries the very time the first one did.
+    let now = now.trunc_subsecs(6);
     // One (copy, endpoint, authority or NULL = all) line per named authority.
     let (mut copies, mut endpoints, mut authorities, mut index) = (vec![], vec![], vec![], vec![]);
     for (i, ack) in acks.iter().enumerate() {
@@ -95,12 +98,16 @@ pub(crate) async fn apply(
         }
         // The exchange and its originator, for the receipt.
         let summary = found.first().map(|r| (r.exchange_id, r.requester.clone()));
+        // A retry of an acknowledgement already recorded is answered with
+        // the receipt it got then.
+        let mut accepted_at = found.iter().filter_map(|r| r.acknowledged_at).min();
         for row in found {
             // Already acknowledged (a retry): nothing new to record or tell.
             let first = recorded.insert((row.outbox_id, row.authority_id.as_str()));
             if row.acknowledged_at.is_some() || !first {
                 continue;
             }
+            accepted_at = Some(now);
             new_copies.push(row.outbox_id);
             new_authorities.push(row.authority_id.clone());
             if let Some(origin) = registry.authority(&row.requester) {
@@ -123,7 +130,7 @@ pub(crate) async fn apply(
                 message_type: TYPE_ACKNOWLEDGEMENT.to_owned(),
                 state: "acknowledged".to_owned(),
                 recipients: summary.map(|s| vec![s.1]).unwrap_or_default(),
-                accepted_at: now,
+                accepted_at: accepted_at.unwrap_or(now),
             },
         ));
     }

@@ -8,6 +8,7 @@
 //! the hub). PostgreSQL checks foreign keys at the end of the statement, so a
 //! message and the exchange it opens can share it.
 
+use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
 
 use sqlx::postgres::PgArguments;
@@ -67,7 +68,7 @@ impl Writes {
         let mut writes = Writes::default();
         writes.batch(batch_id, instance);
         writes.exchanges(&plan.new_exchanges);
-        writes.messages(batch_id, &plan.messages, on_conflict);
+        writes.messages(batch_id, plan.now, &plan.messages, on_conflict);
         writes.transitions(&plan.transitions, None);
         writes
     }
@@ -123,7 +124,13 @@ impl Writes {
     }
 
     /// Messages with the exchange each belongs to and its resolved recipients.
-    fn messages(&mut self, batch_id: Uuid, rows: &[Accepted<'_>], on_conflict: OnConflict) {
+    fn messages(
+        &mut self,
+        batch_id: Uuid,
+        received_at: DateTime<Utc>,
+        rows: &[Accepted<'_>],
+        on_conflict: OnConflict,
+    ) {
         if rows.is_empty() {
             return;
         }
@@ -164,6 +171,7 @@ impl Writes {
             self.bind(digests),
             self.bind(traces),
             self.bind(batch_id),
+            self.bind(received_at),
         ];
         let conflict = match on_conflict {
             OnConflict::Fail => "",
@@ -173,14 +181,14 @@ impl Writes {
             "m",
             format!(
                 "INSERT INTO messages (id, exchange_id, message_type, schema_version, sender, sender_endpoint,
-                                       recipients, raw, raw_sha256, traceparent, batch_id)
-                 SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','), raw, dg, tp, {}
+                                       recipients, raw, raw_sha256, traceparent, batch_id, received_at)
+                 SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','), raw, dg, tp, {}, {}::timestamptz
                  FROM UNNEST({}::uuid[], {}::uuid[], {}::text[], {}::int[], {}::text[], {}::text[],
                              {}::text[], {}::bytea[], {}::bytea[], {}::text[])
                       AS u(id, ex, ty, ver, snd, ep, rc, raw, dg, tp)
                  {conflict}
                  RETURNING id",
-                p[10], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+                p[10], p[11], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
             ),
         );
         self.counts_messages = true;

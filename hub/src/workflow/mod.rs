@@ -16,7 +16,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use imi_schemas::catalogue::Role;
 use imi_schemas::protocol::{Receipt, RejectionCode};
 use uuid::Uuid;
@@ -127,6 +127,9 @@ pub(crate) enum Replan {
 /// What the batch does, ready to be written.
 #[derive(Debug, Default)]
 pub(crate) struct Plan<'a> {
+    /// When the batch was accepted: each message's `received_at`, and the
+    /// `accepted_at` of its receipt, first sent or sent again.
+    pub(crate) now: DateTime<Utc>,
     pub(crate) new_exchanges: Vec<NewExchange>,
     pub(crate) changed: HashMap<Uuid, Change>,
     /// 1:N exchanges whose recipients grew (dissemination) → all of them.
@@ -228,8 +231,14 @@ pub(crate) fn plan<'a>(
     registry: &Registry,
     now: DateTime<Utc>,
 ) -> Plan<'a> {
+    // To the microsecond, as PostgreSQL keeps it: a receipt rebuilt from
+    // the stored message then says the same as the first one.
+    let now = now.trunc_subsecs(6);
     let mut planner = Planner {
-        plan: Plan::default(),
+        plan: Plan {
+            now,
+            ..Plan::default()
+        },
         exchanges: stored.exchanges,
         new_ids: HashSet::new(),
         registry,
