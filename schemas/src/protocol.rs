@@ -369,4 +369,15 @@ mod tests {
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
         }
     }
+
+    /// The layout docs/protocol.md gives integrators, computed there in
+    /// Python: UUIDv5 in the hub's namespace of the id's bytes + `receipt`.
+    #[test]
+    fn a_receipt_id_is_what_the_protocol_document_says() {
+        let id = MessageId::new(Uuid::parse_str("01a233ec-de1c-709d-a3f2-b7d881e5796b").unwrap());
+        assert_eq!(
+            receipt_id(id).to_string(),
+            "9087eefd-8995-53d6-8606-9d5adf2f3559"
+        );
+    }
 }
