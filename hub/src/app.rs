@@ -29,11 +29,14 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineContext};
 use crate::registry::{apply_seed, SeedFile, SharedRegistry};
 use crate::retention::RetentionPass;
+use crate::supervise::{self, Joined, Liveness, Vital};
 use crate::{http, tasks, topology};
 
 /// How long shutdown waits for in-flight batches before giving up on them
 /// (they stay unacked and come back after restart).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the drain, how long each other task gets to stop before it is
+/// aborted.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 const REGISTRY_REFRESH: Duration = Duration::from_secs(5);
 
 pub struct Hub {
@@ -249,6 +252,7 @@ impl Hub {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), HubError> {
         let ctx = self.pipeline_context();
+        let liveness = Liveness::default();
         let stop_consuming = CancellationToken::new();
         let stop_background = CancellationToken::new();
 
@@ -257,14 +261,23 @@ impl Hub {
             self.config.pipeline.prefetch,
             stop_consuming.clone(),
         );
-        let pipeline = tokio::spawn(pipeline::run(ctx.clone(), deliveries));
-        let dead_letters = tokio::spawn(pipeline::run_dead_letters(
-            ctx.clone(),
-            self.broker
-                .consume(DEAD_LETTER_QUEUE, 100, stop_consuming.clone()),
-        ));
+        let mut pipeline = Vital::new(
+            "pipeline",
+            tokio::spawn(pipeline::run(ctx.clone(), deliveries)),
+        );
+        let mut dead_letters = Vital::new(
+            "dead-letter consumer",
+            tokio::spawn(pipeline::run_dead_letters(
+                ctx.clone(),
+                self.broker
+                    .consume(DEAD_LETTER_QUEUE, 100, stop_consuming.clone()),
+            )),
+        );
         let every = Duration::from_secs(self.config.pipeline.deadline_check_secs.max(1));
-        let relay = tokio::spawn(pipeline::run_relay(ctx.clone(), stop_background.clone()));
+        let mut relay = Vital::new(
+            "outbox relay",
+            tokio::spawn(pipeline::run_relay(ctx.clone(), stop_background.clone())),
+        );
         let refresher = tokio::spawn(tasks::every(
             "registry refresh",
             REGISTRY_REFRESH,
@@ -322,6 +335,7 @@ impl Hub {
                 secure_cookies: self.config.http.secure_cookies,
             },
             stopping: stop_background.clone(),
+            liveness: liveness.clone(),
             registry: crate::registry::workflow::RegistryContext {
                 pool: self.pool.clone(),
                 management: self.management.clone(),
@@ -333,43 +347,64 @@ impl Hub {
             },
         };
         let http_stop = stop_background.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(self.listener, http::router(state))
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await
-        });
+        let mut server = Vital::new(
+            "HTTP server",
+            tokio::spawn(async move {
+                axum::serve(self.listener, http::router(state))
+                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                    .await
+            }),
+        );
         info!(instance = %self.config.instance, "IMI Hub running.");
 
-        shutdown.await;
+        // Until asked to stop, or until a vital task ends by itself (a bug:
+        // the hub then turns unready, stops, and exits non-zero).
+        let failed = tokio::select! {
+            _ = shutdown => None,
+            r = pipeline.ended() => { supervise::lost(&liveness, pipeline.name, &r); Some(pipeline.name) }
+            r = dead_letters.ended() => { supervise::lost(&liveness, dead_letters.name, &r); Some(dead_letters.name) }
+            r = relay.ended() => { supervise::lost(&liveness, relay.name, &r); Some(relay.name) }
+            r = server.ended() => { supervise::lost(&liveness, server.name, &r); Some(server.name) }
+        };
         info!("Shutting down: draining in-flight messages.");
         stop_consuming.cancel();
-        let mut pipeline = pipeline;
-        if tokio::time::timeout(DRAIN_TIMEOUT, &mut pipeline)
-            .await
-            .is_err()
-        {
+        let drain = Duration::from_secs(self.config.pipeline.drain_secs);
+        if pipeline.join_within(drain).await == Joined::Aborted {
+            // Not finished in time (the broker or the database is away): what
+            // was taken and not acked goes back to the queue when the
+            // connection closes, and is redelivered.
             warn!("Drain timed out; leaving the rest unacked for redelivery.");
-            ctx.abort.cancel();
-            let _ = pipeline.await;
         }
-        if tokio::time::timeout(Duration::from_secs(5), dead_letters)
-            .await
-            .is_err()
-        {
+        ctx.abort.cancel();
+        if dead_letters.join_within(STOP_GRACE).await == Joined::Aborted {
             warn!("Dead letters in hand were not recorded; they stay in their queue.");
         }
         stop_background.cancel();
-        let _ = relay.await;
-        let _ = refresher.await;
-        let _ = reloader.await;
-        let _ = deadlines.await;
-        let _ = reminders.await;
-        let _ = retention.await;
-        let _ = server.await;
-        self.broker.close().await;
-        self.pool.close().await;
-        info!("Stopped.");
-        Ok(())
+        relay.join_within(STOP_GRACE).await;
+        for (name, task) in [
+            ("registry refresh", refresher),
+            ("catalogue reloader", reloader),
+            ("deadlines", deadlines),
+            ("acknowledgement reminders", reminders),
+            ("retention", retention),
+        ] {
+            Vital::new(name, task).join_within(STOP_GRACE).await;
+        }
+        server.join_within(STOP_GRACE).await;
+        supervise::within(
+            "closing the broker connection",
+            STOP_GRACE,
+            self.broker.close(),
+        )
+        .await;
+        supervise::within("closing the database pool", STOP_GRACE, self.pool.close()).await;
+        match failed {
+            Some(task) => Err(HubError::TaskEnded(task)),
+            None => {
+                info!("Stopped.");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -89,6 +89,10 @@ pub fn main() -> anyhow::Result<()> {
                 telemetry::init();
                 let hub = Hub::build(Config::load(&config)?).await?;
                 tracing::info!(http = %hub.http_addr(), "Listening.");
+                // On standard output as well, whatever the log level: with
+                // `http.listen` on port 0 this is how a supervisor or a test
+                // learns the port the system chose.
+                println!("listening on http://{}", hub.http_addr());
                 hub.run_until_stopped(shutdown_signal()).await?;
             }
             Command::Account {

@@ -126,6 +126,9 @@ pub struct PipelineSettings {
     /// Days a refused message's body is kept for inspection before it is
     /// erased (it may hold personal data).
     pub rejected_retention_days: u64,
+    /// On stop, how long in-flight batches get to be committed, published
+    /// and acked; what is left stays unacked and is redelivered.
+    pub drain_secs: u64,
 }
 
 /// Receipts held longer than this could still be held when the outbox relay
@@ -164,6 +167,7 @@ impl Default for PipelineSettings {
             deadline_check_secs: 60,
             ack_reminder_after_hours: 24,
             rejected_retention_days: 90,
+            drain_secs: 30,
         }
     }
 }

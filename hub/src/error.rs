@@ -39,6 +39,9 @@ pub enum HubError {
     /// exchanges kept changing under it).
     #[error("re-drive: {0}")]
     Redrive(String),
+    /// A task the hub cannot run without ended before it was asked to stop.
+    #[error("the {0} stopped on its own; the hub stopped with it")]
+    TaskEnded(&'static str),
 }
 
 /// What is wrong with a seed file.

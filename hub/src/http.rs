@@ -30,6 +30,8 @@ pub(crate) struct AppState {
     /// Cancelled when the hub stops: endless responses (the console's live
     /// stream) end then, so shutdown need not wait for browsers.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// False once a vital task died: `/readyz` says so.
+    pub(crate) liveness: crate::supervise::Liveness,
 }
 
 /// How the console is served.
@@ -75,14 +77,18 @@ struct Readiness {
     ready: bool,
     database: bool,
     broker: bool,
+    /// The pipeline and the hub's other vital tasks run.
+    consuming: bool,
 }
 
-/// Ready when both the database and the broker are reachable.
+/// Ready when the database and the broker are reachable and the pipeline
+/// runs.
 #[tracing::instrument(skip_all)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let database = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
     let broker = state.broker.is_connected();
-    let ready = database && broker;
+    let consuming = state.liveness.is_alive();
+    let ready = database && broker && consuming;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -94,6 +100,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
             ready,
             database,
             broker,
+            consuming,
         }),
     )
         .into_response()

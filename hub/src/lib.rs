@@ -38,6 +38,7 @@ mod registry;
 mod retention;
 mod scope;
 mod store;
+mod supervise;
 mod tasks;
 mod telemetry;
 mod topology;

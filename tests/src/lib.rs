@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod console;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -186,6 +187,15 @@ impl TestEnv {
     ) -> RunningHub {
         let mut config = self.config.clone();
         config.instance = instance.to_owned();
+        Self::start_hub_configured(config, clock).await
+    }
+
+    /// A hub with a configuration of the test's (e.g. reaching the broker
+    /// through a [`proxy::Proxy`]).
+    pub async fn start_hub_configured(
+        config: Config,
+        clock: std::sync::Arc<dyn imi_hub::clock::Clock>,
+    ) -> RunningHub {
         let hub = Hub::build_with_clock(config, clock)
             .await
             .expect("hub builds");
@@ -272,22 +282,38 @@ receipt_linger_ms = {receipt_linger_ms}
         binary: &str,
         instance: &str,
     ) -> tokio::process::Child {
-        // A free port, found by binding port 0; the hub binds it right after.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = tokio::process::Command::new(binary)
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        // Port 0: the hub binds a free port and prints it; nothing can take
+        // the port between a test choosing it and the hub binding it.
+        let mut child = tokio::process::Command::new(binary)
             .args(["run", "--config"])
             .arg(self.write_config())
             .env("RUST_LOG", "warn")
             .env("IMI_INSTANCE", instance)
-            .env("IMI_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("IMI_HTTP_LISTEN", "127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn hub process");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (found, address) = oneshot::channel();
+        // Reads the address, then keeps the pipe drained (logs go there too).
+        tokio::spawn(async move {
+            let mut found = Some(found);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    if let Some(tx) = found.take() {
+                        let _ = tx.send(url.to_owned());
+                    }
+                }
+            }
+        });
+        let base = tokio::time::timeout(Duration::from_secs(30), address)
+            .await
+            .expect("the hub process prints its address")
+            .expect("the hub process prints its address");
         for _ in 0..300 {
-            let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await;
+            let ready = reqwest::get(format!("{base}/readyz")).await;
             if ready.is_ok_and(|r| r.status() == 200) {
                 return child;
             }
