@@ -38,6 +38,9 @@ use crate::{http, tasks, topology};
 /// aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 const REGISTRY_REFRESH: Duration = Duration::from_secs(5);
+/// How often kept dead letters whose re-drive a crash interrupted are tried
+/// again (new ones are re-driven as they come).
+const DEAD_LETTER_REDRIVE: Duration = Duration::from_secs(30);
 
 pub struct Hub {
     config: Config,
@@ -321,6 +324,18 @@ impl Hub {
                 async move { pass.run_once().await }
             }
         }));
+        let dead_letter_redrive = tokio::spawn(tasks::every(
+            "dead-letter re-drive",
+            DEAD_LETTER_REDRIVE,
+            stop_background.clone(),
+            {
+                let ctx = ctx.clone();
+                move || {
+                    let ctx = ctx.clone();
+                    async move { pipeline::redrive_dead_letters(&ctx).await.map(|_| ()) }
+                }
+            },
+        ));
         let reloader = tokio::spawn(reload_on_sighup(
             self.catalogue.clone(),
             stop_background.clone(),
@@ -387,6 +402,7 @@ impl Hub {
             ("deadlines", deadlines),
             ("acknowledgement reminders", reminders),
             ("retention", retention),
+            ("dead-letter re-drive", dead_letter_redrive),
         ] {
             Vital::new(name, task).join_within(STOP_GRACE).await;
         }

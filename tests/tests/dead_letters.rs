@@ -1,15 +1,20 @@
 //! What the broker dead-letters is not dropped: the hub consumes
 //! `imi.dead-letters`, keeps each message with the broker's reason among the
 //! refused messages (`dead_lettered`), acks it only then, and the console
-//! shows it grouped by cause.
+//! shows it grouped by cause. A sender's message the broker gave up on
+//! because the hub kept failing while holding it is re-driven by the hub.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use imi_broker::{Broker, BrokerConfig, Outgoing, Properties, Topology};
 use imi_hub::accounts::{AccountRole, Scope};
-use imi_schemas::protocol::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE};
+use imi_schemas::protocol::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, INGRESS_QUEUE};
 use imi_tests::console::{console_account, ConsoleUser};
-use imi_tests::{amqp_base_url, finish, TestEnv};
+use imi_tests::{
+    amqp_base_url, finish, next_acked, next_receipt, open_inbox, request_to_de, TestEnv,
+};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_kept_with_their_reason_and_shown() {
@@ -94,12 +99,21 @@ async fn dead_letters_are_kept_with_their_reason_and_shown() {
 
     // A delivery dead-lettered from an inbox is kept to be looked into, and
     // not offered for re-driving as if an endpoint had sent it.
-    let (detail, user_id): (String, Option<String>) =
-        sqlx::query_as("SELECT detail, user_id FROM rejected_messages WHERE message_id = $1")
-            .bind(&delivery_id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let mut kept = None;
+    for _ in 0..100 {
+        kept = sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT detail, user_id FROM rejected_messages WHERE message_id = $1",
+        )
+        .bind(&delivery_id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (detail, user_id) = kept.expect("the inbox's dead letter is kept");
     assert!(
         detail.contains("imi.inbox.de-aekno") && detail.contains("recipient"),
         "{detail}"
@@ -131,4 +145,97 @@ async fn dead_letters_are_kept_with_their_reason_and_shown() {
     broker.close().await;
     pool.close().await;
     finish(env, hub, vec![]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_broker_gave_up_on_are_re_driven_and_reach_their_recipients() {
+    let env = TestEnv::new().await;
+    // Declares the topology, then is gone: nothing consumes.
+    env.start_hub().await.stop().await;
+    let fi = env.adapter(0).await;
+    let requests: Vec<_> = (0..10).map(|_| request_to_de()).collect();
+    let ids: HashSet<String> = fi
+        .send_batch(&requests)
+        .await
+        .unwrap()
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+
+    // What 50 crashes of a hub holding them do: each delivery goes back to
+    // the queue unacked, until the broker dead-letters it.
+    let url = imi_broker::connection_url(&amqp_base_url(), &env.vhost, None).unwrap();
+    let broker = Broker::start(
+        BrokerConfig {
+            url,
+            connection_name: "test-crashing-consumer".into(),
+        },
+        Topology::default(),
+    );
+    broker
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let mut deliveries = broker.consume(INGRESS_QUEUE, 50, stop.clone());
+    let mut returned = 0;
+    while let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(3), deliveries.recv()).await {
+        d.acker.reject(true).await.unwrap();
+        returned += 1;
+    }
+    stop.cancel();
+    broker.close().await;
+    assert!(
+        returned >= 10 * 50,
+        "every message came back 50 times: {returned}"
+    );
+
+    // A hub starts: it keeps them, re-drives them, and they go through as
+    // if nothing had happened: stored, routed, receipted.
+    let hub = env.start_hub().await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _a) = open_inbox(&fi);
+    let (mut de_inbox, _b) = open_inbox(&de);
+    let mut receipted = HashSet::new();
+    while receipted.len() < ids.len() {
+        let r = next_receipt(&mut fi_inbox).await;
+        receipted.insert(r.message_id.to_string());
+    }
+    assert_eq!(receipted, ids);
+    let mut delivered = HashSet::new();
+    while delivered.len() < ids.len() {
+        let (id, _, _) = next_acked(&mut de_inbox, 30).await;
+        delivered.insert(id);
+    }
+    assert_eq!(delivered, ids);
+    let pool = env.pool().await;
+    // Marked done once the re-drive has published what it committed (the
+    // recipient may see the message a moment before).
+    let mut kept: Vec<(String, Option<String>, Option<String>, i32)> = Vec::new();
+    for _ in 0..100 {
+        kept = sqlx::query_as(
+            "SELECT code, resolution, resolved_by, auto_redrives FROM rejected_messages",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if kept.iter().all(|k| k.1.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kept.len(), ids.len(), "each kept once: {kept:?}");
+    assert!(
+        kept.iter().all(|k| k
+            == &(
+                "dead_lettered".to_owned(),
+                Some("redriven".to_owned()),
+                Some("hub".to_owned()),
+                1
+            )),
+        "{kept:?}"
+    );
+
+    pool.close().await;
+    finish(env, hub, vec![fi, de]).await;
 }

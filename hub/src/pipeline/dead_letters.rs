@@ -1,13 +1,22 @@
 //! What the broker dead-letters (a message delivered too often without
 //! being processed, or expired) is not dropped: the hub consumes
 //! `imi.dead-letters`, keeps each message with the broker's reason among
-//! the refused messages (code `dead_lettered`), where the console shows it
-//! and an operator can re-drive it, and acks it only once that is committed.
+//! the refused messages (code `dead_lettered`), where the console shows it,
+//! and acks it only once that is committed.
+//!
+//! A sender's message dead-lettered from the ingress queue was delivered 50
+//! times without being acked: the hub crashed (or was killed) 50 times while
+//! holding it, whatever the message says. The hub re-drives it itself, from
+//! the kept copy, through the pipeline (stored, routed, receipted, or
+//! refused with a reason like any message). Each try is counted before it is
+//! made and the hub stops after [`MAX_TRIES`]: a message that makes the hub
+//! fail stays kept and visible for the operator instead of crashing it for
+//! ever. A pass also runs on a timer, for what a crash interrupted.
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use imi_broker::{Deliveries, Delivery};
+use imi_broker::{Deliveries, Delivery, Properties};
 use imi_schemas::ids::EndpointId;
 use imi_schemas::protocol::{Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT};
 use sha2::{Digest, Sha256};
@@ -19,6 +28,9 @@ use crate::store;
 
 /// Dead letters recorded per statement at most.
 const BATCH: usize = 100;
+
+/// Automatic re-drives of one dead letter at most.
+pub(crate) const MAX_TRIES: i32 = 3;
 
 /// The broker's headers saying why and where a message died.
 const FIRST_DEATH_REASON: &str = "x-first-death-reason";
@@ -55,15 +67,61 @@ pub(crate) async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
                 }
             }
         }
-        info!(
-            dead_letters = taken.len(),
-            "Dead-lettered messages kept for the operator."
-        );
+        info!(dead_letters = taken.len(), "Dead-lettered messages kept.");
         for d in taken {
             if let Err(error) = d.acker.ack().await {
                 warn!(%error, "Ack of a dead letter failed; it comes again and is kept again.");
             }
         }
+        if let Err(error) = redrive_pass(&ctx).await {
+            warn!(%error, "Re-driving dead letters failed; the next pass tries again.");
+        }
+    }
+}
+
+/// Re-drives the kept dead letters of the ingress queue (see the module
+/// comment); returns how many it tried.
+pub(crate) async fn redrive_pass(ctx: &PipelineContext) -> Result<usize, crate::error::HubError> {
+    // One pass at a time in a process (the consumer's and the timer's),
+    // so that a dead letter is not tried twice at once and counted twice.
+    // Hubs in other processes may still meet on one: the second try is
+    // absorbed as a duplicate.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut tried = 0;
+    loop {
+        let taken = store::take_dead_letters(&ctx.pool, MAX_TRIES, BATCH as i64).await?;
+        if taken.is_empty() {
+            return Ok(tried);
+        }
+        tried += taken.len();
+        let ids: Vec<i64> = taken.iter().map(|d| d.id).collect();
+        let messages = taken
+            .into_iter()
+            .map(|d| {
+                let headers = serde_json::from_value(d.headers).unwrap_or_default();
+                let properties = Properties {
+                    message_id: Some(d.message_id),
+                    correlation_id: d.correlation_id,
+                    message_type: d.message_type,
+                    user_id: Some(d.user_id),
+                    content_type: Some("application/json".into()),
+                    timestamp: None,
+                    headers,
+                };
+                (properties, d.body)
+            })
+            .collect();
+        let outcome = super::redrive(ctx, messages).await?;
+        let done = store::resolve_redriven(&ctx.pool, &ids).await?;
+        info!(
+            re_driven = ids.len(),
+            accepted = outcome.accepted,
+            duplicates = outcome.duplicates,
+            refused = outcome.refused.len(),
+            resolved = done,
+            "Dead letters re-driven."
+        );
     }
 }
 

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
-pub(crate) use dead_letters::run as run_dead_letters;
+pub(crate) use dead_letters::{redrive_pass as redrive_dead_letters, run as run_dead_letters};
 pub(crate) use relay::run_relay;
 
 use crate::activity::Activity;
