@@ -279,6 +279,9 @@ pub enum RejectionCode {
     /// being processed, or expired). Kept for the operator, who can re-drive
     /// it; not sent.
     DeadLettered,
+    /// The hub failed every time it processed the message (after the broker
+    /// had given up on it): it is set aside for the operators.
+    ProcessingFailed,
 }
 
 impl RejectionCode {
@@ -304,6 +307,7 @@ impl RejectionCode {
             Self::UnknownDelivery => "unknown_delivery",
             Self::NoRecipients => "no_recipients",
             Self::DeadLettered => "dead_lettered",
+            Self::ProcessingFailed => "processing_failed",
         }
     }
 
@@ -330,6 +334,7 @@ impl RejectionCode {
             Self::UnknownDelivery => "No such delivery to acknowledge",
             Self::NoRecipients => "The recipients rule found no recipient",
             Self::DeadLettered => "The broker dead-lettered the message",
+            Self::ProcessingFailed => "The hub failed each time it processed the message",
         }
     }
 }

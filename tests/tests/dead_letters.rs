@@ -239,3 +239,88 @@ async fn messages_the_broker_gave_up_on_are_re_driven_and_reach_their_recipients
     pool.close().await;
     finish(env, hub, vec![fi, de]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_hub_fails_on_every_time_is_refused_to_its_sender() {
+    let env = TestEnv::new().await;
+    env.start_hub().await.stop().await;
+    let pool = env.pool().await;
+    let fi = env.adapter(0).await;
+    let (mut fi_inbox, _stop) = open_inbox(&fi);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": imi_tests::diploma_request()
+    }))
+    .unwrap();
+    // Two kept dead letters of the sender's: one the hub already failed on
+    // three times (each try counted before it was made), one whose first
+    // try did not finish.
+    let (exhausted, interrupted) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (id, tries) in [(exhausted, 3), (interrupted, 1)] {
+        sqlx::query(
+            "INSERT INTO rejected_messages (message_id, user_id, message_type, code, detail, body,
+                                            body_size, body_sha256, headers, auto_redrives)
+             VALUES ($1, $2, 'pq-information-request.send', 'dead_lettered', 'delivery_limit', $3, $4,
+                     '\\x00', '{}', $5)",
+        )
+        .bind(id.to_string())
+        .bind(&env.endpoints[0].id)
+        .bind(&body)
+        .bind(body.len() as i32)
+        .bind(tries)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    // A hub starts: the interrupted one is tried again, alone, and goes
+    // through; the exhausted one is refused to its sender with a reason.
+    let hub = env.start_hub().await;
+    let (mut receipt, mut rejection) = (None, None);
+    while receipt.is_none() || rejection.is_none() {
+        match next_acked(&mut fi_inbox, 30).await.2 {
+            imi_adapters::Incoming::Receipt(r) => receipt = Some(r),
+            imi_adapters::Incoming::Rejection(r) => rejection = Some(r),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(receipt.unwrap().message_id, interrupted);
+    let rejection = rejection.unwrap();
+    assert_eq!(rejection.message_id, Some(exhausted.to_string()));
+    assert_eq!(
+        rejection.code,
+        imi_schemas::protocol::RejectionCode::ProcessingFailed
+    );
+    let mut expected = vec![
+        (
+            exhausted.to_string(),
+            "processing_failed".to_owned(),
+            None,
+            3,
+        ),
+        (
+            interrupted.to_string(),
+            "dead_lettered".to_owned(),
+            Some("redriven".to_owned()),
+            2,
+        ),
+    ];
+    expected.sort();
+    // Marked re-driven once what it committed is published.
+    let mut rows: Vec<(String, String, Option<String>, i32)> = Vec::new();
+    for _ in 0..100 {
+        rows = sqlx::query_as(
+            "SELECT message_id, code, resolution, auto_redrives FROM rejected_messages ORDER BY message_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        if rows == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows, expected, "the one given up waits for the operators");
+
+    pool.close().await;
+    finish(env, hub, vec![fi]).await;
+}

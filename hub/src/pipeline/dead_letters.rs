@@ -10,8 +10,12 @@
 //! the kept copy, through the pipeline (stored, routed, receipted, or
 //! refused with a reason like any message). Each try is counted before it is
 //! made and the hub stops after [`MAX_TRIES`]: a message that makes the hub
-//! fail stays kept and visible for the operator instead of crashing it for
-//! ever. A pass also runs on a timer, for what a crash interrupted.
+//! fail is refused to its sender (`processing_failed`) and stays kept for
+//! the operators instead of crashing the hub for ever. Fresh dead letters
+//! are tried many at a time; one whose try did not finish (the hub failed
+//! during it) is tried alone, so that a message that makes the hub fail
+//! takes no other with it. A pass also runs on a timer, for what a crash
+//! interrupted.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +28,7 @@ use tracing::{info, warn};
 
 use super::PipelineContext;
 use crate::inbound::Refusal;
-use crate::store;
+use crate::store::{self, DeadLetter, Take};
 
 /// Dead letters recorded per statement at most.
 const BATCH: usize = 100;
@@ -89,40 +93,94 @@ pub(crate) async fn redrive_pass(ctx: &PipelineContext) -> Result<usize, crate::
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut tried = 0;
-    loop {
-        let taken = store::take_dead_letters(&ctx.pool, MAX_TRIES, BATCH as i64).await?;
-        if taken.is_empty() {
-            return Ok(tried);
+    for take in [Take::Fresh, Take::Retried] {
+        loop {
+            let taken = store::take_dead_letters(&ctx.pool, take, MAX_TRIES, BATCH as i64).await?;
+            if taken.is_empty() {
+                break;
+            }
+            tried += taken.len();
+            let ids: Vec<i64> = taken.iter().map(|d| d.id).collect();
+            let messages = taken.into_iter().map(as_delivered).collect();
+            let outcome = super::redrive(ctx, messages).await?;
+            let done = store::resolve_redriven(&ctx.pool, &ids).await?;
+            info!(
+                re_driven = ids.len(),
+                accepted = outcome.accepted,
+                duplicates = outcome.duplicates,
+                refused = outcome.refused.len(),
+                resolved = done,
+                "Dead letters re-driven."
+            );
         }
-        tried += taken.len();
-        let ids: Vec<i64> = taken.iter().map(|d| d.id).collect();
-        let messages = taken
-            .into_iter()
-            .map(|d| {
-                let headers = serde_json::from_value(d.headers).unwrap_or_default();
-                let properties = Properties {
-                    message_id: Some(d.message_id),
-                    correlation_id: d.correlation_id,
-                    message_type: d.message_type,
-                    user_id: Some(d.user_id),
-                    content_type: Some("application/json".into()),
-                    timestamp: None,
-                    headers,
-                };
-                (properties, d.body)
-            })
-            .collect();
-        let outcome = super::redrive(ctx, messages).await?;
-        let done = store::resolve_redriven(&ctx.pool, &ids).await?;
-        info!(
-            re_driven = ids.len(),
-            accepted = outcome.accepted,
-            duplicates = outcome.duplicates,
-            refused = outcome.refused.len(),
-            resolved = done,
-            "Dead letters re-driven."
-        );
     }
+    give_up(ctx).await?;
+    Ok(tried)
+}
+
+/// A kept dead letter as its sender published it.
+fn as_delivered(d: DeadLetter) -> (Properties, Vec<u8>) {
+    let headers = serde_json::from_value(d.headers).unwrap_or_default();
+    let properties = Properties {
+        message_id: Some(d.message_id),
+        correlation_id: d.correlation_id,
+        message_type: d.message_type,
+        user_id: Some(d.user_id),
+        content_type: Some("application/json".into()),
+        timestamp: None,
+        headers,
+    };
+    (properties, d.body)
+}
+
+/// The dead letters the hub failed on every time are refused: their senders
+/// are told, with a reason, and the operators keep them to look into and
+/// re-drive after a fix.
+async fn give_up(ctx: &PipelineContext) -> Result<(), crate::error::HubError> {
+    let code = RejectionCode::ProcessingFailed;
+    let detail = format!(
+        "the hub failed each of the {MAX_TRIES} times it processed this message; it is kept for the operators"
+    );
+    let mut tx = ctx.pool.begin().await?;
+    let given_up = store::give_up_dead_letters(&mut tx, MAX_TRIES, code.as_str(), &detail).await?;
+    if given_up.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows: Vec<_> = given_up
+        .iter()
+        .filter_map(|d| {
+            let refusal = Refusal {
+                message_id: Some(d.message_id.clone()),
+                user_id: Some(d.user_id.clone()),
+                message_type: d.message_type.clone(),
+                correlation_id: d.correlation_id.clone(),
+                headers: BTreeMap::new(),
+                reply_to: EndpointId::try_from(d.user_id.as_str()).ok(),
+                rejection: Rejection::new(
+                    Some(d.message_id.clone()),
+                    code,
+                    detail.clone(),
+                    Vec::new(),
+                    now,
+                ),
+                body: Vec::new(),
+                body_size: d.body.len(),
+                digest: Sha256::digest(&d.body).into(),
+            };
+            crate::outgoing::rejection(&refusal)
+        })
+        .collect();
+    let batch = store::write_own(&mut tx, &ctx.instance, &rows).await?;
+    tx.commit().await?;
+    warn!(messages = given_up.len(), "Dead letters the hub failed on every time: refused to their senders, kept for the operators.");
+    crate::dispatch::publish_own::<crate::error::HubError>(
+        &ctx.publishers[0],
+        &ctx.pool,
+        batch,
+        rows,
+    )
+    .await
 }
 
 fn refusal(d: &Delivery, max_body_bytes: usize) -> Refusal {
