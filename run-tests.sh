@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imi-hub-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+scripts/ensure-disk.sh
 scripts/ensure-services.sh
 scripts/clean-test-leftovers.sh
 # The console's browser tests: Chromium, ChromeDriver and axe-core.
