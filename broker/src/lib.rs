@@ -22,7 +22,9 @@ pub use backoff::Backoff;
 pub use connection::{Broker, BrokerConfig};
 pub use consumer::{Acker, Deliveries, Delivery};
 pub use error::BrokerError;
-pub use management::{ConnectionInfo, Management, ManagementConfig, Permissions, QueueInfo};
+pub use management::{
+    ConnectionInfo, Management, ManagementConfig, Permissions, QueueInfo, QueuePolicy, UserLimits,
+};
 pub use message::{Headers, Outgoing, Properties};
 pub use publisher::{PublishOutcome, Publisher};
 pub use topology::{ExchangeDecl, ExchangeKind, QueueDecl, QueueType, Topology};

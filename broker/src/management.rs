@@ -1,4 +1,5 @@
-//! RabbitMQ management HTTP API: vhosts, users, permissions, connections.
+//! RabbitMQ management HTTP API: vhosts, users, permissions, limits,
+//! policies, connections.
 
 use std::time::Duration;
 
@@ -24,6 +25,25 @@ pub struct Permissions {
     pub configure: String,
     pub write: String,
     pub read: String,
+}
+
+/// What one broker user may hold open at once, across all its connections
+/// (RabbitMQ's user limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserLimits {
+    pub max_connections: u32,
+    pub max_channels: u32,
+}
+
+/// A policy: settings RabbitMQ applies to every queue whose name matches
+/// `pattern` (a regular expression), and that can change without
+/// re-declaring the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuePolicy {
+    pub name: String,
+    pub pattern: String,
+    /// e.g. `{"max-length": 100000}`
+    pub definition: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +186,64 @@ impl Management {
         let request = self.http.put(url).json(&body);
         self.send(request, "set permissions", Absent::IsError)
             .await?;
+        Ok(())
+    }
+
+    /// Sets `user`'s connection and channel limits; the broker refuses a
+    /// connection or channel beyond them.
+    #[instrument(skip(self))]
+    pub async fn set_user_limits(&self, user: &str, limits: UserLimits) -> Result<(), BrokerError> {
+        for (name, value) in [
+            ("max-connections", limits.max_connections),
+            ("max-channels", limits.max_channels),
+        ] {
+            let url = self.url(&["user-limits", user, name])?;
+            let request = self.http.put(url).json(&json!({ "value": value }));
+            self.send(request, "set user limit", Absent::IsError)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `user`'s limits as the broker holds them (`None` where unlimited).
+    #[instrument(skip(self))]
+    pub async fn user_limits(&self, user: &str) -> Result<(Option<u32>, Option<u32>), BrokerError> {
+        #[derive(Deserialize)]
+        struct Entry {
+            value: serde_json::Map<String, serde_json::Value>,
+        }
+        let what = "read user limits";
+        let request = self.http.get(self.url(&["user-limits", user])?);
+        let response = self.send(request, what, Absent::IsError).await?;
+        let entries: Vec<Entry> = response
+            .json()
+            .await
+            .map_err(|source| BrokerError::Http { what, source })?;
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find_map(|e| e.value.get(key)?.as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+        };
+        Ok((get("max-connections"), get("max-channels")))
+    }
+
+    /// Creates or replaces a queue policy in `vhost`.
+    #[instrument(skip(self), fields(policy = %policy.name))]
+    pub async fn put_queue_policy(
+        &self,
+        vhost: &str,
+        policy: &QueuePolicy,
+    ) -> Result<(), BrokerError> {
+        let body = json!({
+            "pattern": policy.pattern,
+            "definition": policy.definition,
+            "apply-to": "queues",
+            "priority": 0,
+        });
+        let url = self.url(&["policies", vhost, &policy.name])?;
+        let request = self.http.put(url).json(&body);
+        self.send(request, "put policy", Absent::IsError).await?;
         Ok(())
     }
 

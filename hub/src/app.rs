@@ -131,6 +131,14 @@ impl Hub {
         }
         let registry = SharedRegistry::default();
         registry.reload(&pool).await?;
+        crate::registry::limits::apply_at_start(
+            &management,
+            &config.amqp.vhost,
+            config.amqp.endpoint_limits(),
+            config.amqp.inbox_max_messages,
+            registry.current().endpoints().map(|e| e.id.as_str()),
+        )
+        .await?;
 
         let mut topology = topology::core(queue_type);
         let current = registry.current();
@@ -357,6 +365,7 @@ impl Hub {
                 broker: self.broker.clone(),
                 vhost: self.config.amqp.vhost.clone(),
                 queue_type: self.queue_type,
+                endpoint_limits: self.config.amqp.endpoint_limits(),
                 registry: self.registry.clone(),
                 catalogue: self.catalogue.clone(),
             },

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use imi_broker::QueueType;
+use imi_broker::{QueueType, UserLimits};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -52,6 +52,20 @@ pub struct AmqpSettings {
     /// `quorum` (default) or `classic`.
     #[serde(default = "default_queue_type")]
     pub queue_type: String,
+    /// Connections one endpoint's broker user may hold open at once; the
+    /// broker refuses more (a runaway adapter cannot exhaust the broker).
+    #[serde(default = "default_endpoint_max_connections")]
+    pub endpoint_max_connections: u32,
+    /// Channels one endpoint's broker user may hold open at once, across
+    /// its connections.
+    #[serde(default = "default_endpoint_max_channels")]
+    pub endpoint_max_channels: u32,
+    /// Messages an endpoint's inbox holds at most. Beyond it the broker
+    /// dead-letters the oldest, and the hub keeps it among the dead letters
+    /// for the operators (a recipient that stopped consuming cannot fill
+    /// the broker's disk).
+    #[serde(default = "default_inbox_max_messages")]
+    pub inbox_max_messages: u64,
 }
 
 impl AmqpSettings {
@@ -63,6 +77,38 @@ impl AmqpSettings {
                 key: "amqp.url",
                 problem: format!("is not a URL: {e}"),
             })
+    }
+
+    /// What each endpoint's broker user may hold open.
+    pub fn endpoint_limits(&self) -> UserLimits {
+        UserLimits {
+            max_connections: self.endpoint_max_connections,
+            max_channels: self.endpoint_max_channels,
+        }
+    }
+
+    fn validate(&self) -> Result<(), HubError> {
+        self.queue_type()?;
+        self.url_with_vhost()?;
+        for (key, value) in [
+            (
+                "amqp.endpoint_max_connections",
+                u64::from(self.endpoint_max_connections),
+            ),
+            (
+                "amqp.endpoint_max_channels",
+                u64::from(self.endpoint_max_channels),
+            ),
+            ("amqp.inbox_max_messages", self.inbox_max_messages),
+        ] {
+            if value == 0 {
+                return Err(HubError::Setting {
+                    key,
+                    problem: "is 0: nothing could connect or be delivered".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn queue_type(&self) -> Result<QueueType, HubError> {
@@ -178,6 +224,15 @@ fn default_instance() -> String {
 fn default_queue_type() -> String {
     "quorum".into()
 }
+fn default_endpoint_max_connections() -> u32 {
+    20
+}
+fn default_endpoint_max_channels() -> u32 {
+    200
+}
+fn default_inbox_max_messages() -> u64 {
+    1_000_000
+}
 fn default_max_connections() -> u32 {
     8
 }
@@ -219,9 +274,7 @@ impl Config {
     /// Checks what can be checked without connecting.
     pub fn validate(&self) -> Result<(), HubError> {
         self.pipeline.validate()?;
-        self.amqp.queue_type()?;
-        self.amqp.url_with_vhost()?;
-        Ok(())
+        self.amqp.validate()
     }
 }
 

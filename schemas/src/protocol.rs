@@ -36,9 +36,12 @@ pub fn subscriber_queue_prefix(endpoint: &str) -> String {
     format!("imi.sub.{endpoint}.")
 }
 
+/// What every endpoint's inbox queue name starts with.
+pub const INBOX_QUEUE_PREFIX: &str = "imi.inbox.";
+
 /// The inbox queue of an endpoint.
 pub fn inbox_queue(endpoint: &str) -> String {
-    format!("imi.inbox.{endpoint}")
+    format!("{INBOX_QUEUE_PREFIX}{endpoint}")
 }
 
 /// AMQP header: the schema version of the payload (integer). Absent means 1.

@@ -140,6 +140,9 @@ impl TestEnv {
                 management_user: "guest".into(),
                 management_password: "guest".into(),
                 queue_type: "quorum".into(),
+                endpoint_max_connections: 20,
+                endpoint_max_channels: 200,
+                inbox_max_messages: 1_000_000,
             },
             database: DatabaseSettings {
                 url: db_url.clone().into(),

@@ -18,26 +18,25 @@ async fn a_graceful_stop_finishes_in_flight_work_and_a_restart_delivers_the_rest
     let de = env.adapter(1).await;
 
     let batch: Vec<_> = (0..N).map(|_| request_to_de()).collect();
-    let sent: HashSet<String> = fi
-        .send_batch(&batch)
-        .await
-        .unwrap()
-        .iter()
-        .map(|id| id.to_string())
-        .collect();
-    // Stopped mid-stream: once the hub has committed something.
+    // Stopped mid-stream: as soon as the hub has committed something, while
+    // the sender is still publishing (waiting for the whole batch to be
+    // sent first let a fast hub commit all of it before the stop).
     let pool = env.pool().await;
-    for _ in 0..200 {
-        let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if committed > 0 {
-            break;
+    let stop_once_committing = async {
+        for _ in 0..1000 {
+            let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            if committed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    hub.stop().await;
+        hub.stop().await;
+    };
+    let (sent, ()) = tokio::join!(fi.send_batch(&batch), stop_once_committing);
+    let sent: HashSet<String> = sent.unwrap().iter().map(|id| id.to_string()).collect();
 
     // Drained: nothing committed is left unpublished.
     let (committed, unconfirmed): (i64, i64) = sqlx::query_as(

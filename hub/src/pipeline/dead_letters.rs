@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use imi_broker::{Deliveries, Delivery, Properties};
 use imi_schemas::ids::EndpointId;
-use imi_schemas::protocol::{Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT};
+use imi_schemas::protocol::{
+    Rejection, RejectionCode, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, INBOX_QUEUE_PREFIX,
+};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -39,9 +41,6 @@ pub(crate) const MAX_TRIES: i32 = 3;
 /// The broker's headers saying why and where a message died.
 const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
-
-/// Recipients' inbox queues are named `imi.inbox.<endpoint>`.
-const INBOX_PREFIX: &str = "imi.inbox.";
 
 /// Records dead letters until `deliveries` ends (the hub stops).
 pub(crate) async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
@@ -198,7 +197,7 @@ fn refusal(d: &Delivery, max_body_bytes: usize) -> Refusal {
     // From an inbox it is one of the hub's own deliveries that the
     // recipient's system never took: the exchange is committed, so it is
     // kept to be looked into, not to be re-driven as if an endpoint sent it.
-    let from_inbox = queue.starts_with(INBOX_PREFIX);
+    let from_inbox = queue.starts_with(INBOX_QUEUE_PREFIX);
     let detail = if from_inbox {
         format!("the broker dead-lettered this delivery from `{queue}` ({reason}): the recipient's system did not take it")
     } else {

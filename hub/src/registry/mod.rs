@@ -5,6 +5,7 @@
 //! trip per message); the snapshot is reloaded from PostgreSQL after changes
 //! and periodically.
 
+pub(crate) mod limits;
 pub(crate) mod search;
 mod seed;
 pub(crate) mod workflow;

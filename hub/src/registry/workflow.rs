@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use imi_broker::{Broker, BrokerError, Management, QueueType};
+use imi_broker::{Broker, BrokerError, Management, QueueType, UserLimits};
 use imi_schemas::ids::{AuthorityId, EndpointId, ProcedureCode};
 use imi_schemas::protocol::ALERTS_EXCHANGE;
 use sqlx::PgPool;
@@ -51,6 +51,8 @@ pub(crate) struct RegistryContext {
     pub broker: Broker,
     pub vhost: String,
     pub queue_type: QueueType,
+    /// Set on every endpoint's broker user it creates.
+    pub endpoint_limits: UserLimits,
     pub registry: SharedRegistry,
     pub catalogue: SharedCatalogue,
 }
@@ -359,6 +361,9 @@ async fn provision_endpoint(
         .put_user(endpoint.as_str(), &password)
         .await?;
     ctx.management
+        .set_user_limits(endpoint.as_str(), ctx.endpoint_limits)
+        .await?;
+    ctx.management
         .set_permissions(
             &ctx.vhost,
             endpoint.as_str(),
@@ -389,6 +394,9 @@ pub(crate) async fn provision_subscriber(
     let password = new_password();
     ctx.management
         .put_user(endpoint.as_str(), &password)
+        .await?;
+    ctx.management
+        .set_user_limits(endpoint.as_str(), ctx.endpoint_limits)
         .await?;
     ctx.management
         .set_permissions(
