@@ -73,9 +73,7 @@ impl Properties {
         let mut headers = Headers::new();
         if let Some(table) = p.headers() {
             for (k, v) in table.inner() {
-                if let Some(text) = header_text(v) {
-                    headers.insert(k.as_str().to_owned(), text);
-                }
+                headers.insert(k.as_str().to_owned(), header_text(v));
             }
         }
         Self {
@@ -90,8 +88,12 @@ impl Properties {
     }
 }
 
-fn header_text(v: &AMQPValue) -> Option<String> {
-    Some(match v {
+/// A header's value as text. A type with no text form is named in angle
+/// brackets (`<field table>`), so that a header the hub reads, sent with
+/// the wrong AMQP type, is refused with what arrived rather than taken as
+/// absent.
+fn header_text(v: &AMQPValue) -> String {
+    match v {
         AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
         AMQPValue::ShortString(s) => s.as_str().to_owned(),
         AMQPValue::ShortShortInt(i) => i.to_string(),
@@ -102,6 +104,13 @@ fn header_text(v: &AMQPValue) -> Option<String> {
         AMQPValue::LongUInt(i) => i.to_string(),
         AMQPValue::LongLongInt(i) => i.to_string(),
         AMQPValue::Boolean(b) => b.to_string(),
-        _ => return None,
-    })
+        AMQPValue::Float(f) => f.to_string(),
+        AMQPValue::Double(f) => f.to_string(),
+        AMQPValue::Timestamp(t) => t.to_string(),
+        AMQPValue::DecimalValue(_) => "<decimal>".to_owned(),
+        AMQPValue::FieldTable(_) => "<field table>".to_owned(),
+        AMQPValue::FieldArray(_) => "<array>".to_owned(),
+        AMQPValue::ByteArray(_) => "<byte array>".to_owned(),
+        AMQPValue::Void => "<void>".to_owned(),
+    }
 }

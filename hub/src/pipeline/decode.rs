@@ -152,14 +152,14 @@ pub(crate) fn decode(
         );
     };
     // An unparsable version becomes 0, which no procedure lists.
-    let schema_version = properties
-        .headers
-        .get(HEADER_SCHEMA_VERSION)
-        .map_or(1, |v| v.parse::<u32>().unwrap_or_default());
+    let raw_version = properties.headers.get(HEADER_SCHEMA_VERSION);
+    let schema_version = raw_version.map_or(1, |v| v.parse::<u32>().unwrap_or_default());
     if !procedure.accepts_version(schema_version) {
         let detail = format!(
-            "{} accepts schema versions {:?}",
-            procedure.code, procedure.schema_versions
+            "header {HEADER_SCHEMA_VERSION} is `{}`: {} accepts schema versions {:?}, sent as an AMQP integer or a string of digits",
+            raw_version.map(String::as_str).unwrap_or_default().chars().take(40).collect::<String>(),
+            procedure.code,
+            procedure.schema_versions
         );
         return refuse(
             body,
@@ -350,7 +350,12 @@ pub(crate) fn decode(
         },
         raw: body,
         digest,
-        traceparent: properties.headers.get(HEADER_TRACEPARENT).cloned(),
+        // Passed on only in W3C form: what a recipient's tracing would read.
+        traceparent: properties
+            .headers
+            .get(HEADER_TRACEPARENT)
+            .filter(|t| is_traceparent(t))
+            .cloned(),
     }))
 }
 
@@ -462,4 +467,16 @@ fn field_deadlines(procedure: &Procedure, payload: &serde_json::Value) -> Vec<Fi
             DeadlineStart::State(_) => None,
         })
         .collect()
+}
+
+/// `version-traceid-parentid-flags` in lower-case hex (W3C Trace Context).
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    matches!(parts.as_slice(), [v, t, p, f]
+        if v.len() == 2 && t.len() == 32 && p.len() == 16 && f.len() == 2
+            && parts.iter().all(|s| hex(s)))
 }

@@ -145,6 +145,55 @@ fn every_decoding_rule() {
             ),
         ),
         (
+            "a schema version sent as an AMQP field table is refused, not taken as absent",
+            {
+                let mut m = request();
+                m.properties
+                    .headers
+                    .insert("imi-schema-version".into(), "<field table>".into());
+                m
+            },
+            Expect::Refused(
+                Code::UnsupportedSchemaVersion,
+                Some("#/properties/headers/imi-schema-version"),
+            ),
+        ),
+        (
+            "a schema version sent as an AMQP integer is read",
+            {
+                let mut m = request();
+                m.properties
+                    .headers
+                    .insert("imi-schema-version".into(), "1".into());
+                m
+            },
+            Expect::Inbound {
+                recipients: vec!["DE-AEKNO"],
+            },
+        ),
+        (
+            "JSON nested deeper than the parser follows is malformed",
+            {
+                let mut m = request();
+                let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+                m.body = format!(
+                    r#"{{"sender":"FI-VALVIRA","recipients":["DE-AEKNO"],"payload":{deep}}}"#
+                )
+                .into_bytes();
+                m
+            },
+            Expect::Refused(Code::MalformedJson, None),
+        ),
+        (
+            "a body that is not UTF-8 is malformed",
+            {
+                let mut m = request();
+                m.body = b"{\"sender\": \"\xff\xfe\"}".to_vec();
+                m
+            },
+            Expect::Refused(Code::MalformedJson, None),
+        ),
+        (
             "a body that is not JSON is malformed",
             {
                 let mut m = request();
@@ -354,4 +403,23 @@ fn a_payload_deadline_is_read_from_the_opening_message() {
         "pq-alert counts a deadline from a payload date"
     );
     assert!(step.broadcasts && step.can_be_validated);
+}
+
+#[test]
+fn a_traceparent_is_passed_on_only_in_w3c_form() {
+    let traced = |value: &str| {
+        let mut m = request();
+        m.properties
+            .headers
+            .insert("traceparent".into(), value.into());
+        let Decoded::Inbound(inbound) = m.decode(&registry()) else {
+            panic!("refused");
+        };
+        inbound.traceparent
+    };
+    let w3c = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(traced(w3c).as_deref(), Some(w3c));
+    for junk in ["<field table>", "00-xyz-00f067aa0ba902b7-01", "", "1"] {
+        assert_eq!(traced(junk), None, "{junk:?} is not passed on");
+    }
 }
