@@ -211,3 +211,101 @@ fn a_hand_over_by_the_requester_is_refused() {
         "only a responder's follow-up action",
     );
 }
+
+/// Whatever a catalogue file says, loading it never panics: a broken file
+/// is refused with errors that name it.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, a few levels deep.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[a-z_]{0,12}".prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,10}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Every JSON pointer into `v` (the root included).
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m {
+                    pointers(child, format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, child) in a.iter().enumerate() {
+                    pointers(child, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn refused_with_named_errors(result: Result<Catalogue, Vec<(String, String, String)>>) {
+        if let Err(errors) = result {
+            assert!(!errors.is_empty(), "a refusal lists its errors");
+            for (file, _, message) in errors {
+                assert!(!file.is_empty() && !message.is_empty());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// One node of the control procedure replaced by any JSON value.
+        #[test]
+        fn a_procedure_with_any_node_replaced_loads_or_is_refused(
+            choice in any::<prop::sample::Index>(),
+            replacement in json_value(),
+        ) {
+            let mut p = procedure();
+            let mut all = Vec::new();
+            pointers(&p, String::new(), &mut all);
+            let at = choice.get(&all).clone();
+            if at.is_empty() {
+                p = replacement;
+            } else {
+                *p.pointer_mut(&at).unwrap() = replacement;
+            }
+            refused_with_named_errors(load(&p));
+        }
+
+        /// The procedure file's text with bytes overwritten: not even YAML, often.
+        #[test]
+        fn a_procedure_file_with_garbled_bytes_is_refused_not_a_panic(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let mut text = procedure().to_string().into_bytes();
+            for (at, byte) in edits {
+                let i = at.index(text.len());
+                text[i] = byte;
+            }
+            let files = vec![
+                vocabulary(),
+                area(),
+                SourceFile {
+                    path: "xa/request.yaml".into(),
+                    text: String::from_utf8_lossy(&text).into_owned(),
+                },
+            ];
+            if let Err(e) = Catalogue::parse(&files) {
+                prop_assert!(!e.0.is_empty());
+            }
+        }
+    }
+}

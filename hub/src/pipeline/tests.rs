@@ -423,3 +423,134 @@ fn a_traceparent_is_passed_on_only_in_w3c_form() {
         assert_eq!(traced(junk), None, "{junk:?} is not passed on");
     }
 }
+
+/// Whatever arrives, decoding never panics: it accepts or refuses with a
+/// reason, and a refused body is kept within the limit.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const MAX_BODY: usize = 256 * 1024;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[A-Z0-9-]{0,12}".prop_map(Value::from),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}".prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,14}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A property value: absent, one that means something here, or noise.
+    fn text(meaningful: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            prop::sample::select(meaningful).prop_map(|s| Some(s.to_owned())),
+            any::<String>().prop_map(Some),
+        ]
+    }
+
+    fn assert_sound(decoded: Decoded) -> Result<(), TestCaseError> {
+        if let Decoded::Refused(r) = decoded {
+            prop_assert!(!r.rejection.detail.is_empty(), "a refusal says why");
+            prop_assert!(r.body.len() <= MAX_BODY, "a kept body is truncated");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any properties, headers and bytes.
+        #[test]
+        fn any_delivery_is_accepted_or_refused_with_a_reason(
+            message_id in text(&["0190b5d2-4a35-7c3e-8a2b-1c2d3e4f5a6b", "seven"]),
+            message_type in text(&[REQUEST, "pq-information-request.answer", "pq-alert.send", "imi.acknowledgement"]),
+            user_id in text(&["fi-gw", "de-gw", "it-gw"]),
+            correlation_id in text(&["0190b5d2-4a35-7c3e-8a2b-1c2d3e4f5a6b"]),
+            headers in prop::collection::btree_map(
+                prop_oneof![Just("imi-schema-version".to_owned()), Just("traceparent".to_owned()), any::<String>()],
+                any::<String>(),
+                0..4,
+            ),
+            body in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let mut m = request();
+            m.properties.message_id = message_id;
+            m.properties.message_type = message_type;
+            m.properties.user_id = user_id;
+            m.properties.correlation_id = correlation_id;
+            m.properties.headers = headers;
+            m.body = body;
+            assert_sound(m.decode(&registry()))?;
+        }
+
+        /// A well-formed envelope around any payload and recipients: the
+        /// form decides, never a panic.
+        #[test]
+        fn any_payload_is_validated_not_a_panic(
+            payload in json_value(),
+            recipients in prop::collection::vec(
+                prop_oneof![Just("DE-AEKNO".to_owned()), Just("DK-PENDING".to_owned()), any::<String>()],
+                0..3,
+            ),
+            countries in prop::collection::vec(prop_oneof![Just("DE".to_owned()), any::<String>()], 0..3),
+            message_type in prop::sample::select(&[REQUEST, "pq-alert.send"][..]),
+        ) {
+            let sender = if message_type == REQUEST { ("fi-gw", "FI-VALVIRA") } else { ("de-gw", "DE-AEKNO") };
+            let m = Published::with_body(
+                sender.0,
+                message_type,
+                json!({"sender": sender.1, "recipients": recipients, "countries": countries, "payload": payload}),
+            );
+            assert_sound(m.decode(&registry()))?;
+        }
+
+        /// The catalogue's example with one node replaced by any value.
+        #[test]
+        fn an_example_with_any_node_replaced_is_validated_not_a_panic(
+            choice in any::<prop::sample::Index>(),
+            replacement in json_value(),
+        ) {
+            let mut payload = example(REQUEST);
+            let mut all = Vec::new();
+            pointers(&payload, String::new(), &mut all);
+            let at = choice.get(&all).clone();
+            match payload.pointer_mut(&at) {
+                Some(node) if !at.is_empty() => *node = replacement,
+                _ => payload = replacement,
+            }
+            let m = Published::with_body(
+                "fi-gw",
+                REQUEST,
+                json!({"sender": "FI-VALVIRA", "recipients": ["DE-AEKNO"], "payload": payload}),
+            );
+            assert_sound(m.decode(&registry()))?;
+        }
+    }
+
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, c)| pointers(c, format!("{at}/{k}"), out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, c)| pointers(c, format!("{at}/{i}"), out)),
+            _ => {}
+        }
+    }
+}
