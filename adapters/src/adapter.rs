@@ -1,3 +1,4 @@
+use std::path::Path;
 use std::time::Duration;
 
 use imi_broker::{
@@ -15,6 +16,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::inbox::Inbox;
+use crate::seen::Seen;
 use crate::AdapterError;
 
 /// How an endpoint connects.
@@ -294,15 +296,37 @@ impl Adapter {
                 }],
             })
             .await?;
-        Ok(Inbox::new(self.broker.consume(&queue, 200, stop)))
+        Ok(Inbox::new(
+            self.broker.consume(&queue, 200, stop),
+            Seen::default(),
+        ))
     }
 
-    /// Consumes this endpoint's inbox until `stop` is cancelled.
+    /// Consumes this endpoint's inbox until `stop` is cancelled. The ids of
+    /// acknowledged messages are remembered in memory: a redelivery is
+    /// dropped while this process lives.
     pub fn inbox(&self, stop: CancellationToken) -> Inbox {
         Inbox::new(
             self.broker
                 .consume(&inbox_queue(self.endpoint.as_str()), 200, stop),
+            Seen::default(),
         )
+    }
+
+    /// Like [`Adapter::inbox`], remembering acknowledged ids in the file at
+    /// `record` (created when missing): a redelivery is dropped also after
+    /// the national system restarts. Each ack writes and syncs one line.
+    pub fn inbox_remembering(
+        &self,
+        stop: CancellationToken,
+        record: &Path,
+    ) -> Result<Inbox, AdapterError> {
+        let seen = Seen::open(record).map_err(AdapterError::SeenRecord)?;
+        Ok(Inbox::new(
+            self.broker
+                .consume(&inbox_queue(self.endpoint.as_str()), 200, stop),
+            seen,
+        ))
     }
 
     /// Tries once to consume any queue and reports the broker's verdict

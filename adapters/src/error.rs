@@ -12,4 +12,6 @@ pub enum AdapterError {
     Unroutable,
     #[error("the inbox closed")]
     InboxClosed,
+    #[error("the record of acknowledged messages: {0}")]
+    SeenRecord(#[source] std::io::Error),
 }

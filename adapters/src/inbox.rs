@@ -1,4 +1,4 @@
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,10 +13,8 @@ use imi_schemas::protocol::{
     TYPE_VALIDATION,
 };
 
+use crate::seen::Seen;
 use crate::AdapterError;
-
-/// How many acknowledged message ids the inbox remembers to drop redeliveries.
-const REMEMBERED: usize = 100_000;
 
 /// A message another authority sent, routed by the hub.
 #[derive(Debug, Clone)]
@@ -81,33 +79,22 @@ impl InboxItem {
     /// the ack got through, the broker delivers the message again and the
     /// inbox drops (and acks) that copy, so the application is done with it
     /// either way.
+    ///
+    /// With a record on file ([`crate::Adapter::inbox_remembering`]), the id
+    /// is on disk before the broker is told; if writing it fails, the
+    /// broker is not told either and the message comes again.
     pub async fn ack(self) -> Result<(), AdapterError> {
-        self.seen.lock().expect("seen lock").insert(self.message_id);
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .insert(self.message_id)
+            .map_err(AdapterError::SeenRecord)?;
         if self.ack.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Err(error) = self.ack.acker.ack().await {
                 tracing::debug!(%error, "Ack lost with its channel; the redelivery will be dropped.");
             }
         }
         Ok(())
-    }
-}
-
-#[derive(Debug, Default)]
-struct Seen {
-    set: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl Seen {
-    fn insert(&mut self, id: String) {
-        if self.set.insert(id.clone()) {
-            self.order.push_back(id);
-            if self.order.len() > REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
     }
 }
 
@@ -122,10 +109,10 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub(crate) fn new(deliveries: Deliveries) -> Self {
+    pub(crate) fn new(deliveries: Deliveries, seen: Seen) -> Self {
         Self {
             deliveries,
-            seen: Arc::default(),
+            seen: Arc::new(Mutex::new(seen)),
             pending: VecDeque::new(),
             duplicates_dropped: 0,
         }
@@ -148,7 +135,7 @@ impl Inbox {
     }
 
     fn is_seen(&self, id: &str) -> bool {
-        self.seen.lock().expect("seen lock").set.contains(id)
+        self.seen.lock().expect("seen lock").contains(id)
     }
 
     /// The items of one delivery the application has not acknowledged yet;

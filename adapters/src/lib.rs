@@ -4,7 +4,9 @@
 //!   on behalf of the authorities it acts for, and open its [`Inbox`].
 //! - [`Inbox`]: the stream of what the hub delivers — routed messages,
 //!   receipts, rejections — with manual acks; redeliveries of a message the
-//!   application already acknowledged are dropped by `message_id`.
+//!   application already acknowledged are dropped by `message_id`, also
+//!   after a restart when the inbox keeps its record in a file
+//!   ([`Adapter::inbox_remembering`]).
 //!
 //! The wire protocol is documented in `docs/protocol.md`; any AMQP client can
 //! speak it. This SDK is the reference implementation.
@@ -12,6 +14,7 @@
 mod adapter;
 mod error;
 mod inbox;
+mod seen;
 
 pub use adapter::{Adapter, EndpointConfig, OutgoingMessage};
 pub use error::AdapterError;

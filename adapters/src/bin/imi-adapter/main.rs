@@ -144,6 +144,10 @@ enum Command {
         /// once printed, so its originator sees you have it.
         #[arg(long)]
         acknowledge: bool,
+        /// Remember acknowledged message ids in this file, so that a
+        /// redelivery is not printed again after a restart.
+        #[arg(long, value_name = "FILE")]
+        remember: Option<std::path::PathBuf>,
     },
 }
 
@@ -328,10 +332,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             connection,
             count,
             acknowledge,
+            remember,
         } => {
             let adapter = Adapter::connect(&connection.config()).await?;
             let stop = CancellationToken::new();
-            let mut inbox = adapter.inbox(stop.clone());
+            let mut inbox = match &remember {
+                Some(path) => adapter.inbox_remembering(stop.clone(), path)?,
+                None => adapter.inbox(stop.clone()),
+            };
             let mut n = 0;
             loop {
                 let item = tokio::select! {
