@@ -285,6 +285,18 @@ receipt_linger_ms = {receipt_linger_ms}
         binary: &str,
         instance: &str,
     ) -> tokio::process::Child {
+        self.spawn_ready_hub_process_with(binary, instance, &[])
+            .await
+    }
+
+    /// Like [`TestEnv::spawn_ready_hub_process`], with configuration
+    /// overrides as `IMI_*` variables (e.g. `IMI_AMQP_URL` through a proxy).
+    pub async fn spawn_ready_hub_process_with(
+        &self,
+        binary: &str,
+        instance: &str,
+        overrides: &[(&str, String)],
+    ) -> tokio::process::Child {
         use tokio::io::{AsyncBufReadExt, BufReader};
         // Port 0: the hub binds a free port and prints it; nothing can take
         // the port between a test choosing it and the hub binding it.
@@ -294,6 +306,7 @@ receipt_linger_ms = {receipt_linger_ms}
             .env("RUST_LOG", "warn")
             .env("IMI_INSTANCE", instance)
             .env("IMI_HTTP_LISTEN", "127.0.0.1:0")
+            .envs(overrides.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
