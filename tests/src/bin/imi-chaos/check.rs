@@ -34,76 +34,7 @@ pub(crate) async fn run(
     faults: &[Fault],
     loaded: Duration,
 ) -> anyhow::Result<Report> {
-    let r = world.records.lock().unwrap();
-    let mut report = Report {
-        sent: r.sent.len(),
-        accepted: 0,
-        refused: BTreeMap::new(),
-        send_errors: r.send_errors,
-        delivered: 0,
-        lost_unanswered: 0,
-        lost_undelivered: 0,
-        lost_unstored: 0,
-        duplicated: r
-            .handed
-            .values()
-            .map(|n| (*n as usize).saturating_sub(1))
-            .sum(),
-        orphans: Vec::new(),
-        illegal: Vec::new(),
-        recovery: BTreeMap::new(),
-        kills: faults.iter().filter(|f| f.kind == "SIGKILL a hub").count(),
-        faults: faults.len(),
-        loaded,
-    };
-    let mut accepted_ids: Vec<String> = Vec::new();
-    for (id, sent) in &r.sent {
-        if let Some(code) = r.rejections.get(id) {
-            *report.refused.entry(code.clone()).or_default() += 1;
-            continue;
-        }
-        let Some(receipt) = r.receipts.get(id) else {
-            report.lost_unanswered += 1;
-            continue;
-        };
-        report.accepted += 1;
-        accepted_ids.push(id.clone());
-        let key = match sent.kind {
-            Kind::Alert => format!("alert:{}", receipt.exchange),
-            _ => id.clone(),
-        };
-        for e in world.expected_endpoints(sent, receipt) {
-            if r.handed.contains_key(&(e, key.clone())) {
-                report.delivered += 1;
-            } else {
-                report.lost_undelivered += 1;
-            }
-        }
-    }
-    // Recovery: from the end of each fault to the first receipt of a
-    // message sent after it.
-    let mut answered: Vec<(std::time::Instant, std::time::Instant)> = r
-        .sent
-        .iter()
-        .filter_map(|(id, s)| r.receipts.get(id).map(|rc| (s.at, rc.at)))
-        .collect();
-    answered.sort();
-    for f in faults {
-        let first = answered
-            .iter()
-            .filter(|(sent, _)| *sent >= f.ended)
-            .map(|(_, receipt)| *receipt)
-            .min();
-        if let Some(at) = first {
-            report
-                .recovery
-                .entry(f.kind)
-                .or_default()
-                .push(at - f.ended);
-        }
-    }
-    drop(r);
-
+    let (mut report, accepted_ids) = tally(world, faults, loaded);
     let pool = env.pool().await;
     // Every accepted message is in the database.
     let stored: HashSet<String> = sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM messages")
@@ -174,6 +105,79 @@ pub(crate) async fn run(
         .push(("a request accepted or answered twice", twice));
     pool.close().await;
     Ok(report)
+}
+
+/// What the applications' records say, before the database is asked.
+fn tally(world: &World, faults: &[Fault], loaded: Duration) -> (Report, Vec<String>) {
+    let r = world.records.lock().unwrap();
+    let mut report = Report {
+        sent: r.sent.len(),
+        accepted: 0,
+        refused: BTreeMap::new(),
+        send_errors: r.send_errors,
+        delivered: 0,
+        lost_unanswered: 0,
+        lost_undelivered: 0,
+        lost_unstored: 0,
+        duplicated: r
+            .handed
+            .values()
+            .map(|n| (*n as usize).saturating_sub(1))
+            .sum(),
+        orphans: Vec::new(),
+        illegal: Vec::new(),
+        recovery: BTreeMap::new(),
+        kills: faults.iter().filter(|f| f.kind == "SIGKILL a hub").count(),
+        faults: faults.len(),
+        loaded,
+    };
+    let mut accepted_ids: Vec<String> = Vec::new();
+    for (id, sent) in &r.sent {
+        if let Some(code) = r.rejections.get(id) {
+            *report.refused.entry(code.clone()).or_default() += 1;
+            continue;
+        }
+        let Some(receipt) = r.receipts.get(id) else {
+            report.lost_unanswered += 1;
+            continue;
+        };
+        report.accepted += 1;
+        accepted_ids.push(id.clone());
+        let key = match sent.kind {
+            Kind::Alert => format!("alert:{}", receipt.exchange),
+            _ => id.clone(),
+        };
+        for e in world.expected_endpoints(sent, receipt) {
+            if r.handed.contains_key(&(e, key.clone())) {
+                report.delivered += 1;
+            } else {
+                report.lost_undelivered += 1;
+            }
+        }
+    }
+    // Recovery: from the end of each fault to the first receipt of a
+    // message sent after it.
+    let mut answered: Vec<(std::time::Instant, std::time::Instant)> = r
+        .sent
+        .iter()
+        .filter_map(|(id, s)| r.receipts.get(id).map(|rc| (s.at, rc.at)))
+        .collect();
+    answered.sort();
+    for f in faults {
+        let first = answered
+            .iter()
+            .filter(|(sent, _)| *sent >= f.ended)
+            .map(|(_, receipt)| *receipt)
+            .min();
+        if let Some(at) = first {
+            report
+                .recovery
+                .entry(f.kind)
+                .or_default()
+                .push(at - f.ended);
+        }
+    }
+    (report, accepted_ids)
 }
 
 fn median_max(v: &mut [Duration]) -> (Duration, Duration) {

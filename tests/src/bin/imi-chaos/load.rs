@@ -200,7 +200,7 @@ impl World {
     /// the hub takes it once), and records it when the broker confirmed it.
     async fn send(&self, from: usize, mut message: OutgoingMessage, kind: Kind, to: Option<usize>) {
         let id = MessageId::try_from(uuid::Uuid::now_v7().to_string().as_str()).unwrap();
-        message.message_id = Some(id.clone());
+        message.message_id = Some(id);
         let at = Instant::now();
         for _ in 0..5 {
             match self.adapters[from].send(&message).await {
@@ -306,7 +306,7 @@ impl World {
             r.accepted.insert(exchange, id.to_string());
         }
         let mut message = message;
-        message.message_id = Some(id.clone());
+        message.message_id = Some(id);
         let at = Instant::now();
         for _ in 0..5 {
             if self.adapters[RESPONDER_ENDPOINT]
