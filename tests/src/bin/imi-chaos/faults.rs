@@ -30,6 +30,10 @@ struct Hub {
 pub(crate) struct Hubs {
     /// Hubs that exited without being killed (restarted at once).
     pub exited_by_themselves: usize,
+    /// The largest resident memory seen of any hub process, in MiB, and
+    /// the samples taken.
+    pub peak_rss_mib: u64,
+    pub rss_samples: Vec<u64>,
     env: Arc<TestEnv>,
     hubs: Vec<Hub>,
     binary: PathBuf,
@@ -50,6 +54,8 @@ impl Hubs {
         );
         let mut hubs = Hubs {
             exited_by_themselves: 0,
+            peak_rss_mib: 0,
+            rss_samples: Vec::new(),
             env,
             hubs: Vec::new(),
             binary,
@@ -146,6 +152,24 @@ impl Hubs {
         self.restart_exited()
     }
 
+    /// Samples each running hub's resident memory.
+    pub(crate) fn sample_memory(&mut self) {
+        for hub in &self.hubs {
+            let Some(pid) = hub.child.as_ref().and_then(|c| c.id()) else {
+                continue;
+            };
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                self.peak_rss_mib = self.peak_rss_mib.max(kib / 1024);
+                self.rss_samples.push(kib / 1024);
+            }
+        }
+    }
+
     /// Restarts the hubs that exited by themselves (not killed here).
     fn restart_exited(&mut self) -> usize {
         let mut exited = 0;
@@ -190,8 +214,12 @@ pub(crate) async fn inject(
     let mut last_service_restart = started;
     let n = hubs.hubs.len();
     while started.elapsed() < duration {
-        let wait = rng.f64() * 2.0 * args.fault_every;
-        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        let wait = Duration::from_secs_f64(rng.f64() * 2.0 * args.fault_every);
+        let waited = Instant::now();
+        while waited.elapsed() < wait {
+            hubs.sample_memory();
+            tokio::time::sleep(wait.min(Duration::from_millis(500))).await;
+        }
         if started.elapsed() >= duration {
             break;
         }

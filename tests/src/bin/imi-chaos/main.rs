@@ -109,9 +109,18 @@ async fn main() -> anyhow::Result<()> {
     let report = check::run(&env, &world, &log, loaded).await?;
     hubs.stop().await;
     let exited = hubs.exited_by_themselves;
+    let mut rss = std::mem::take(&mut hubs.rss_samples);
+    let peak = hubs.peak_rss_mib;
     drop(hubs);
     world.close().await;
     println!("hubs that exited by themselves (restarted): {exited}");
+    if !rss.is_empty() {
+        rss.sort_unstable();
+        println!(
+            "hub memory (resident, sampled twice a second): median {} MiB, peak {peak} MiB",
+            rss[rss.len() / 2]
+        );
+    }
     let clean = report.print();
     Arc::try_unwrap(env)
         .map_err(|_| anyhow::anyhow!("the environment is still shared"))?
