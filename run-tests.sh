@@ -24,4 +24,9 @@ echo "== tests (parallel)"
 cargo test --workspace --no-fail-fast -- --skip broker_restart_
 echo "== tests (broker restart, alone)"
 cargo test -p imi-tests --test broker_restart -- --test-threads=1
+echo "== chaos run (alone: it restarts RabbitMQ and PostgreSQL)"
+# Built by the tests above (the suites spawn the hub binary); fails on any
+# loss, duplicate, orphan row or illegal state.
+cargo build -p imi-tests --bins
+"$CARGO_TARGET_DIR/debug/imi-chaos" --secs "${IMI_CHAOS_SECS:-150}" --restart-services
 echo "== screenshots of the console's browser tests: $IMI_SCREENSHOTS"

@@ -33,7 +33,9 @@ pub(crate) struct Hubs {
     /// The largest resident memory seen of any hub process, in MiB, and
     /// the samples taken.
     pub peak_rss_mib: u64,
-    pub rss_samples: Vec<u64>,
+    /// (seconds since the start, MiB) per hub sample.
+    pub rss_samples: Vec<(u64, u64)>,
+    started: Instant,
     env: Arc<TestEnv>,
     hubs: Vec<Hub>,
     binary: PathBuf,
@@ -56,6 +58,7 @@ impl Hubs {
             exited_by_themselves: 0,
             peak_rss_mib: 0,
             rss_samples: Vec::new(),
+            started: Instant::now(),
             env,
             hubs: Vec::new(),
             binary,
@@ -165,7 +168,8 @@ impl Hubs {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             {
                 self.peak_rss_mib = self.peak_rss_mib.max(kib / 1024);
-                self.rss_samples.push(kib / 1024);
+                self.rss_samples
+                    .push((self.started.elapsed().as_secs(), kib / 1024));
             }
         }
     }
@@ -309,4 +313,60 @@ async fn restart_postgresql() {
         ],
     )
     .await;
+}
+
+/// Overload: every hub's database stalls for `stall` (the hubs cannot
+/// commit, so they must stop taking work), then flows for half as long,
+/// again and again for `duration`, under the same load. Returns the stalls,
+/// with the ingress queue's depth printed at the end of each.
+pub(crate) async fn overload(hubs: &mut Hubs, stall: Duration, duration: Duration) -> Vec<Fault> {
+    let started = Instant::now();
+    let mut log = Vec::new();
+    while started.elapsed() + stall < duration {
+        for hub in &hubs.hubs {
+            hub.db.pause();
+        }
+        let stalled = Instant::now();
+        while stalled.elapsed() < stall {
+            hubs.sample_memory();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let depth = hubs.ingress_depth().await;
+        for hub in &hubs.hubs {
+            hub.db.resume();
+        }
+        println!(
+            "  at {:>4} s: database stalled {} s; ingress queue {depth} messages; hub memory peak so far {} MiB",
+            started.elapsed().as_secs(),
+            stall.as_secs(),
+            hubs.peak_rss_mib
+        );
+        log.push(Fault {
+            kind: "database stalled",
+            ended: Instant::now(),
+        });
+        let flowing = Instant::now();
+        while flowing.elapsed() < stall / 2 && started.elapsed() < duration {
+            hubs.sample_memory();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    log
+}
+
+impl Hubs {
+    /// Messages waiting in (or held from) the ingress queue.
+    async fn ingress_depth(&self) -> u64 {
+        self.env
+            .management
+            .queues(&self.env.vhost)
+            .await
+            .ok()
+            .and_then(|q| {
+                q.into_iter()
+                    .find(|q| q.name == imi_schemas::protocol::INGRESS_QUEUE)
+                    .map(|q| q.messages)
+            })
+            .unwrap_or_default()
+    }
 }

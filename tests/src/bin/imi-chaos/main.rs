@@ -59,6 +59,13 @@ pub(crate) struct Args {
     /// Seconds the drain may take before what is missing counts as lost.
     #[arg(long, default_value_t = 240)]
     pub drain_secs: u64,
+    /// Instead of random faults: stall every hub's database for
+    /// `--stall-secs`, let it flow for half as long, and again, under the
+    /// load (backpressure: the hubs must stop taking work, not buffer).
+    #[arg(long)]
+    pub overload: bool,
+    #[arg(long, default_value_t = 60)]
+    pub stall_secs: u64,
     /// Random seed (printed; the same seed gives the same fault plan).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -93,7 +100,12 @@ async fn main() -> anyhow::Result<()> {
     let load = world.clone().run(&args, stop_load.clone());
     println!("load running; injecting faults");
     let faults = async {
-        let log = faults::inject(&mut hubs, &args, seed, Duration::from_secs(args.secs)).await;
+        let duration = Duration::from_secs(args.secs);
+        let log = if args.overload {
+            faults::overload(&mut hubs, Duration::from_secs(args.stall_secs), duration).await
+        } else {
+            faults::inject(&mut hubs, &args, seed, duration).await
+        };
         stop_load.cancel();
         log
     };
@@ -109,16 +121,23 @@ async fn main() -> anyhow::Result<()> {
     let report = check::run(&env, &world, &log, loaded).await?;
     hubs.stop().await;
     let exited = hubs.exited_by_themselves;
-    let mut rss = std::mem::take(&mut hubs.rss_samples);
+    let rss = std::mem::take(&mut hubs.rss_samples);
     let peak = hubs.peak_rss_mib;
     drop(hubs);
     world.close().await;
     println!("hubs that exited by themselves (restarted): {exited}");
     if !rss.is_empty() {
-        rss.sort_unstable();
+        let mut per_minute = std::collections::BTreeMap::<u64, u64>::new();
+        for (at, mib) in &rss {
+            let m = per_minute.entry(at / 60).or_default();
+            *m = (*m).max(*mib);
+        }
+        let mut all: Vec<u64> = rss.iter().map(|(_, m)| *m).collect();
+        all.sort_unstable();
         println!(
-            "hub memory (resident, sampled twice a second): median {} MiB, peak {peak} MiB",
-            rss[rss.len() / 2]
+            "hub memory (resident, sampled twice a second): median {} MiB, peak {peak} MiB; peak per minute: {:?}",
+            all[all.len() / 2],
+            per_minute.values().collect::<Vec<_>>()
         );
     }
     let clean = report.print();
