@@ -34,6 +34,7 @@ pub mod inspect;
 mod metrics;
 mod outgoing;
 mod pipeline;
+mod refusals;
 mod registry;
 mod retention;
 mod scope;

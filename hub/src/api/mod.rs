@@ -11,6 +11,7 @@ mod figures;
 mod notices;
 mod openapi;
 mod overdue;
+mod refused;
 mod registry;
 
 use axum::routing::{get, post, put};
@@ -54,4 +55,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/exchanges/{id}", get(exchanges::show))
         .route("/api/v1/notices", get(notices::list))
         .route("/api/v1/notices/{id}/read", post(notices::mark_read))
+        .route("/api/v1/refused", get(refused::groups))
+        .route("/api/v1/refused/messages", get(refused::in_group))
+        .route("/api/v1/refused/{id}/redrive", post(refused::redrive))
 }

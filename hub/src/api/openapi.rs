@@ -65,6 +65,9 @@ impl Modify for Bearer {
         super::exchanges::show,
         super::notices::list,
         super::notices::mark_read,
+        super::refused::groups,
+        super::refused::in_group,
+        super::refused::redrive,
     ),
     components(schemas(ProblemView)),
     tags(
@@ -73,6 +76,7 @@ impl Modify for Bearer {
         (name = "alerts", description = "1:N exchanges: validation, deliveries, subscribers"),
         (name = "exchanges", description = "One case and its steps"),
         (name = "figures", description = "The Commission's figures"),
+        (name = "refused", description = "Refused and dead-lettered messages: causes, re-drive"),
     )
 )]
 pub(crate) struct ApiDoc;

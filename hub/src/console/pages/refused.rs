@@ -8,7 +8,6 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::Form;
-use imi_broker::Properties;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -18,7 +17,6 @@ use crate::console::layout::{csrf, empty, encode_query, page, time};
 use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
-use crate::pipeline;
 use crate::scope::Scope;
 use crate::views::audit;
 use crate::views::refused::{self, GroupKey, Refused};
@@ -339,59 +337,26 @@ pub(crate) async fn redrive(
     Form(s): Form<Selection>,
 ) -> PageResult {
     let (rows, key) = selected(&state, &viewer, &s).await.or_fail(&viewer)?;
-    let rows: Vec<Refused> = rows.into_iter().filter(Refused::can_be_redriven).collect();
-    if rows.is_empty() {
-        return Err(ConsoleError::Conflict(
-            t("refused.nothing_to_redrive").into(),
-        ))
-        .or_fail(&viewer);
-    }
-    let messages: Vec<(Properties, Vec<u8>)> = rows
-        .iter()
-        .map(|r| {
-            let headers = serde_json::from_value(r.headers.clone()).unwrap_or_default();
-            let properties = Properties {
-                message_id: r.message_id.clone(),
-                correlation_id: r.correlation_id.clone(),
-                message_type: r.message_type.clone(),
-                user_id: r.user_id.clone(),
-                content_type: Some("application/json".into()),
-                timestamp: None,
-                headers,
-            };
-            (properties, r.body.clone())
-        })
-        .collect();
-    // Closed first: a message refused again reopens its own record (one
-    // per sender and message_id) with the new cause, and must not be
-    // closed after that.
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    refused::resolve(&state.pool, &ids, "redriven", &viewer.account.name)
-        .await
-        .or_fail(&viewer)?;
-    let outcome = match pipeline::redrive(&state.pipeline, messages).await {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            refused::reopen(&state.pool, &ids, "redriven")
-                .await
-                .or_fail(&viewer)?;
-            return Err(ConsoleError::Conflict(error.to_string())).or_fail(&viewer);
-        }
-    };
-    audit::record_by(
-        &state.pool,
+    let (ids, _) = match crate::refusals::redrive(
+        &state.pipeline,
         &viewer.account,
-        "redrive",
-        key.as_ref().map(|k| k.code.as_str()),
-        serde_json::json!({
-            "refused": ids,
-            "accepted": outcome.accepted,
-            "duplicates": outcome.duplicates,
-            "refused_again": outcome.refused.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-        }),
+        rows,
+        key.as_ref(),
     )
     .await
-    .or_fail(&viewer)?;
+    {
+        Ok(done) => done,
+        Err(crate::refusals::RedriveError::Nothing) => {
+            return Err(ConsoleError::Conflict(
+                t("refused.nothing_to_redrive").into(),
+            ))
+            .or_fail(&viewer)
+        }
+        Err(crate::refusals::RedriveError::Pipeline(e)) => {
+            return Err(ConsoleError::Conflict(e)).or_fail(&viewer)
+        }
+        Err(crate::refusals::RedriveError::Database(e)) => return Err(e).or_fail(&viewer),
+    };
     Ok(Redirect::to(&back(key.as_ref(), s.id, "redriven", ids.len())).into_response())
 }
 
