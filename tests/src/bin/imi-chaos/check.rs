@@ -19,6 +19,10 @@ pub(crate) struct Report {
     lost_unanswered: usize,
     lost_undelivered: usize,
     lost_unstored: usize,
+    flooded: usize,
+    /// Flood messages without their rejection (the SDK drops a rejection
+    /// seen twice, so more than one each cannot show here).
+    flood_unanswered: usize,
     duplicated: usize,
     orphans: Vec<(&'static str, i64)>,
     illegal: Vec<(&'static str, i64)>,
@@ -119,6 +123,8 @@ fn tally(world: &World, faults: &[Fault], loaded: Duration) -> (Report, Vec<Stri
         lost_unanswered: 0,
         lost_undelivered: 0,
         lost_unstored: 0,
+        flooded: r.flooded,
+        flood_unanswered: r.flooded.saturating_sub(r.flood_refused),
         duplicated: r
             .handed
             .values()
@@ -189,7 +195,10 @@ impl Report {
     /// Prints the figures; true when nothing was lost, duplicated,
     /// orphaned or illegal.
     pub(crate) fn print(mut self) -> bool {
-        let lost = self.lost_unanswered + self.lost_undelivered + self.lost_unstored;
+        let lost = self.lost_unanswered
+            + self.lost_undelivered
+            + self.lost_unstored
+            + self.flood_unanswered;
         let orphans: i64 = self.orphans.iter().map(|(_, n)| n).sum();
         let illegal: i64 = self.illegal.iter().map(|(_, n)| n).sum();
         println!(
@@ -211,6 +220,12 @@ impl Report {
             "lost: {} without a receipt or rejection, {} receipted but not delivered, {} receipted but not stored",
             self.lost_unanswered, self.lost_undelivered, self.lost_unstored
         );
+        if self.flooded > 0 {
+            println!(
+                "flood: {} tiny invalid messages confirmed, {} without their rejection",
+                self.flooded, self.flood_unanswered
+            );
+        }
         println!("duplicated to an application: {}", self.duplicated);
         for (name, n) in &self.orphans {
             println!("orphans: {name}: {n}");

@@ -21,13 +21,15 @@ const COUNTRIES: &[&str] = &["AT", "BE", "DK", "FI", "IT", "NL", "PL", "SE"];
 /// Endpoint indexes in [`endpoints`]' order.
 pub(crate) const RESPONDER_ENDPOINT: usize = 0;
 const ALERTER_ENDPOINT: usize = 1;
-const FIRST_REQUESTER: usize = 2;
+const FLOOD_ENDPOINT: usize = 2;
+const FIRST_REQUESTER: usize = 3;
 
 /// Endpoints and the authorities each acts for.
 pub(crate) fn endpoints(args: &Args) -> Vec<(String, Vec<String>)> {
     let mut specs = vec![
         ("resp".to_owned(), vec![RESPONDER.to_owned()]),
         ("alerter".to_owned(), vec![ALERTER.to_owned()]),
+        ("flood".to_owned(), vec!["SE-FLOOD".to_owned()]),
     ];
     for i in 0..args.requesters {
         specs.push((format!("req{i}"), vec![format!("FI-REQUESTER-{i}")]));
@@ -72,6 +74,9 @@ pub(crate) struct Receipted {
 #[derive(Default)]
 pub(crate) struct Records {
     pub sent: HashMap<String, Sent>,
+    /// Flood messages the broker confirmed, and the refusals they got.
+    pub flooded: usize,
+    pub flood_refused: usize,
     /// Sends the SDK gave up on (not confirmed: the sender knows).
     pub send_errors: u64,
     pub receipts: HashMap<String, Receipted>,
@@ -171,6 +176,12 @@ impl World {
                 }
             }));
         }
+        if args.flood > 0 {
+            let world = self.clone();
+            let flood = args.flood;
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move { world.flood(flood, stop).await }));
+        }
         let world = self.clone();
         let every = Duration::from_secs(args.alert_every.max(1));
         tasks.push(tokio::spawn(async move {
@@ -221,6 +232,30 @@ impl World {
         self.records.lock().unwrap().send_errors += 1;
     }
 
+    /// Tiny invalid messages, published in windows of confirms, until
+    /// `count` or `stop`.
+    async fn flood(&self, count: usize, stop: CancellationToken) {
+        let adapter = &self.adapters[FLOOD_ENDPOINT];
+        let user = adapter.endpoint().to_string();
+        let mut sent = 0;
+        while sent < count && !stop.is_cancelled() {
+            let window = (count - sent).min(500);
+            let results = futures_util::future::join_all((0..window).map(|_| {
+                let properties = imi_broker::Properties {
+                    message_id: Some(uuid::Uuid::now_v7().to_string()),
+                    message_type: Some("pq-information-request.send".into()),
+                    user_id: Some(user.clone()),
+                    ..Default::default()
+                };
+                adapter.send_raw(properties, b"{}".to_vec())
+            }))
+            .await;
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            self.records.lock().unwrap().flooded += ok;
+            sent += window;
+        }
+    }
+
     /// One endpoint's application: records and acks everything.
     async fn receive(self, endpoint: usize, mut inbox: Inbox) {
         while let Some(item) = inbox.next().await {
@@ -243,6 +278,9 @@ impl World {
                                 follow = Some((Kind::Answer, exchange, requester));
                             }
                         }
+                    }
+                    Incoming::Rejection(_) if endpoint == FLOOD_ENDPOINT => {
+                        r.flood_refused += 1;
                     }
                     Incoming::Rejection(rejection) => {
                         if let Some(id) = &rejection.message_id {
@@ -350,7 +388,7 @@ impl World {
     /// hub, and receipted messages not yet handed to every recipient.
     pub(crate) fn outstanding(&self) -> (usize, usize) {
         let r = self.records.lock().unwrap();
-        let mut unanswered = 0;
+        let mut unanswered = r.flooded.saturating_sub(r.flood_refused);
         let mut undelivered = 0;
         for (id, sent) in &r.sent {
             if r.rejections.contains_key(id) {

@@ -66,6 +66,10 @@ pub(crate) struct Args {
     pub overload: bool,
     #[arg(long, default_value_t = 60)]
     pub stall_secs: u64,
+    /// Also flood the hub with this many tiny invalid messages during the
+    /// run (each must be refused once).
+    #[arg(long, default_value_t = 0)]
+    pub flood: usize,
     /// Random seed (printed; the same seed gives the same fault plan).
     #[arg(long)]
     pub seed: Option<u64>,
