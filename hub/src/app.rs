@@ -83,6 +83,46 @@ pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool,
     }
 }
 
+/// Runs a start-up step again while the database is unreachable (restarting,
+/// a connection cut mid-step), as the start waits for the broker; every
+/// step is idempotent. Other errors (a bad migration, a bad seed) stop the
+/// start at once.
+async fn while_database_recovers<T, F, Fut>(step: &str, mut run: F) -> Result<T, HubError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, HubError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match run().await {
+            Err(error) if attempt < DATABASE_ATTEMPTS && connection_lost(&error) => {
+                warn!(%error, attempt, step, "Database lost during start; retrying the step.");
+                tokio::time::sleep(DATABASE_WAIT.delay(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn connection_lost(error: &HubError) -> bool {
+    let lost = |e: &sqlx::Error| {
+        matches!(
+            e,
+            sqlx::Error::Io(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+        )
+    };
+    match error {
+        HubError::Database(e) => lost(e),
+        HubError::Migration(sqlx::migrate::MigrateError::Execute(e)) => lost(e),
+        _ => false,
+    }
+}
+
 impl Hub {
     pub async fn build(config: Config) -> Result<Hub, HubError> {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
@@ -98,7 +138,10 @@ impl Hub {
             config.database.max_connections,
         )
         .await?;
-        sqlx::migrate!("../migrations").run(&pool).await?;
+        while_database_recovers("migrations", || async {
+            Ok(sqlx::migrate!("../migrations").run(&pool).await?)
+        })
+        .await?;
 
         let management = Management::new(ManagementConfig {
             url: config.amqp.management_url.clone(),
@@ -121,16 +164,14 @@ impl Hub {
                 path: path.clone(),
                 source,
             })?;
-            apply_seed(
-                &SeedFile::parse(&text)?,
-                &pool,
-                &management,
-                &config.amqp.vhost,
-            )
+            let seed = SeedFile::parse(&text)?;
+            while_database_recovers("seed", || {
+                apply_seed(&seed, &pool, &management, &config.amqp.vhost)
+            })
             .await?;
         }
         let registry = SharedRegistry::default();
-        registry.reload(&pool).await?;
+        while_database_recovers("registry", || async { Ok(registry.reload(&pool).await?) }).await?;
         crate::registry::limits::apply_at_start(
             &management,
             &config.amqp.vhost,
