@@ -413,13 +413,21 @@ impl World {
 
     /// Waits until nothing is outstanding (and the responder has caught
     /// up), or `limit`.
-    pub(crate) async fn drain(&self, limit: Duration) {
+    pub(crate) async fn drain(&self, env: &TestEnv, limit: Duration) {
         let started = Instant::now();
         let mut last_print = Instant::now();
         let mut quiet_since: Option<Instant> = None;
+        let pool = env.pool().await;
         while started.elapsed() < limit {
             let (unanswered, undelivered) = self.outstanding();
-            if unanswered == 0 && undelivered == 0 {
+            // The hubs' own work too: batches a killed hub left unmarked are
+            // re-sent and marked by a relay, which may still be catching up.
+            let unpublished: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM batches WHERE published_at IS NULL")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(-1);
+            if unanswered == 0 && undelivered == 0 && unpublished == 0 {
                 // Follow-ups triggered by the last deliveries may still be
                 // on their way: done once nothing new is sent for a while.
                 let sent = self.records.lock().unwrap().sent.len();
@@ -436,7 +444,7 @@ impl World {
             }
             quiet_since = None;
             if last_print.elapsed() > Duration::from_secs(10) {
-                println!("  draining: {unanswered} sends without an answer, {undelivered} deliveries to come");
+                println!("  draining: {unanswered} sends without an answer, {undelivered} deliveries to come, {unpublished} batches unpublished");
                 last_print = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -121,7 +121,9 @@ async fn main() -> anyhow::Result<()> {
         loaded.as_secs_f64(),
         args.drain_secs
     );
-    world.drain(Duration::from_secs(args.drain_secs)).await;
+    world
+        .drain(&env, Duration::from_secs(args.drain_secs))
+        .await;
     let report = check::run(&env, &world, &log, loaded).await?;
     hubs.stop().await;
     let exited = hubs.exited_by_themselves;
