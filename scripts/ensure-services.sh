@@ -78,4 +78,17 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 curl -sf -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null || { log "RabbitMQ management API not reachable"; exit 1; }
+# The largest message the broker takes is a setting of the node (RabbitMQ
+# has none per vhost or queue): 16 MiB, far above the hub's 256 KiB body
+# limit (a larger body still gets a clear `oversized_body`), so that a
+# runaway adapter cannot make the broker and the hub hold 100 MB messages.
+# Kept in rabbitmq.conf for the next start, and applied now to new channels.
+max_message_size=16777216
+conf=/etc/rabbitmq/rabbitmq.conf
+if ! grep -q '^max_message_size' "$conf" 2>/dev/null; then
+  log "limiting RabbitMQ messages to 16 MiB ($conf)"
+  echo "max_message_size = $max_message_size" | as_root tee -a "$conf" >/dev/null || true
+fi
+as_root rabbitmqctl -q eval "application:set_env(rabbit, max_message_size, $max_message_size)." >/dev/null 2>&1 ||
+  log "could not set RabbitMQ's max_message_size now; it applies from its next start"
 log "PostgreSQL and RabbitMQ are up"
