@@ -106,15 +106,18 @@ where
 }
 
 fn connection_lost(error: &HubError) -> bool {
-    let lost = |e: &sqlx::Error| {
-        matches!(
-            e,
-            sqlx::Error::Io(_)
-                | sqlx::Error::Protocol(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Tls(_)
-        )
+    let lost = |e: &sqlx::Error| match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => true,
+        // The server going away says so: class 08 (connection exception),
+        // 57P01-57P03 (shut down by the administrator, crashed, starting).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     };
     match error {
         HubError::Database(e) => lost(e),

@@ -221,3 +221,58 @@ async fn a_receipt_held_when_the_hub_dies_is_sent_by_the_next_hub() {
     hub.wait().await.unwrap();
     env.cleanup().await;
 }
+
+/// A batch whose every message was a duplicate has no rows of its own; a
+/// hub killed before marking it leaves it unpublished. Such batches must
+/// not keep the relay (which takes the oldest batches first, a page at a
+/// time) from a batch that does have rows to re-send. Found by imi-chaos.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_batches_left_open_do_not_block_the_relay() {
+    let mut env = TestEnv::new().await;
+    env.config.pipeline.relay_interval_secs = 1;
+    let hub = env.start_hub().await;
+    let fi = env.adapter(0).await;
+    let de = env.adapter(1).await;
+    let (mut fi_inbox, _s1) = open_inbox(&fi);
+    let (mut de_inbox, _s2) = open_inbox(&de);
+    let sent = fi.send(&request_to_de()).await.unwrap().to_string();
+    let _ = next_receipt(&mut fi_inbox).await;
+    let (delivered, _, _) = next_acked(&mut de_inbox, 30).await;
+    assert_eq!(delivered, sent);
+
+    // As a killed hub leaves them: the message's batch not marked, and
+    // older than it, more empty open batches than the relay's page.
+    let pool = env.pool().await;
+    sqlx::query("UPDATE batches SET published_at = NULL, created_at = now() - interval '1 minute'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO batches (id, instance, created_at)
+         SELECT gen_random_uuid(), 'killed-hub', now() - interval '1 hour' FROM generate_series(1, 120)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let mut open: i64 = -1;
+    for _ in 0..100 {
+        open = sqlx::query_scalar("SELECT count(*) FROM batches WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Without closing the empty ones, the relay's page (the 50 oldest open
+    // batches) held only empty batches, and the message's batch stayed open.
+    assert_eq!(
+        open, 0,
+        "every batch closed: the empty ones and the real one"
+    );
+
+    pool.close().await;
+    finish(env, hub, vec![fi, de]).await;
+}

@@ -42,6 +42,7 @@ pub(crate) async fn run_relay(ctx: PipelineContext, stop: CancellationToken) {
 
 /// One pass; returns how many rows were published.
 pub(crate) async fn relay_once(ctx: &PipelineContext, grace: f64) -> Result<usize, HubError> {
+    store::close_empty_batches(&ctx.pool, grace).await?;
     let mut total = 0;
     loop {
         let rows = store::unpublished(&ctx.pool, grace, PAGE).await?;

@@ -14,6 +14,6 @@ pub(crate) use batch::{commit_batch, BatchInput, BatchOutcome, CommitError};
 pub(crate) use dead_letters::{
     give_up_dead_letters, resolve_redriven, take_dead_letters, DeadLetter, Take,
 };
-pub(crate) use outbox::{mark_published, mark_unroutable, unpublished};
+pub(crate) use outbox::{close_empty_batches, mark_published, mark_unroutable, unpublished};
 pub(crate) use own::{record_refusals, record_step, write_own};
 pub(crate) use replay::{exchange_messages, insert_deliveries, replay_rows, StoredMessage};

@@ -29,6 +29,24 @@ pub(crate) async fn mark_published(
     Ok(())
 }
 
+/// Marks published the unpublished batches older than `grace` seconds that
+/// have nothing to publish: a batch whose every message was a duplicate
+/// holds no rows of its own, and a hub killed before marking it leaves it
+/// open. Left open, such batches would fill the relay's page (it takes the
+/// oldest batches first) and keep it from the batches that do have rows.
+#[instrument(skip_all)]
+pub(crate) async fn close_empty_batches(pool: &PgPool, grace: f64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE batches b SET published_at = now()
+         WHERE b.published_at IS NULL AND b.created_at < now() - make_interval(secs => $1)
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id)",
+    )
+    .bind(grace)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Records rows the broker returned as unroutable (their endpoint's queue is
 /// missing), so the relay keeps retrying them; clears rows now confirmed.
 #[instrument(skip_all, fields(unroutable = unroutable.len(), routed = routed.len()))]
