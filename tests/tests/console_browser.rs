@@ -81,12 +81,21 @@ async fn an_operator_watches_traffic_finds_an_exchange_and_reads_it_in_finnish_a
         .await;
     browser.fill("#f-country", "FI").await;
     browser.click("form.filters button[type=submit]").await;
-    wait_for_element(&browser, &link, Duration::from_secs(10)).await;
-    let path = browser.path().await;
+    // The unfiltered list shows the link too: wait for the filtered page
+    // itself (its URL), not for the link.
+    let mut path = String::new();
+    for _ in 0..100 {
+        path = browser.path().await;
+        if path.contains("procedure=pq-information-request") && path.contains("country=FI") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         path.contains("procedure=pq-information-request") && path.contains("country=FI"),
         "the filters are in the URL: {path}"
     );
+    wait_for_element(&browser, &link, Duration::from_secs(10)).await;
     browser.screenshot("exchanges-filtered").await;
     // A country with no party to it does not list it.
     browser.goto("/console/exchanges?country=SE").await;
