@@ -632,3 +632,16 @@ pub async fn call_api(
         response.json().await.unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// A process's resident memory now and at its peak, in MiB (from
+/// `/proc/<pid>/status`); `None` once it has exited.
+pub fn resident_mib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((kib("VmRSS:")? / 1024, kib("VmHWM:")? / 1024))
+}

@@ -17,7 +17,7 @@ fn country(c: &str) -> Scope {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_sessions_and_the_lock_after_repeated_failures() {
+async fn logins_and_the_lock_after_repeated_failures() {
     let env = TestEnv::new().await;
     let hub = env.start_hub().await;
     let pool = env.pool().await;
@@ -116,7 +116,7 @@ async fn login_sessions_and_the_lock_after_repeated_failures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_form_needs_its_session_token_and_pages_carry_security_headers() {
+async fn every_form_needs_its_csrf_token_and_pages_carry_security_headers() {
     let env = TestEnv::new().await;
     let hub = env.start_hub().await;
     let pool = env.pool().await;

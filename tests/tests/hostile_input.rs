@@ -107,17 +107,8 @@ fn headers(entries: impl IntoIterator<Item = (String, AMQPValue)>) -> FieldTable
     table
 }
 
-/// The hub process's resident memory now and at its peak, in MiB.
 fn memory_mib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap()
-    };
-    (kib("VmRSS:") / 1024, kib("VmHWM:") / 1024)
+    imi_tests::resident_mib(pid).expect("the hub process runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

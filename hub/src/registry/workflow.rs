@@ -350,26 +350,32 @@ async fn grant(
     Ok(None)
 }
 
+/// Creates (or resets) `endpoint`'s broker user with a new password, the
+/// endpoints' limits and `permissions`; returns the password.
+async fn broker_user(
+    ctx: &RegistryContext,
+    endpoint: &EndpointId,
+    permissions: &imi_broker::Permissions,
+) -> Result<String, WorkflowError> {
+    let password = new_password();
+    let user = endpoint.as_str();
+    ctx.management.put_user(user, &password).await?;
+    ctx.management
+        .set_user_limits(user, ctx.endpoint_limits)
+        .await?;
+    ctx.management
+        .set_permissions(&ctx.vhost, user, permissions)
+        .await?;
+    Ok(password)
+}
+
 /// Creates (or resets) the endpoint's broker user with least privilege and
 /// declares its inbox.
 async fn provision_endpoint(
     ctx: &RegistryContext,
     endpoint: &EndpointId,
 ) -> Result<Credentials, WorkflowError> {
-    let password = new_password();
-    ctx.management
-        .put_user(endpoint.as_str(), &password)
-        .await?;
-    ctx.management
-        .set_user_limits(endpoint.as_str(), ctx.endpoint_limits)
-        .await?;
-    ctx.management
-        .set_permissions(
-            &ctx.vhost,
-            endpoint.as_str(),
-            &endpoint_permissions(endpoint),
-        )
-        .await?;
+    let password = broker_user(ctx, endpoint, &endpoint_permissions(endpoint)).await?;
     ctx.broker
         .declare(topology::inboxes(
             ctx.queue_type,
@@ -391,20 +397,7 @@ pub(crate) async fn provision_subscriber(
     endpoint: &EndpointId,
     areas: &[String],
 ) -> Result<String, WorkflowError> {
-    let password = new_password();
-    ctx.management
-        .put_user(endpoint.as_str(), &password)
-        .await?;
-    ctx.management
-        .set_user_limits(endpoint.as_str(), ctx.endpoint_limits)
-        .await?;
-    ctx.management
-        .set_permissions(
-            &ctx.vhost,
-            endpoint.as_str(),
-            &subscriber_permissions(endpoint),
-        )
-        .await?;
+    let password = broker_user(ctx, endpoint, &subscriber_permissions(endpoint)).await?;
     let areas_regex = areas
         .iter()
         .map(|a| regex_escape(a))

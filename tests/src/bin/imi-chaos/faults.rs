@@ -161,15 +161,10 @@ impl Hubs {
             let Some(pid) = hub.child.as_ref().and_then(|c| c.id()) else {
                 continue;
             };
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                self.peak_rss_mib = self.peak_rss_mib.max(kib / 1024);
+            if let Some((mib, _)) = imi_tests::resident_mib(pid) {
+                self.peak_rss_mib = self.peak_rss_mib.max(mib);
                 self.rss_samples
-                    .push((self.started.elapsed().as_secs(), kib / 1024));
+                    .push((self.started.elapsed().as_secs(), mib));
             }
         }
     }
