@@ -19,6 +19,8 @@ use tracing::{info, warn};
 
 use crate::activity::Activity;
 use crate::alerts::AckReminders;
+use crate::audit_log;
+use crate::audit_log::checkpoints::{Checkpointer, Signer};
 use crate::catalogue::{self, SharedCatalogue};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -55,12 +57,16 @@ pub struct Hub {
     queue_type: QueueType,
     publishers: Arc<Vec<imi_broker::Publisher>>,
     clock: Arc<dyn Clock>,
+    signer: Signer,
 }
 
 /// Waiting for the database at start: at 3 a.m. a hub that waits for its
 /// database beats one that exits. About five minutes in all.
 const DATABASE_WAIT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
 const DATABASE_ATTEMPTS: u32 = 60;
+
+/// How often the hub looks whether an audit checkpoint is due.
+const AUDIT_CHECKPOINT_CHECK: Duration = Duration::from_secs(60);
 
 /// Connects to PostgreSQL, waiting while it is down.
 pub async fn connect_database(url: &str, max_connections: u32) -> Result<PgPool, HubError> {
@@ -145,6 +151,11 @@ impl Hub {
             Ok(sqlx::migrate!("../migrations").run(&pool).await?)
         })
         .await?;
+        let signer = Signer::load_or_create(&config.audit.signing_key_file)?;
+        while_database_recovers("audit chain", || async {
+            Ok(audit_log::chain_earlier_entries(&pool).await?)
+        })
+        .await?;
 
         let management = Management::new(ManagementConfig {
             url: config.amqp.management_url.clone(),
@@ -222,6 +233,7 @@ impl Hub {
             queue_type,
             publishers,
             clock,
+            signer,
         })
     }
 
@@ -240,6 +252,12 @@ impl Hub {
 
     /// The retention pass (it also runs by itself every
     /// `pipeline.deadline_check_secs`).
+    /// Signs the audit chain's head when due (it also runs by itself every
+    /// minute, and once more at stop).
+    pub fn audit_checkpoints(&self) -> Checkpointer {
+        Checkpointer::new(self.pool.clone(), self.signer.clone(), &self.config.audit)
+    }
+
     pub fn retention(&self) -> RetentionPass {
         RetentionPass {
             pool: self.pool.clone(),
@@ -369,6 +387,19 @@ impl Hub {
                 }
             },
         ));
+        let checkpointer = self.audit_checkpoints();
+        let checkpoints = tokio::spawn(tasks::every(
+            "audit checkpoints",
+            AUDIT_CHECKPOINT_CHECK,
+            stop_background.clone(),
+            {
+                let checkpointer = checkpointer.clone();
+                move || {
+                    let checkpointer = checkpointer.clone();
+                    async move { checkpointer.checkpoint_if_due(false).await.map(|_| ()) }
+                }
+            },
+        ));
         let retention = tokio::spawn(tasks::every("retention", every, stop_background.clone(), {
             let pass = self.retention();
             move || {
@@ -456,9 +487,18 @@ impl Hub {
             ("acknowledgement reminders", reminders),
             ("retention", retention),
             ("dead-letter re-drive", dead_letter_redrive),
+            ("audit checkpoints", checkpoints),
         ] {
             Vital::new(name, task).join_within(STOP_GRACE).await;
         }
+        // What was appended since the last checkpoint is signed before the
+        // hub goes.
+        supervise::within("signing the audit chain's head", STOP_GRACE, async move {
+            if let Err(e) = checkpointer.checkpoint_if_due(true).await {
+                warn!(error = %e, "The audit chain's head was not signed at stop.");
+            }
+        })
+        .await;
         server.join_within(STOP_GRACE).await;
         supervise::within(
             "closing the broker connection",

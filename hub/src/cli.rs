@@ -39,6 +39,26 @@ enum Command {
         #[command(subcommand)]
         command: CatalogueCommand,
     },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain and check every signed checkpoint; the last
+    /// line is `audit: N entries, chain intact` (exit 0) or names the first
+    /// broken entry (exit 1).
+    Verify {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        /// Checkpoints kept outside the database (`audit.checkpoint_file`),
+        /// checked too.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +186,47 @@ pub fn main() -> anyhow::Result<()> {
                     crate::app::connect_database(config.database.url.expose_secret(), 1).await?;
                 sqlx::migrate!("../migrations").run(&pool).await?;
                 println!("migrations applied");
+            }
+            Command::Audit {
+                command:
+                    AuditCommand::Verify {
+                        config,
+                        checkpoints,
+                    },
+            } => {
+                let config = Config::load(&config)?;
+                let pool =
+                    crate::app::connect_database(config.database.url.expose_secret(), 1).await?;
+                let external = match &checkpoints {
+                    Some(path) => crate::audit_log::checkpoints::read_file(path)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                    None => Vec::new(),
+                };
+                // The hub's own key, when this machine has it: checkpoints
+                // signed by any other key do not count.
+                let trusted = config
+                    .audit
+                    .signing_key_file
+                    .exists()
+                    .then(|| {
+                        crate::audit_log::checkpoints::Signer::load_or_create(
+                            &config.audit.signing_key_file,
+                        )
+                    })
+                    .transpose()?
+                    .map(|s| s.public_key());
+                let verdict = crate::audit_log::verify::verify(&pool, &external, trusted).await?;
+                if verdict.broken.is_none() {
+                    println!(
+                        "{} signed checkpoints hold ({} kept outside the database)",
+                        verdict.checkpoints,
+                        external.len()
+                    );
+                }
+                println!("{}", verdict.last_line());
+                if verdict.broken.is_some() {
+                    std::process::exit(1);
+                }
             }
             Command::Catalogue {
                 command: CatalogueCommand::Check { dir },

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::error::HubError;
 
 /// The sections of the file; `IMI_<SECTION>_<KEY>` overrides a key of one.
-const SECTIONS: [&str; 4] = ["amqp", "database", "http", "pipeline"];
+const SECTIONS: [&str; 5] = ["amqp", "database", "http", "pipeline", "audit"];
 /// The top-level keys; `IMI_<KEY>` overrides one.
 const TOP_LEVEL: [&str; 3] = ["instance", "catalogue_dir", "seed_file"];
 
@@ -38,6 +38,35 @@ pub struct Config {
     /// Authorities and endpoints to register at start (demos and tests).
     #[serde(default)]
     pub seed_file: Option<PathBuf>,
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// The tamper-evident audit log (docs/audit.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// The hub's Ed25519 key that signs checkpoints (32 bytes, hex). Created
+    /// (readable by its owner only) when missing.
+    pub signing_key_file: PathBuf,
+    /// A checkpoint is signed once this many entries followed the last one …
+    pub checkpoint_every: i64,
+    /// … or, when anything was appended, this many seconds after it.
+    pub checkpoint_max_age_secs: u64,
+    /// Each checkpoint is also appended here, as one JSON line, so a copy is
+    /// kept outside the database (`imi-hub audit verify --checkpoints`).
+    pub checkpoint_file: Option<PathBuf>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            signing_key_file: PathBuf::from(".imi-hub/audit-signing.key"),
+            checkpoint_every: 1000,
+            checkpoint_max_age_secs: 3600,
+            checkpoint_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

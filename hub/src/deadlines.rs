@@ -1,5 +1,7 @@
 //! Deadline tracking: the catalogue declares, per procedure, deadlines that run
-//! while an exchange stays in a state (e.g. answer within 14 days of `sent`).
+//! while an exchange is in some states, from an event, for a period of days,
+//! working days, weeks or months (e.g. answer within 25 working days of the
+//! request's receipt); `deadline_clocks` computes each exchange's clock.
 //! A checker, run periodically by every hub instance, sends a reminder to the
 //! authority expected to act one day before a deadline and an overdue notice
 //! when it passes, and records both. The record's primary key makes every
@@ -10,13 +12,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use imi_schemas::catalogue::{DeadlineStart, Procedure, ProcedureKind, Role};
+use imi_schemas::catalogue::{DeadlineRuns, Procedure, ProcedureKind, Role};
 use imi_schemas::protocol::DeadlineNotice;
 use tracing::{info, instrument, warn};
 use uuid::Uuid;
 
 use crate::catalogue::SharedCatalogue;
 use crate::clock::Clock;
+use crate::deadline_clocks;
 use crate::dispatch::Sender;
 use crate::error::HubError;
 use crate::outgoing;
@@ -97,40 +100,49 @@ impl DeadlineChecker {
                 // Deadlines counted from a payload date (e.g. an alert due 3
                 // days after the decision) are checked when the message
                 // arrives, not here.
-                let DeadlineStart::State(state) = &d.start else {
+                let DeadlineRuns::InStates { states, .. } = &d.runs else {
                     continue;
                 };
-                let responder = responsible(p, state) == Role::Responder;
-                let rows: Vec<FiredDeadline> = sqlx::query_as(
-                    "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at)
-                     SELECT e.id, $3,
-                            CASE WHEN e.updated_at + make_interval(days => $4) <= $5 THEN 'overdue' ELSE 'reminder' END,
-                            e.updated_at + make_interval(days => $4),
-                            CASE WHEN $6 THEN e.responder ELSE e.requester END,
-                            $5
-                     FROM exchanges e
-                     WHERE e.procedure = $1 AND e.state = $2
-                       AND e.updated_at + make_interval(days => $4) - make_interval(secs => $7) <= $5
-                     ON CONFLICT DO NOTHING
-                     RETURNING exchange_id, kind, due_at, authority",
-                )
-                .bind(p.code.as_str())
-                .bind(state)
-                .bind(&d.code)
-                .bind(d.days as i32)
-                .bind(now)
-                .bind(responder)
-                .bind(REMIND_BEFORE_SECS)
-                .fetch_all(&mut *tx)
-                .await?;
-                notices.extend(rows.into_iter().map(|r| DeadlineNotice {
-                    exchange_id: r.exchange_id,
-                    procedure: p.code.to_string(),
-                    deadline: d.code.clone(),
-                    kind: r.kind,
-                    due_at: r.due_at,
-                    authority: r.authority,
-                }));
+                deadline_clocks::refresh(&mut tx, &catalogue, p, d, |s| responsible(p, s)).await?;
+                for state in states {
+                    let responder = responsible(p, state) == Role::Responder;
+                    let rows: Vec<FiredDeadline> = sqlx::query_as(
+                        "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at, consequence)
+                         SELECT e.id, $3,
+                                CASE WHEN c.due_at <= $4 THEN 'overdue' ELSE 'reminder' END,
+                                c.due_at,
+                                CASE WHEN $5 THEN e.responder ELSE e.requester END,
+                                $4, CASE WHEN c.due_at <= $4 THEN $7 END
+                         FROM deadline_clocks c JOIN exchanges e ON e.id = c.exchange_id
+                         WHERE c.deadline = $3 AND c.due_at IS NOT NULL
+                           AND c.due_at - make_interval(secs => $6) <= $4
+                           AND e.procedure = $1 AND e.state = $2 AND c.computed_for = e.updated_at
+                         ON CONFLICT DO NOTHING
+                         RETURNING exchange_id, kind, due_at, authority",
+                    )
+                    .bind(p.code.as_str())
+                    .bind(state)
+                    .bind(&d.code)
+                    .bind(now)
+                    .bind(responder)
+                    .bind(REMIND_BEFORE_SECS)
+                    .bind(d.consequence.as_deref())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    notices.extend(rows.into_iter().map(|r| {
+                        DeadlineNotice {
+                            consequence: (r.kind == "overdue")
+                                .then(|| d.consequence.clone())
+                                .flatten(),
+                            exchange_id: r.exchange_id,
+                            procedure: p.code.to_string(),
+                            deadline: d.code.clone(),
+                            kind: r.kind,
+                            due_at: r.due_at,
+                            authority: r.authority,
+                        }
+                    }));
+                }
             }
         }
         // Inactivity: a request waiting in a state someone must act in,
@@ -235,11 +247,34 @@ impl DeadlineChecker {
         let registry = self.registry.current();
         let mut rows = Vec::with_capacity(notices.len());
         for n in &notices {
-            let Some(authority) = registry.authority(&n.authority) else {
-                warn!(authority = %n.authority, "Deadline notice for an unregistered authority; recorded only.");
-                continue;
-            };
-            rows.push(outgoing::deadline_notice(n, authority.endpoint.to_string()));
+            let mut told = vec![n.authority.clone()];
+            // A missed deadline with a legal consequence (e.g. tacit
+            // recognition) is announced to the other party too.
+            if n.consequence.is_some() {
+                let parties: Option<(String, String)> =
+                    sqlx::query_as("SELECT requester, responder FROM exchanges WHERE id = $1")
+                        .bind(n.exchange_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some((requester, responder)) = parties {
+                    told.extend(
+                        [requester, responder]
+                            .into_iter()
+                            .filter(|a| !a.is_empty() && *a != n.authority),
+                    );
+                }
+            }
+            for to in told {
+                let Some(authority) = registry.authority(&to) else {
+                    warn!(authority = %to, "Deadline notice for an unregistered authority; recorded only.");
+                    continue;
+                };
+                rows.push(outgoing::deadline_notice(
+                    n,
+                    &to,
+                    authority.endpoint.to_string(),
+                ));
+            }
         }
         let batch_id = store::write_own(&mut tx, &self.sender.instance, &rows).await?;
         tx.commit().await?;

@@ -71,7 +71,7 @@ pub(crate) struct OneToMany {
 pub(crate) struct FieldDeadline {
     pub(crate) code: String,
     pub(crate) date: NaiveDate,
-    pub(crate) days: u32,
+    pub(crate) due_at: DateTime<Utc>,
 }
 
 /// A recipient system acknowledges a 1:N message it received.

@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use tracing::{info, instrument, warn};
 use uuid::Uuid;
 
+use crate::audit_log::{self, NewEntry};
 use crate::catalogue::SharedCatalogue;
 use crate::clock::Clock;
 use crate::error::HubError;
@@ -30,6 +31,8 @@ pub struct RetentionOutcome {
     pub erased: usize,
     /// Refused messages whose bodies were erased.
     pub rejected_erased: usize,
+    /// Exchanges formally closed by the expiry date they carry.
+    pub expired: usize,
 }
 
 #[derive(Clone)]
@@ -48,19 +51,42 @@ struct Stored {
     raw: Vec<u8>,
 }
 
-/// Removes the value at `pointer` (RFC 6901, into the payload) if present.
+/// Removes the value at `pointer` (RFC 6901, into the payload, with `*` for
+/// every index of an array) wherever present.
 fn erase(payload: &mut Value, pointer: &str) -> bool {
-    let Some((parent, last)) = pointer.rsplit_once('/') else {
+    let Some(rest) = pointer.strip_prefix('/') else {
         return false;
     };
-    let last = last.replace("~1", "/").replace("~0", "~");
-    let target = if parent.is_empty() {
-        Some(payload)
-    } else {
-        payload.pointer_mut(parent)
+    let segments: Vec<String> = rest
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    erase_at(payload, &segments)
+}
+
+fn erase_at(value: &mut Value, segments: &[String]) -> bool {
+    let [first, rest @ ..] = segments else {
+        return false;
     };
-    match target {
-        Some(Value::Object(map)) => map.remove(&last).is_some(),
+    if rest.is_empty() {
+        return match value {
+            Value::Object(map) => map.remove(first).is_some(),
+            _ => false,
+        };
+    }
+    match (value, first.as_str()) {
+        (Value::Array(items), "*") => items
+            .iter_mut()
+            .fold(false, |changed, item| erase_at(item, rest) | changed),
+        (Value::Object(map), "*") => map
+            .values_mut()
+            .fold(false, |changed, item| erase_at(item, rest) | changed),
+        (Value::Array(items), index) => index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| items.get_mut(i))
+            .is_some_and(|item| erase_at(item, rest)),
+        (Value::Object(map), key) => map.get_mut(key).is_some_and(|v| erase_at(v, rest)),
         _ => false,
     }
 }
@@ -72,15 +98,21 @@ impl RetentionPass {
         let catalogue = self.catalogue.current();
         let mut outcome = RetentionOutcome::default();
         for p in catalogue.procedures() {
+            if let Some(field) = &p.expires_with {
+                outcome.expired += self.close_expired(p.code.as_str(), field, now).await?;
+            }
+            let delete_days = p.retention.delete_after_closure_days.map(|d| d as i32);
             let blocked: Vec<Uuid> = sqlx::query_scalar(
                 "UPDATE exchanges SET blocked_at = $3
                  WHERE procedure = $1 AND closed_at IS NOT NULL AND blocked_at IS NULL
-                   AND closed_at + make_interval(months => $2) <= $3
+                   AND (closed_at + make_interval(months => $2) <= $3
+                        OR closed_at + make_interval(days => $4) <= $3)
                  RETURNING id",
             )
             .bind(p.code.as_str())
             .bind(p.retention.block_after_closure_months as i32)
             .bind(now)
+            .bind(delete_days)
             .fetch_all(&self.pool)
             .await?;
             outcome.blocked += blocked.len();
@@ -89,6 +121,7 @@ impl RetentionPass {
                     .erase_page(
                         p.code.as_str(),
                         p.retention.delete_after_closure_months,
+                        delete_days,
                         &p.personal_data,
                         now,
                     )
@@ -101,6 +134,7 @@ impl RetentionPass {
         }
         // Refused messages: the body and the values quoted in the error
         // details go; the code, the pointers, the size and the digest stay.
+        let mut tx = self.pool.begin().await?;
         outcome.rejected_erased = sqlx::query(
             "UPDATE rejected_messages
              SET body = ''::bytea, body_erased_at = $1,
@@ -110,18 +144,75 @@ impl RetentionPass {
         )
         .bind(now)
         .bind(self.rejected_after.as_secs_f64())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected() as usize;
+        if outcome.rejected_erased > 0 {
+            audit_log::append(
+                &mut tx,
+                NewEntry {
+                    account_id: None,
+                    account_name: "imi-hub",
+                    source: "hub",
+                    action: "erase_refused_bodies",
+                    subject: None,
+                    detail: serde_json::json!({"messages": outcome.rejected_erased}),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
         if outcome != RetentionOutcome::default() {
             info!(
                 blocked = outcome.blocked,
                 erased = outcome.erased,
                 rejected_erased = outcome.rejected_erased,
+                expired = outcome.expired,
                 "Retention periods applied."
             );
         }
         Ok(outcome)
+    }
+
+    /// Formally closes, at the end of the date in `field` (the latest
+    /// message carrying it decides), the open exchanges whose date passed:
+    /// e.g. an alert whose restriction expired. Returns how many.
+    #[instrument(skip_all, fields(procedure = %procedure))]
+    async fn close_expired(
+        &self,
+        procedure: &str,
+        field: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, HubError> {
+        let closed: Vec<Uuid> = sqlx::query_scalar(
+            "WITH latest AS (
+                 SELECT DISTINCT ON (m.exchange_id) m.exchange_id,
+                        convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> $2 AS ends_on
+                 FROM messages m JOIN exchanges e ON e.id = m.exchange_id
+                 WHERE e.procedure = $1 AND e.closed_at IS NULL
+                   AND convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ? $2
+                 ORDER BY m.exchange_id, m.received_at DESC
+             ), ends AS (
+                 SELECT exchange_id, (ends_on::date + 1)::timestamp AT TIME ZONE 'UTC' AS at
+                 FROM latest WHERE ends_on ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+             )
+             UPDATE exchanges e SET closed_at = ends.at
+             FROM ends WHERE e.id = ends.exchange_id AND ends.at <= $3 AND e.closed_at IS NULL
+             RETURNING e.id",
+        )
+        .bind(procedure)
+        .bind(field)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        if !closed.is_empty() {
+            info!(
+                procedure,
+                expired = closed.len(),
+                "Exchanges closed by the expiry date they carry."
+            );
+        }
+        Ok(closed.len())
     }
 
     /// Erases the personal data of up to a page of exchanges due for it, in
@@ -130,6 +221,7 @@ impl RetentionPass {
         &self,
         procedure: &str,
         months: u32,
+        days: Option<i32>,
         pointers: &[String],
         now: DateTime<Utc>,
     ) -> Result<usize, HubError> {
@@ -140,7 +232,8 @@ impl RetentionPass {
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT e.id FROM exchanges e
              WHERE e.procedure = $1 AND e.closed_at IS NOT NULL
-               AND e.closed_at + make_interval(months => $2) <= $3
+               AND e.closed_at + CASE WHEN $5::int IS NULL THEN make_interval(months => $2)
+                                      ELSE make_interval(days => $5) END <= $3
                AND (e.personal_data_erased_at IS NULL
                     OR EXISTS (SELECT 1 FROM messages m WHERE m.exchange_id = e.id
                                                        AND m.received_at > e.personal_data_erased_at))
@@ -150,6 +243,7 @@ impl RetentionPass {
         .bind(months as i32)
         .bind(now)
         .bind(ERASE_PAGE)
+        .bind(days)
         .fetch_all(&mut *tx)
         .await?;
         if ids.is_empty() {
@@ -180,6 +274,19 @@ impl RetentionPass {
                     .await?;
             }
         }
+        // The erasure is itself recorded, in the tamper-evident log.
+        audit_log::append(
+            &mut tx,
+            NewEntry {
+                account_id: None,
+                account_name: "imi-hub",
+                source: "hub",
+                action: "erase_personal_data",
+                subject: None,
+                detail: serde_json::json!({"procedure": procedure, "exchanges": ids}),
+            },
+        )
+        .await?;
         // Stamped with the database's time, which `received_at` uses too.
         sqlx::query(
             "UPDATE exchanges SET personal_data_erased_at = greatest(now(), $2),
@@ -212,5 +319,24 @@ mod tests {
         );
         assert!(erase(&mut p, "/profession"));
         assert_eq!(p, json!({"professional": {"given_names": "Aino"}}));
+    }
+
+    #[test]
+    fn a_star_erases_the_field_in_every_item_of_an_array() {
+        let mut p = json!({"answers": [
+            {"question": "Q1", "answer": "YES", "comment": "Suspended in 2021 for misconduct."},
+            {"question": "Q2", "answer": "NO"},
+            {"question": "Q3", "answer": "NO", "comment": "Known to the police."}
+        ]});
+        assert!(erase(&mut p, "/answers/*/comment"));
+        assert_eq!(
+            p,
+            json!({"answers": [
+                {"question": "Q1", "answer": "YES"},
+                {"question": "Q2", "answer": "NO"},
+                {"question": "Q3", "answer": "NO"}
+            ]})
+        );
+        assert!(!erase(&mut p, "/answers/*/comment"), "already gone");
     }
 }

@@ -7,7 +7,9 @@
 use schemars::schema_for;
 use serde_json::{json, Value};
 
-use crate::catalogue::{AreaFile, Catalogue, ProcedureFile, VocabularyFile};
+use crate::catalogue::{
+    AreaFile, CalendarFile, Catalogue, GlossaryFile, ProcedureFile, VocabularyFile,
+};
 use crate::envelope::Envelope;
 use crate::protocol::{
     Acknowledgement, AcknowledgementBatch, DeadlineNotice, ReceiptBatch, Rejection,
@@ -47,6 +49,14 @@ pub fn wire_schemas() -> Vec<(&'static str, Value)> {
         (
             "catalogue-vocabulary.schema.json",
             schema_for!(VocabularyFile).to_value(),
+        ),
+        (
+            "catalogue-calendar.schema.json",
+            schema_for!(CalendarFile).to_value(),
+        ),
+        (
+            "catalogue-glossary.schema.json",
+            schema_for!(GlossaryFile).to_value(),
         ),
     ]
 }

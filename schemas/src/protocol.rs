@@ -197,6 +197,10 @@ pub struct DeadlineNotice {
     pub due_at: DateTime<Utc>,
     /// The authority expected to act.
     pub authority: String,
+    /// On an overdue notice: what missing the deadline means in law, as a
+    /// catalogue code (e.g. `tacit-recognition`); absent when nothing follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consequence: Option<String>,
 }
 
 /// The hub refused a message. Shaped after RFC 9457 problem details; `code`

@@ -14,7 +14,9 @@ fn all(text: &str) -> Value {
 }
 
 fn vocabulary() -> SourceFile {
-    let v = json!({"answers": {"YES": all("Yes"), "NO": all("No")}, "fields": {"comment": all("Comment")}});
+    let v = json!({"answers": {"YES": all("Yes"), "NO": all("No")}, "fields": {"comment": all("Comment")},
+                   "states": {"sent": all("Sent"), "answered": all("Answered")},
+                   "actions": {"send": all("Send"), "answer": all("Answer")}});
     SourceFile {
         path: "common/vocabulary.yaml".into(),
         text: v.to_string(),
@@ -39,7 +41,8 @@ fn procedure() -> Value {
         "schema_versions": [1],
         "states": ["sent", "answered"],
         "recipients": {"rule": "one"},
-        "deadlines": [{"code": "answer", "state": "sent", "days": 14}],
+        "deadlines": [{"code": "answer", "state": "sent", "period": {"working_days": 14},
+                       "source": {"act": "Directive X", "article": "Art. 1"}}],
         "retention": {"block_after_closure_months": 6, "delete_after_closure_months": 36},
         "personal_data": ["/person"],
         "actions": [
@@ -308,4 +311,91 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn a_deadline_without_a_source_is_refused() {
+    let mut p = procedure();
+    p["deadlines"][0].as_object_mut().unwrap().remove("source");
+    refused(p, "deadlines[0].source", "`answer` names no source");
+}
+
+#[test]
+fn a_deadline_with_two_periods_is_refused() {
+    let mut p = procedure();
+    p["deadlines"][0]["period"]["months"] = json!(1);
+    refused(p, "deadlines[0].period", "exactly one of");
+}
+
+#[test]
+fn a_deadline_from_an_event_no_action_marks_is_refused() {
+    let mut p = procedure();
+    p["deadlines"][0]["starts"] = json!("acceptance");
+    refused(
+        p,
+        "deadlines",
+        "starts at `acceptance`, which no action marks",
+    );
+    let mut marked = procedure();
+    marked["deadlines"][0]["starts"] = json!("acceptance");
+    marked["actions"][1]["marks"] = json!(["acceptance"]);
+    load(&marked).expect("an event some action marks");
+}
+
+#[test]
+fn a_state_without_a_label_is_refused() {
+    let mut p = procedure();
+    p["states"] = json!(["sent", "answered", "archived"]);
+    refused(p, "states", "no label for state `archived`");
+    let mut labelled = procedure();
+    labelled["states"] = json!(["sent", "answered", "archived"]);
+    labelled["state_labels"] = json!({"archived": all("Archived")});
+    load(&labelled).expect("a procedure may label its own states");
+}
+
+#[test]
+fn free_text_is_personal_data_unless_a_reason_says_otherwise() {
+    let c = load(&procedure()).unwrap();
+    let p = c.procedures().next().unwrap();
+    // `/person` is listed; `/comment` (free text of the answer) is by rule.
+    assert_eq!(p.personal_data, vec!["/comment", "/person"]);
+    let mut exempt = procedure();
+    exempt["not_personal_data"] = json!([{"field": "/comment", "reason": "never about a person"}]);
+    let c = load(&exempt).unwrap();
+    assert_eq!(
+        c.procedures().next().unwrap().personal_data,
+        vec!["/person"]
+    );
+    let mut unknown = procedure();
+    unknown["not_personal_data"] = json!([{"field": "/questions", "reason": "coded"}]);
+    refused(unknown, "not_personal_data[0]", "is not a free-text field");
+}
+
+#[test]
+fn a_glossary_label_that_does_not_use_the_official_term_is_refused() {
+    let glossary = |term: &str| SourceFile {
+        path: "common/glossary/de.yaml".into(),
+        text: json!({"language": "de", "terms": {"question": {
+            "term": term, "act": "Directive X", "labels": ["procedure:xa-request"]}}})
+        .to_string(),
+    };
+    let files = |g: SourceFile| {
+        vec![
+            vocabulary(),
+            area(),
+            SourceFile {
+                path: "xa/request.yaml".into(),
+                text: procedure().to_string(),
+            },
+            g,
+        ]
+    };
+    // The German name is "Request (de)".
+    Catalogue::parse(&files(glossary("Requests"))).expect("an inflected form uses the term");
+    let errors = Catalogue::parse(&files(glossary("Ersuchen"))).expect_err("another word");
+    assert!(
+        errors.0.iter().any(|e| e.file == "common/glossary/de.yaml"
+            && e.message.contains("not the official term \"Ersuchen\"")),
+        "{errors:#?}"
+    );
 }

@@ -29,7 +29,7 @@ fn the_shipped_catalogue_covers_imi_and_is_complete_in_24_languages() {
     assert!(report.errors.is_empty(), "{:#?}", report.errors);
     assert_eq!(report.languages_complete, 24);
     assert!(report.areas >= 18, "{} areas", report.areas);
-    assert!(report.procedures >= 40, "{} procedures", report.procedures);
+    assert!(report.procedures >= 45, "{} procedures", report.procedures);
     let c = shipped();
     let kinds: BTreeSet<&str> = c.procedures().map(|p| p.kind.as_str()).collect();
     assert_eq!(
@@ -175,4 +175,92 @@ fn generated_form_schemas_and_reference_are_current() {
         stale.is_empty(),
         "stale generated files {stale:?}; run `IMI_BLESS=1 cargo test -p imi-schemas`"
     );
+}
+
+/// Free-text pointers of a form (a string without enum, const, pattern or
+/// format), walked here independently of the loader.
+fn free_text(schema: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
+    let Some(obj) = schema.as_object() else {
+        return;
+    };
+    let constrained = ["enum", "const", "pattern", "format"]
+        .iter()
+        .any(|k| obj.contains_key(*k));
+    if obj.get("type") == Some(&json!("string")) && !constrained && !at.is_empty() {
+        out.insert(at.to_owned());
+    }
+    if let Some(props) = obj.get("properties").and_then(|p| p.as_object()) {
+        for (name, sub) in props {
+            free_text(sub, &format!("{at}/{name}"), out);
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        free_text(items, &format!("{at}/*"), out);
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for sub in obj
+            .get(key)
+            .and_then(|a| a.as_array())
+            .into_iter()
+            .flatten()
+        {
+            free_text(sub, at, out);
+        }
+    }
+}
+
+#[test]
+fn every_free_text_field_of_every_form_is_personal_data_or_says_why_not() {
+    let c = shipped();
+    let mut unmarked = Vec::new();
+    for p in c.procedures() {
+        let mut fields = BTreeSet::new();
+        for a in p.actions() {
+            free_text(&a.form_schema, "", &mut fields);
+        }
+        for f in fields {
+            let personal = p.personal_data.contains(&f);
+            let exempt = p
+                .not_personal_data
+                .iter()
+                .any(|(field, reason)| *field == f && !reason.trim().is_empty());
+            if !personal && !exempt {
+                unmarked.push(format!("{}: {f}", p.code));
+            }
+        }
+    }
+    assert!(unmarked.is_empty(), "free text not marked: {unmarked:#?}");
+}
+
+#[test]
+fn every_deadline_names_its_source_and_every_state_and_action_reads_in_24_languages() {
+    let c = shipped();
+    for p in c.procedures() {
+        for d in &p.deadlines {
+            let source = d.source_text();
+            assert!(
+                source.len() > "default: ".len() + 10,
+                "{}: deadline `{}` has no real source: {source}",
+                p.code,
+                d.code
+            );
+        }
+        for lang in imi_schemas::catalogue::LANGUAGES {
+            for s in &p.states {
+                assert!(
+                    c.state_label(p, s, lang).is_some(),
+                    "{}: state {s} in {lang}",
+                    p.code
+                );
+            }
+            for a in p.actions() {
+                assert!(
+                    c.action_label(p, a.code.as_str(), lang).is_some(),
+                    "{}: action {} in {lang}",
+                    p.code,
+                    a.code
+                );
+            }
+        }
+    }
 }

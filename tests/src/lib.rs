@@ -158,6 +158,11 @@ impl TestEnv {
             },
             catalogue_dir: workspace().join("schemas/catalogue"),
             seed_file: Some(seed_path),
+            audit: imi_hub::config::AuditSettings {
+                signing_key_file: dir.join("audit-signing.key"),
+                checkpoint_file: Some(dir.join("audit-checkpoints.jsonl")),
+                ..Default::default()
+            },
         };
         TestEnv {
             suffix,
@@ -205,6 +210,7 @@ impl TestEnv {
         let deadlines = hub.deadlines();
         let reminders = hub.ack_reminders();
         let retention = hub.retention();
+        let audit_checkpoints = hub.audit_checkpoints();
         let addr = hub.http_addr();
         let catalogue = hub.catalogue();
         let (tx, rx) = oneshot::channel::<()>();
@@ -221,6 +227,7 @@ impl TestEnv {
             deadlines,
             reminders,
             retention,
+            audit_checkpoints,
             stop: Some(tx),
             task,
         }
@@ -247,6 +254,8 @@ listen = "127.0.0.1:0"
 [pipeline]
 relay_interval_secs = {relay_interval_secs}
 receipt_linger_ms = {receipt_linger_ms}
+[audit]
+signing_key_file = "{key}"
 "#,
             instance = c.instance,
             catalogue = c.catalogue_dir.display(),
@@ -258,6 +267,7 @@ receipt_linger_ms = {receipt_linger_ms}
             db = c.database.url.expose_secret(),
             relay_interval_secs = c.pipeline.relay_interval_secs,
             receipt_linger_ms = c.pipeline.receipt_linger_ms,
+            key = c.audit.signing_key_file.display(),
         );
         let path = self.dir.join("hub.toml");
         std::fs::write(&path, text).unwrap();
@@ -393,6 +403,8 @@ pub struct RunningHub {
     pub reminders: imi_hub::AckReminders,
     /// Its retention pass, to run one now.
     pub retention: imi_hub::RetentionPass,
+    /// Its audit checkpoint signer, to sign one now.
+    pub audit_checkpoints: imi_hub::audit_log::checkpoints::Checkpointer,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use imi_adapters::{Adapter, Inbox, Incoming};
 use imi_hub::accounts::{self, AccountRole, Scope};
-use imi_hub::clock::ManualClock;
+use imi_hub::clock::{Clock, ManualClock};
 use imi_schemas::ids::{AreaCode, AuthorityId, CountryCode, ExchangeId};
 use imi_schemas::protocol::{Decision, Receipt, Rejection, RejectionCode, ValidationDecision};
 use imi_tests::{
@@ -838,5 +838,83 @@ async fn a_withdrawal_reaches_every_recipient_once() {
         s.rejection(DE).await.code,
         RejectionCode::ActionNotAllowedInState
     );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_closes_when_its_restriction_expires_and_its_data_go_three_days_later() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut s = Scene::start(env().await, Some(clock.clone())).await;
+    let operator = account(&s.env, "helpdesk", AccountRole::Operator, None, None).await;
+    let today = clock.now().date_naive();
+    let mut payload = example(&s.hub, "pq-alert", "send");
+    payload["restriction_end_date"] = json!((today + chrono::Duration::days(1)).to_string());
+    payload["free_text"] = json!("Told us by phone on Monday; the lawyer is Ms Berg.");
+    let alert = one_to_many("pq-alert.send", "DE-LAGESO", &[], &[], None, payload);
+    s.adapters[DE].send(&alert).await.unwrap();
+    let ex = s.receipt(DE).await.exchange_id;
+
+    // Still in force: nothing closes.
+    assert_eq!(s.hub.retention.run_once().await.unwrap().expired, 0);
+    // The restriction ended yesterday: the alert is closed at the end of its
+    // last day, and its data are due for deletion 3 days after, not 36 months.
+    clock.advance(chrono::Duration::days(2));
+    let outcome = s.hub.retention.run_once().await.unwrap();
+    assert_eq!((outcome.expired, outcome.erased), (1, 0));
+    let (_, view) = call_api(
+        &s.hub.http,
+        "GET",
+        &format!("/api/v1/exchanges/{ex}"),
+        Some(&operator),
+        None,
+    )
+    .await;
+    let closed = (today + chrono::Duration::days(2))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    assert_eq!(
+        view["closed_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap(),
+        closed,
+        "{view}"
+    );
+    let delete_at: chrono::DateTime<chrono::Utc> = view["retention"]["delete_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(delete_at, closed + chrono::Duration::days(3));
+
+    clock.advance(chrono::Duration::days(3) + chrono::Duration::hours(1));
+    let outcome = s.hub.retention.run_once().await.unwrap();
+    assert_eq!(outcome.erased, 1);
+    let pool = s.env.pool().await;
+    let raw: Vec<u8> = sqlx::query_scalar("SELECT raw FROM messages WHERE exchange_id = $1")
+        .bind(ex)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let payload = &serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["payload"];
+    assert!(
+        payload["professional"].get("family_name").is_none(),
+        "{payload}"
+    );
+    assert!(
+        payload.get("free_text").is_none(),
+        "free text is personal data by rule: {payload}"
+    );
+    assert_eq!(payload["profession"], "PQ-DOCTOR", "coded values stay");
+    let erasures: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'erase_personal_data' AND detail -> 'exchanges' ? $1",
+    )
+    .bind(ex.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(erasures, 1, "the erasure is in the audit log");
     s.finish().await;
 }

@@ -69,6 +69,7 @@ impl AckReminders {
                     kind: "reminder".into(),
                     due_at: r.due_at,
                     authority: r.authority_id,
+                    consequence: None,
                 };
                 outgoing::ack_reminder(r.outbox_id, &notice, r.endpoint_id)
             })

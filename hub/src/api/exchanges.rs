@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Utc};
 use imi_schemas::ids::ProcedureCode;
 use serde::Serialize;
 use uuid::Uuid;
@@ -39,6 +39,18 @@ pub(crate) struct RetentionView {
     personal_data_erased_at: Option<DateTime<Utc>>,
 }
 
+/// A deadline running in the exchange's current state.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RunningDeadlineView {
+    /// The deadline's code in the catalogue, e.g. `answer`.
+    deadline: String,
+    started_at: DateTime<Utc>,
+    /// Absent while a request for more information stops the clock.
+    due_at: Option<DateTime<Utc>>,
+    /// Where the deadline comes from: an act and article, or `default: …`.
+    source: String,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ExchangeView {
     exchange_id: Uuid,
@@ -56,6 +68,9 @@ pub(crate) struct ExchangeView {
     /// Formal closure: when it entered a closure state of its procedure.
     closed_at: Option<DateTime<Utc>>,
     retention: Option<RetentionView>,
+    /// Deadlines running (or stopped) now, as the deadline checker last
+    /// computed them (within one check interval of the last step).
+    deadlines: Vec<RunningDeadlineView>,
     steps: Vec<StepView>,
 }
 
@@ -77,16 +92,31 @@ pub(crate) async fn show(
         head,
         children,
         steps,
+        running,
         ..
     } = exchanges::detail(&state.pool, &Scope::of(&caller.0), exchange).await?;
     let catalogue = state.registry.catalogue.current();
-    let retention = ProcedureCode::try_from(head.procedure.as_str())
+    let procedure = ProcedureCode::try_from(head.procedure.as_str())
         .ok()
-        .and_then(|code| catalogue.procedure(&code).map(|p| p.retention))
+        .and_then(|code| catalogue.procedure(&code));
+    let deadlines = running
+        .into_iter()
+        .map(|r| RunningDeadlineView {
+            source: procedure
+                .and_then(|p| p.deadlines.iter().find(|d| d.code == r.deadline))
+                .map(|d| d.source_text())
+                .unwrap_or_default(),
+            deadline: r.deadline,
+            started_at: r.started_at,
+            due_at: r.due_at,
+        })
+        .collect();
+    let retention = procedure
+        .map(|p| p.retention)
         .zip(head.closed_at)
         .map(|(r, closed)| RetentionView {
-            block_at: closed + Months::new(r.block_after_closure_months),
-            delete_at: closed + Months::new(r.delete_after_closure_months),
+            block_at: r.block_at(closed),
+            delete_at: r.delete_at(closed),
             blocked_at: head.blocked_at,
             personal_data_erased_at: head.personal_data_erased_at,
         });
@@ -103,6 +133,7 @@ pub(crate) async fn show(
         updated_at: head.updated_at,
         closed_at: head.closed_at,
         retention,
+        deadlines,
         steps: steps
             .into_iter()
             .map(|s| StepView {

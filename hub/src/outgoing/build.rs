@@ -230,21 +230,26 @@ pub(crate) fn rejection(refusal: &Refusal) -> Option<OutboxRow> {
     })
 }
 
-/// A deadline's reminder or overdue notice for the authority expected to
-/// act; one id per exchange, deadline, kind and due time.
-pub(crate) fn deadline_notice(notice: &DeadlineNotice, endpoint: String) -> OutboxRow {
-    let name = format!(
+/// A deadline's reminder or overdue notice for authority `to`: the authority
+/// expected to act, or (for a missed deadline with a legal consequence) the
+/// other party. One id per exchange, deadline, kind and due time, and per
+/// other party told.
+pub(crate) fn deadline_notice(notice: &DeadlineNotice, to: &str, endpoint: String) -> OutboxRow {
+    let mut name = format!(
         "{}{}{}{}",
         notice.exchange_id,
         notice.deadline,
         notice.kind,
         notice.due_at.timestamp()
     );
+    if to != notice.authority {
+        name.push_str(to);
+    }
     let body = serde_json::to_vec(notice).expect("notice serializes");
     OutboxRow {
         id: Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()),
         source_message_id: notice.exchange_id.to_string(),
-        recipients: vec![notice.authority.clone()],
+        recipients: vec![to.to_owned()],
         exchange_id: Some(notice.exchange_id),
         ..own(OutboxKind::Notice, TYPE_DEADLINE, endpoint, body)
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use imi_broker::Properties;
 use imi_schemas::catalogue::{
-    Catalogue, DeadlineStart, Procedure, ProcedureKind, RecipientRule, VALIDATION_STATE,
+    Catalogue, DeadlineRuns, Procedure, ProcedureKind, RecipientRule, VALIDATION_STATE,
 };
 use imi_schemas::envelope::Envelope;
 use imi_schemas::ids::{AuthorityId, CountryCode, ExchangeId, MessageId, MessageType};
@@ -318,6 +318,11 @@ pub(crate) fn decode(
         }
     };
 
+    let field_deadlines = if one_to_many && action.opens {
+        field_deadlines(ctx.catalogue, procedure, &sender, &envelope.payload)
+    } else {
+        Vec::new()
+    };
     body.shrink_to_fit();
     Decoded::Inbound(Box::new(Inbound {
         message_id,
@@ -341,11 +346,7 @@ pub(crate) fn decode(
                 broadcasts: action.broadcasts,
                 disseminates: action.disseminates,
                 can_be_validated: procedure.states.iter().any(|s| s == VALIDATION_STATE),
-                field_deadlines: if action.opens {
-                    field_deadlines(procedure, &envelope.payload)
-                } else {
-                    Vec::new()
-                },
+                field_deadlines,
             }),
         },
         raw: body,
@@ -449,22 +450,29 @@ fn resolve_recipients(
 }
 
 /// The dates deadlines count from, read from the opening payload (the form
-/// has validated them as dates).
-fn field_deadlines(procedure: &Procedure, payload: &serde_json::Value) -> Vec<FieldDeadline> {
+/// has validated them as dates), and when each falls due by the sender's
+/// country's calendar.
+fn field_deadlines(
+    catalogue: &Catalogue,
+    procedure: &Procedure,
+    sender: &AuthorityId,
+    payload: &serde_json::Value,
+) -> Vec<FieldDeadline> {
+    let calendar = catalogue.calendar(sender.country().as_str());
     procedure
         .deadlines
         .iter()
-        .filter_map(|d| match &d.start {
-            DeadlineStart::Field(f) => payload
+        .filter_map(|d| match &d.runs {
+            DeadlineRuns::FromField(f) => payload
                 .get(f)
                 .and_then(|v| v.as_str())
                 .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
                 .map(|date| FieldDeadline {
                     code: d.code.clone(),
                     date,
-                    days: d.days,
+                    due_at: d.period.due_after_date(date, &calendar),
                 }),
-            DeadlineStart::State(_) => None,
+            DeadlineRuns::InStates { .. } => None,
         })
         .collect()
 }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::seed::{endpoint_permissions, regex_escape, subscriber_permissions};
 use super::SharedRegistry;
 use crate::accounts::Account;
+use crate::audit_log::{self, NewEntry};
 use crate::catalogue::SharedCatalogue;
 use crate::scope::{Denied, Scope, Target};
 use crate::topology;
@@ -90,6 +91,7 @@ async fn record(
     endpoint: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO registry_events (account_id, action, authority_id, endpoint_id, detail) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -97,9 +99,23 @@ async fn record(
     .bind(action)
     .bind(authority)
     .bind(endpoint)
-    .bind(detail)
-    .execute(pool)
+    .bind(&detail)
+    .execute(&mut *tx)
     .await?;
+    // The same step in the one tamper-evident log.
+    audit_log::append(
+        &mut tx,
+        NewEntry {
+            account_id: account.map(|a| a.id),
+            account_name: account.map_or("imi-hub", |a| a.name.as_str()),
+            source: "registry",
+            action,
+            subject: authority.or(endpoint),
+            detail,
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::writes::Writes;
 use sqlx::PgPool;
 
+use crate::audit_log::{self, NewEntry};
 use crate::inbound::Refusal;
 use crate::outgoing::OutboxRow;
 use crate::workflow::Transition;
@@ -54,7 +55,20 @@ pub(crate) async fn record_step(
     .await?;
     let mut writes = Writes::default();
     writes.transitions(std::slice::from_ref(step), Some(actor));
-    writes.execute(conn).await?;
+    writes.execute(&mut *conn).await?;
+    let exchange = step.exchange_id.to_string();
+    audit_log::append(
+        conn,
+        NewEntry {
+            account_id: None,
+            account_name: actor,
+            source: "coordination",
+            action: &step.action,
+            subject: Some(&exchange),
+            detail: serde_json::json!({"from": step.from, "to": step.to, "responder": responder}),
+        },
+    )
+    .await?;
     Ok(())
 }
 

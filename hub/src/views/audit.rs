@@ -1,6 +1,6 @@
-//! The audit log people read: registry steps (`registry_events`) and what
-//! people did and saw in the console (`audit_events`), one list, newest
-//! first, filterable by action and account.
+//! The audit log people read: the one hash-chained log (`audit_events`:
+//! registry steps, coordination, what people did and saw in the console,
+//! the hub's erasures), newest first, filterable by action and account.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -9,9 +9,10 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::accounts::Account;
+use crate::audit_log::{self, NewEntry};
 
-/// Records what a person did or saw. A failed login has no account, only
-/// the name typed.
+/// Records what a person did or saw, as the next entry of the audit chain.
+/// A failed login has no account, only the name typed.
 #[instrument(skip_all, fields(action, name = account_name))]
 pub(crate) async fn record(
     pool: &PgPool,
@@ -21,16 +22,17 @@ pub(crate) async fn record(
     subject: Option<&str>,
     detail: Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_events (account_id, account_name, action, subject, detail)
-         VALUES ($1, $2, $3, $4, $5)",
+    audit_log::append_now(
+        pool,
+        NewEntry {
+            account_id: account,
+            account_name,
+            source: "console",
+            action,
+            subject,
+            detail,
+        },
     )
-    .bind(account)
-    .bind(account_name)
-    .bind(action)
-    .bind(subject)
-    .bind(detail)
-    .execute(pool)
     .await?;
     Ok(())
 }
@@ -58,7 +60,7 @@ pub(crate) async fn record_by(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Entry {
     pub(crate) at: DateTime<Utc>,
-    /// `registry` or `console`.
+    /// `console`, `api`, `registry`, `coordination` or `hub`.
     pub(crate) source: String,
     pub(crate) account: Option<String>,
     pub(crate) action: String,
@@ -92,7 +94,7 @@ pub(crate) async fn entries(
     limit: i64,
 ) -> Result<Vec<Entry>, sqlx::Error> {
     // Two fixed texts, not a CASE in ORDER BY: a plain `ORDER BY at` lets
-    // PostgreSQL merge the two tables' time indexes and stop at the limit.
+    // PostgreSQL walk the time index and stop at the limit.
     let (past, order) = if filter.oldest_first {
         ("at > $6", "ASC")
     } else {
@@ -100,11 +102,7 @@ pub(crate) async fn entries(
     };
     let sql = format!(
         "SELECT * FROM (
-             SELECT ev.at, 'registry' AS source, ac.name AS account, ev.action,
-                    coalesce(ev.authority_id, ev.endpoint_id) AS subject, ev.detail
-             FROM registry_events ev LEFT JOIN accounts ac ON ac.id = ev.account_id
-             UNION ALL
-             SELECT at, 'console', account_name, action, subject, detail FROM audit_events
+             SELECT at, source, account_name AS account, action, subject, detail FROM audit_events
          ) log
          WHERE ($1::text IS NULL OR action = $1)
            AND ($2::text IS NULL OR account = $2)

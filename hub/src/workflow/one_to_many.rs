@@ -11,7 +11,6 @@
 //! Cost follows recipient *endpoints*, not authorities: one outbox row (one
 //! queue copy) per endpoint, naming that endpoint's recipient authorities.
 
-use chrono::{Duration, NaiveTime};
 use imi_schemas::catalogue::{Role, VALIDATION_STATE};
 use imi_schemas::protocol::RejectionCode;
 use uuid::Uuid;
@@ -123,9 +122,7 @@ impl<'a> Planner<'a, '_> {
             parent: None,
         });
         for d in &step.field_deadlines {
-            let due = (d.date + Duration::days(i64::from(d.days) + 1))
-                .and_time(NaiveTime::MIN)
-                .and_utc();
+            let due = d.due_at;
             self.plan.field_deadlines.push(DueFromField {
                 exchange_id,
                 deadline: d.code.clone(),

@@ -8,8 +8,10 @@ use jsonschema::Validator;
 
 use super::compile::compile_procedure;
 use super::compiled::{Area, Catalogue, CheckReport, LANGUAGES, MAX_FIELD_ERRORS};
+use super::deadline::Calendar;
 use super::error::{CatalogueError, CatalogueErrors};
-use super::model::{AreaFile, Labels, ProcedureFile, VocabularyFile};
+use super::glossary::check_glossary;
+use super::model::{AreaFile, CalendarFile, GlossaryFile, Labels, ProcedureFile, VocabularyFile};
 use super::SourceFile;
 use crate::ids::AreaCode;
 
@@ -114,6 +116,8 @@ impl Catalogue {
         };
         let mut catalogue = Catalogue::default();
         let is = |f: &SourceFile, name: &str| f.path.rsplit(['/', '\\']).next() == Some(name);
+        // `common/calendars/DE.yaml`: the folder the file is in.
+        let in_dir = |f: &SourceFile, dir: &str| f.path.rsplit(['/', '\\']).nth(1) == Some(dir);
 
         let vocabulary_validator = format_validator::<VocabularyFile>();
         for file in files.iter().filter(|f| is(f, "vocabulary.yaml")) {
@@ -124,9 +128,56 @@ impl Catalogue {
                 for (name, labels) in &v.fields {
                     ck.labels(&file.path, &format!("fields.{name}"), labels);
                 }
-                catalogue.vocabulary.answers.extend(v.answers);
-                catalogue.vocabulary.fields.extend(v.fields);
+                for (key, map) in [
+                    ("codes", &v.codes),
+                    ("states", &v.states),
+                    ("actions", &v.actions),
+                ] {
+                    for (code, labels) in map {
+                        ck.labels(&file.path, &format!("{key}.{code}"), labels);
+                    }
+                }
+                let vocabulary = &mut catalogue.vocabulary;
+                vocabulary.answers.extend(v.answers);
+                vocabulary.fields.extend(v.fields);
+                vocabulary.codes.extend(v.codes);
+                vocabulary.states.extend(v.states);
+                vocabulary.actions.extend(v.actions);
             }
+        }
+
+        let calendar_validator = format_validator::<CalendarFile>();
+        for file in files.iter().filter(|f| in_dir(f, "calendars")) {
+            let Some(c) = ck.shape::<CalendarFile>(file, &calendar_validator) else {
+                continue;
+            };
+            let named = file.path.rsplit(['/', '\\']).next().unwrap_or("");
+            if crate::ids::CountryCode::try_from(c.country.as_str()).is_err()
+                || named != format!("{}.yaml", c.country)
+            {
+                ck.err(
+                    &file.path,
+                    "country",
+                    format!(
+                        "`{}` is not a country code, or not the file's name",
+                        c.country
+                    ),
+                );
+                continue;
+            }
+            for h in c.holidays.iter().filter(|h| h.date > c.valid_until) {
+                ck.err(
+                    &file.path,
+                    "holidays",
+                    format!("{} is after `valid_until` {}", h.date, c.valid_until),
+                );
+            }
+            let calendar = Calendar::new(
+                c.weekend.iter().map(|d| (*d).into()),
+                c.holidays.iter().map(|h| h.date),
+                c.valid_until,
+            );
+            catalogue.calendars.insert(c.country, calendar);
         }
 
         let area_validator = format_validator::<AreaFile>();
@@ -156,10 +207,13 @@ impl Catalogue {
         }
 
         let procedure_validator = format_validator::<ProcedureFile>();
-        for file in files
-            .iter()
-            .filter(|f| !is(f, "area.yaml") && !is(f, "vocabulary.yaml"))
-        {
+        let glossaries: Vec<&SourceFile> = files.iter().filter(|f| in_dir(f, "glossary")).collect();
+        for file in files.iter().filter(|f| {
+            !is(f, "area.yaml")
+                && !is(f, "vocabulary.yaml")
+                && !in_dir(f, "calendars")
+                && !in_dir(f, "glossary")
+        }) {
             let Some(raw) = ck.shape::<ProcedureFile>(file, &procedure_validator) else {
                 continue;
             };
@@ -175,6 +229,14 @@ impl Catalogue {
                 } else {
                     catalogue.procedures.insert(p.code.clone(), p);
                 }
+            }
+        }
+
+        // Last: a glossary names labels of every kind.
+        let glossary_validator = format_validator::<GlossaryFile>();
+        for file in glossaries {
+            if let Some(g) = ck.shape::<GlossaryFile>(file, &glossary_validator) {
+                check_glossary(&mut ck, &file.path, &g, &catalogue);
             }
         }
 

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Months, Utc};
 use jsonschema::Validator;
 
+use super::deadline::{Calendar, Deadline};
 use super::error::CatalogueError;
-use super::model::{Labels, VocabularyFile};
+use super::model::{DeadlineEvent, Labels, VocabularyFile};
 pub use super::model::{ProcedureKind, RecipientRule, Role};
 use crate::ids::{ActionCode, AreaCode, MessageType, ProcedureCode};
 use crate::protocol::FieldError;
@@ -25,26 +27,35 @@ pub(super) const MAX_FIELD_ERRORS: usize = 20;
 /// validates it, for procedures that list it (national gatekeeping).
 pub const VALIDATION_STATE: &str = "awaiting-validation";
 
-/// When a deadline starts counting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeadlineStart {
-    /// On entering this state; runs while the exchange stays in it.
-    State(String),
-    /// From the date in this field of the opening payload.
-    Field(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deadline {
-    pub code: String,
-    pub start: DeadlineStart,
-    pub days: u32,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     pub block_after_closure_months: u32,
     pub delete_after_closure_months: u32,
+    /// Overrides the months of deletion where an act sets days.
+    pub delete_after_closure_days: Option<u32>,
+}
+
+impl Retention {
+    /// When personal data closed at `closed` is deleted.
+    pub fn delete_at(&self, closed: DateTime<Utc>) -> DateTime<Utc> {
+        match self.delete_after_closure_days {
+            Some(days) => closed + chrono::Duration::days(i64::from(days)),
+            None => closed + Months::new(self.delete_after_closure_months),
+        }
+    }
+
+    /// When it is blocked from normal use (at the latest when deleted).
+    pub fn block_at(&self, closed: DateTime<Utc>) -> DateTime<Utc> {
+        (closed + Months::new(self.block_after_closure_months)).min(self.delete_at(closed))
+    }
+
+    /// `36 months`, or `3 days` where an act sets days.
+    pub fn deletion_period(&self) -> String {
+        match self.delete_after_closure_days {
+            Some(days) => format!("{days} days"),
+            None => format!("{} months", self.delete_after_closure_months),
+        }
+    }
 }
 
 /// One action with its compiled form.
@@ -60,6 +71,9 @@ pub struct Action {
     pub broadcasts: bool,
     /// 1:N: a recipient adds authorities of its own country.
     pub disseminates: bool,
+    /// The events this action is, for deadlines (`request-received` for the
+    /// opening action).
+    pub events: Vec<DeadlineEvent>,
     pub by: Role,
     pub from: Vec<String>,
     pub to: String,
@@ -91,6 +105,10 @@ impl Action {
         self.form.is_valid(payload)
     }
 
+    pub fn events(&self) -> &[DeadlineEvent] {
+        &self.events
+    }
+
     pub fn allowed_from(&self, state: &str) -> bool {
         self.from.iter().any(|s| s == state)
     }
@@ -119,7 +137,18 @@ pub struct Procedure {
     pub retention: Retention,
     /// States of formal closure: entering one starts the retention period.
     pub closure_states: Vec<String>,
+    /// A date field whose date, once passed, formally closes the exchange.
+    pub expires_with: Option<String>,
+    /// Pointers (`*` for any array index) of personal data: those listed
+    /// and every free-text field not named as not personal.
     pub personal_data: Vec<String>,
+    /// Answers on suspensions, good standing, disciplinary measures or
+    /// convictions (Regulation (EU) 1024/2012 Art. 16).
+    pub special_categories: Vec<String>,
+    /// Free-text fields that are not personal data: (pointer, reason).
+    pub not_personal_data: Vec<(String, String)>,
+    pub state_labels: BTreeMap<String, Labels>,
+    pub action_labels: BTreeMap<String, Labels>,
     pub questions: Vec<Question>,
     pub answers: BTreeMap<String, Labels>,
     pub fields: BTreeMap<String, Labels>,
@@ -174,6 +203,8 @@ pub struct Catalogue {
     pub(super) areas: BTreeMap<AreaCode, Area>,
     pub(super) procedures: BTreeMap<ProcedureCode, Procedure>,
     pub(super) vocabulary: VocabularyFile,
+    /// Working-day calendars by country code.
+    pub(super) calendars: BTreeMap<String, Calendar>,
 }
 
 impl Catalogue {
@@ -217,6 +248,47 @@ impl Catalogue {
             .map(String::as_str)
     }
 
+    /// The working days of `country` (Monday to Friday where the catalogue
+    /// has no calendar for it).
+    pub fn calendar(&self, country: &str) -> Calendar {
+        self.calendars.get(country).cloned().unwrap_or_default()
+    }
+
+    /// Countries with a calendar, and each calendar.
+    pub fn calendars(&self) -> impl Iterator<Item = (&String, &Calendar)> {
+        self.calendars.iter()
+    }
+
+    /// A state's label in `lang` (the procedure's own, else the shared one).
+    pub fn state_label<'a>(
+        &'a self,
+        procedure: &'a Procedure,
+        state: &str,
+        lang: &str,
+    ) -> Option<&'a str> {
+        procedure
+            .state_labels
+            .get(state)
+            .or_else(|| self.vocabulary.states.get(state))
+            .and_then(|l| l.get(lang))
+            .map(String::as_str)
+    }
+
+    /// An action's label in `lang` (the procedure's own, else the shared one).
+    pub fn action_label<'a>(
+        &'a self,
+        procedure: &'a Procedure,
+        action: &str,
+        lang: &str,
+    ) -> Option<&'a str> {
+        procedure
+            .action_labels
+            .get(action)
+            .or_else(|| self.vocabulary.actions.get(action))
+            .and_then(|l| l.get(lang))
+            .map(String::as_str)
+    }
+
     /// The label of a coded value in `lang`: a question, an answer option
     /// (procedure's or shared) or another code.
     pub fn code_label<'a>(
@@ -233,6 +305,7 @@ impl Catalogue {
             .or_else(|| procedure.answers.get(code))
             .or_else(|| self.vocabulary.answers.get(code))
             .or_else(|| procedure.codes.get(code))
+            .or_else(|| self.vocabulary.codes.get(code))
             .and_then(|l| l.get(lang))
             .map(String::as_str)
     }

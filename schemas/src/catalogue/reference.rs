@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::compiled::{Catalogue, DeadlineStart, RecipientRule, LANGUAGES};
+use super::compiled::{Catalogue, RecipientRule, LANGUAGES};
+use super::deadline::{ClockRule, DeadlineRuns};
 
 fn en(labels: &super::Labels) -> &str {
     labels.get("en").map(String::as_str).unwrap_or("")
@@ -95,23 +96,80 @@ impl Catalogue {
                 if !p.deadlines.is_empty() {
                     let _ = writeln!(o, "\nDeadlines:");
                     for d in &p.deadlines {
-                        let start = match &d.start {
-                            DeadlineStart::State(s) => format!("while in `{s}`"),
-                            DeadlineStart::Field(f) => format!("from `{f}`"),
+                        let runs = match &d.runs {
+                            DeadlineRuns::InStates { states, from } => {
+                                let states = states
+                                    .iter()
+                                    .map(|s| format!("`{s}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ");
+                                match from {
+                                    Some(e) => format!("from {}, while in {states}", e.as_str()),
+                                    None => format!("while in {states}"),
+                                }
+                            }
+                            DeadlineRuns::FromField(f) => format!("from the date `{f}`"),
                         };
-                        let _ = writeln!(o, "- `{}`: {} days {start}", d.code, d.days);
+                        let mut notes = Vec::new();
+                        if d.agreed_date {
+                            notes.push("or by the agreed answer date".to_owned());
+                        }
+                        if let Some(f) = &d.if_field {
+                            notes.push(format!("only if `{f}`"));
+                        }
+                        match d.more_information {
+                            ClockRule::Stop => {
+                                notes.push("a request for more information stops the clock".into())
+                            }
+                            ClockRule::Restart => notes.push(
+                                "a request for more information restarts the clock on receipt"
+                                    .into(),
+                            ),
+                            ClockRule::None => {}
+                        }
+                        if let Some(c) = &d.consequence {
+                            notes.push(format!("missing it: `{c}`"));
+                        }
+                        let notes = if notes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", notes.join("; "))
+                        };
+                        let _ = writeln!(
+                            o,
+                            "- `{}`: {} {runs}{notes}. Source: {}.",
+                            d.code,
+                            d.period.describe(),
+                            d.source_text()
+                        );
                     }
                 }
                 let _ = writeln!(
                     o,
-                    "\nRetention: personal data blocked {} months and deleted {} months after formal closure.",
-                    p.retention.block_after_closure_months, p.retention.delete_after_closure_months
+                    "\nRetention: personal data blocked {} months and deleted {} after formal closure{}.",
+                    p.retention.block_after_closure_months,
+                    p.retention.deletion_period(),
+                    p.expires_with
+                        .as_ref()
+                        .map(|f| format!(" (the end of the date `{f}` closes it)"))
+                        .unwrap_or_default()
                 );
                 if !p.personal_data.is_empty() {
                     let _ = writeln!(
                         o,
                         "Personal data: {}.",
                         p.personal_data
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                if !p.special_categories.is_empty() {
+                    let _ = writeln!(
+                        o,
+                        "Special categories (Regulation (EU) 1024/2012 Art. 16): {}.",
+                        p.special_categories
                             .iter()
                             .map(|f| format!("`{f}`"))
                             .collect::<Vec<_>>()

@@ -50,7 +50,7 @@ pub(crate) async fn index(
                 Cell::code(p.code.to_string()),
                 Cell::text(t(&format!("kind.{}", p.kind.as_str()))),
                 Cell::number(p.deadlines.len() as f64),
-                Cell::number(p.retention.delete_after_closure_months),
+                Cell::text(p.retention.deletion_period()),
             ]);
         }
     }
@@ -129,7 +129,7 @@ pub(crate) async fn procedure(
             dt { (t("catalogue.retention")) }
             dd { (tf("catalogue.retention_months", &[
                 ("block", &p.retention.block_after_closure_months),
-                ("delete", &p.retention.delete_after_closure_months),
+                ("delete", &p.retention.deletion_period()),
             ])) }
         }
         form method="get" class="inline" {
@@ -167,7 +167,7 @@ pub(crate) async fn procedure(
         section aria-labelledby="deadlines-h" {
             h2 id="deadlines-h" { (t("exchange.deadlines")) }
             @if p.deadlines.is_empty() { (empty("catalogue.no_deadlines")) } @else {
-                ul { @for d in &p.deadlines { li { code { (d.code) } " · " (tf("catalogue.days", &[("n", &d.days)])) } } }
+                ul { @for d in &p.deadlines { li { code { (d.code) } " · " (d.period.describe()) " · " (tf("catalogue.deadline_source", &[("source", &d.source_text())])) } } }
             }
         }
         section aria-labelledby="fields-h" {

@@ -7,8 +7,7 @@
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{Html, IntoResponse};
-use chrono::Duration;
-use imi_schemas::catalogue::{DeadlineStart, LANGUAGES};
+use imi_schemas::catalogue::{Catalogue, Procedure, LANGUAGES};
 use imi_schemas::ids::{MessageType, ProcedureCode};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -95,13 +94,18 @@ pub(crate) async fn show(
         .map(|n| format!("{n} — {}", detail.head.state))
         .unwrap_or_else(|| detail.head.procedure.clone());
     let head = &detail.head;
+    let words = Words {
+        catalogue: &catalogue,
+        procedure,
+        lang: &lang,
+    };
     let body = html! {
         section aria-labelledby="parties-h" {
             h2 id="parties-h" { (t("exchange.parties")) }
             dl class="facts" {
                 dt { (t("exchange.id")) } dd { code { (head.id) } }
                 dt { (t("exchange.procedure")) } dd { a href={ "/console/catalogue/" (head.procedure) } { (head.procedure) } }
-                dt { (t("exchange.state")) } dd { (head.state) }
+                dt { (t("exchange.state")) } dd { (words.state(&head.state)) " " code class="muted" { (head.state) } }
                 dt { (t("exchange.requester")) } dd { (head.requester) }
                 @if head.recipients.is_none() {
                     dt { (t("exchange.responder")) } dd { (head.responder) }
@@ -120,16 +124,16 @@ pub(crate) async fn show(
                 }
                 @if let (Some(p), Some(closed)) = (procedure, head.closed_at) {
                     dt { (t("exchange.blocked_from")) }
-                    dd { (time(closed + chrono::Months::new(p.retention.block_after_closure_months))) }
+                    dd { (time(p.retention.block_at(closed))) }
                     dt { (t("exchange.deleted_from")) }
-                    dd { (time(closed + chrono::Months::new(p.retention.delete_after_closure_months))) }
+                    dd { (time(p.retention.delete_at(closed))) }
                 }
             }
         }
         section aria-labelledby="sequence-h" {
             h2 id="sequence-h" { (t("exchange.sequence")) }
             (sequence_diagram(&detail))
-            (steps_table(&detail))
+            (steps_table(&detail, &words))
         }
         section aria-labelledby="deadlines-h" {
             h2 id="deadlines-h" { (t("exchange.deadlines")) }
@@ -298,7 +302,31 @@ fn sequence_diagram(detail: &Detail) -> Markup {
     sequence(t("exchange.sequence"), &parties, &arrows)
 }
 
-fn steps_table(detail: &Detail) -> Markup {
+/// States and actions in the viewer's language (the catalogue's labels),
+/// falling back to the code.
+struct Words<'a> {
+    catalogue: &'a Catalogue,
+    procedure: Option<&'a Procedure>,
+    lang: &'a str,
+}
+
+impl Words<'_> {
+    fn state(&self, code: &str) -> String {
+        self.procedure
+            .and_then(|p| self.catalogue.state_label(p, code, self.lang))
+            .unwrap_or(code)
+            .to_owned()
+    }
+
+    fn action(&self, code: &str) -> String {
+        self.procedure
+            .and_then(|p| self.catalogue.action_label(p, code, self.lang))
+            .unwrap_or(code)
+            .to_owned()
+    }
+}
+
+fn steps_table(detail: &Detail, words: &Words<'_>) -> Markup {
     html! {
         table class="list" {
             caption { (t("exchange.steps")) }
@@ -313,9 +341,9 @@ fn steps_table(detail: &Detail) -> Markup {
                 @for s in &detail.steps {
                     tr {
                         td { (time(s.at)) }
-                        td { (s.action) }
-                        td { (s.from_state.as_deref().unwrap_or("—")) }
-                        td { (s.to_state) }
+                        td { (words.action(&s.action)) }
+                        td { (s.from_state.as_deref().map_or("—".to_owned(), |f| words.state(f))) }
+                        td { (words.state(&s.to_state)) }
                         td { @if let Some(a) = &s.actor { (tf("step.by_account", &[("name", a)])) } @else { (s.sender.as_deref().unwrap_or("—")) } }
                     }
                 }
@@ -332,25 +360,15 @@ fn deadlines(
     let from_fields = deliveries
         .map(|d| d.deadlines.as_slice())
         .unwrap_or_default();
-    let head = &detail.head;
-    // The catalogue's deadlines running in the current state, with when
-    // they are due.
-    let running: Vec<(String, chrono::DateTime<chrono::Utc>)> = procedure
-        .map(|p| {
-            p.deadlines
-                .iter()
-                .filter_map(|d| match &d.start {
-                    DeadlineStart::State(s) if *s == head.state && head.closed_at.is_none() => {
-                        Some((
-                            d.code.clone(),
-                            head.updated_at + Duration::days(i64::from(d.days)),
-                        ))
-                    }
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // The clocks running (or stopped) in the current state, each with the
+    // act and article it comes from.
+    let source = |code: &str| {
+        procedure
+            .and_then(|p| p.deadlines.iter().find(|d| d.code == code))
+            .map(|d| d.source_text())
+            .unwrap_or_default()
+    };
+    let running = &detail.running;
     let now = chrono::Utc::now();
     html! {
         @if running.is_empty() && detail.deadlines.is_empty() && from_fields.is_empty() {
@@ -363,11 +381,17 @@ fn deadlines(
                     th scope="col" { (t("deadline.state")) }
                 } }
                 tbody {
-                    @for (code, due) in &running {
+                    @for r in running {
                         tr {
-                            td { (code) }
-                            td { (time(*due)) }
-                            td { @if *due < now { span class="badge bad" { (t("deadline.overdue")) } } @else { span class="badge" { (t("deadline.running")) } } }
+                            td { (r.deadline) br; small class="muted" { (source(&r.deadline)) } }
+                            td { (maybe_time(r.due_at)) }
+                            td {
+                                @match r.due_at {
+                                    None => span class="badge" { (t("deadline.stopped")) },
+                                    Some(due) if due < now => span class="badge bad" { (t("deadline.overdue")) },
+                                    Some(_) => span class="badge" { (t("deadline.running")) },
+                                }
+                            }
                         }
                     }
                     @for d in from_fields {

@@ -1,0 +1,198 @@
+//! The clocks of deadlines that run while an exchange is in some states
+//! (docs/catalogue-format.md, "Deadlines"). The pipeline does not compute
+//! them: the deadline checker does, for each exchange that changed since its
+//! clock was last computed (`computed_for` = the exchange's `updated_at`),
+//! by replaying the exchange's history through the catalogue's pure
+//! [`Deadline::clock`]. The hot path stays as fast as before, and whichever
+//! hub instance computes a clock computes the same one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use imi_schemas::catalogue::{
+    Catalogue, Clock, Deadline, DeadlineRuns, HistoryStep, Procedure, Role,
+};
+use imi_schemas::ids::ActionCode;
+use sqlx::{Postgres, Transaction};
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::error::HubError;
+
+/// Exchanges whose clocks are recomputed per query.
+const PAGE: i64 = 500;
+
+/// An exchange whose clock is missing or stale.
+#[derive(sqlx::FromRow)]
+struct Changed {
+    id: Uuid,
+    state: String,
+    requester: String,
+    responder: String,
+    updated_at: DateTime<Utc>,
+}
+
+/// One step of an exchange's history, as stored.
+#[derive(sqlx::FromRow)]
+struct StoredStep {
+    exchange_id: Uuid,
+    action: String,
+    to_state: String,
+    at: DateTime<Utc>,
+    /// Only read when the deadline needs payloads.
+    raw: Option<Vec<u8>>,
+}
+
+/// Brings the clocks of `deadline` up to date for every exchange of
+/// `procedure` in a state it runs in. Returns how many were computed.
+#[instrument(skip_all, fields(procedure = %procedure.code, deadline = %deadline.code))]
+pub(crate) async fn refresh(
+    tx: &mut Transaction<'_, Postgres>,
+    catalogue: &Catalogue,
+    procedure: &Procedure,
+    deadline: &Deadline,
+    responsible: impl Fn(&str) -> Role,
+) -> Result<usize, HubError> {
+    let DeadlineRuns::InStates { states, .. } = &deadline.runs else {
+        return Ok(0);
+    };
+    let needs_payloads = deadline.agreed_date || deadline.if_field.is_some();
+    let mut computed = 0;
+    loop {
+        let changed: Vec<Changed> = sqlx::query_as(
+            "SELECT e.id, e.state, e.requester, e.responder, e.updated_at
+             FROM exchanges e
+             LEFT JOIN deadline_clocks c ON c.exchange_id = e.id AND c.deadline = $3
+             WHERE e.procedure = $1 AND e.state = ANY($2)
+               AND (c.exchange_id IS NULL OR c.computed_for <> e.updated_at)
+             LIMIT $4",
+        )
+        .bind(procedure.code.as_str())
+        .bind(states)
+        .bind(&deadline.code)
+        .bind(PAGE)
+        .fetch_all(&mut **tx)
+        .await?;
+        if changed.is_empty() {
+            return Ok(computed);
+        }
+        let ids: Vec<Uuid> = changed.iter().map(|c| c.id).collect();
+        let steps: Vec<StoredStep> = sqlx::query_as(
+            "SELECT t.exchange_id, t.action, t.to_state, t.at,
+                    CASE WHEN $2 THEN m.raw END AS raw
+             FROM transitions t LEFT JOIN messages m ON m.id = t.message_id
+             WHERE t.exchange_id = ANY($1)
+             ORDER BY t.exchange_id, t.id",
+        )
+        .bind(&ids)
+        .bind(needs_payloads)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut histories: HashMap<Uuid, Vec<StoredStep>> = HashMap::new();
+        for s in steps {
+            histories.entry(s.exchange_id).or_default().push(s);
+        }
+        let mut rows = ClockRows::default();
+        for c in &changed {
+            let history = histories.remove(&c.id).unwrap_or_default();
+            let acting = match responsible(&c.state) {
+                Role::Responder => &c.responder,
+                Role::Requester => &c.requester,
+            };
+            let calendar = catalogue.calendar(acting.get(..2).unwrap_or_default());
+            let clock = deadline.clock(&replayable(procedure, &history).steps(), &calendar);
+            rows.push(c.id, c.updated_at, clock);
+        }
+        computed += changed.len();
+        sqlx::query(
+            "INSERT INTO deadline_clocks (exchange_id, deadline, computed_for, started_at, due_at, stopped_left_secs)
+             SELECT u.id, $1, u.computed_for, u.started_at, u.due_at, u.left_secs
+             FROM unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::float8[])
+                  AS u(id, computed_for, started_at, due_at, left_secs)
+             ON CONFLICT (exchange_id, deadline) DO UPDATE
+             SET computed_for = excluded.computed_for, started_at = excluded.started_at,
+                 due_at = excluded.due_at, stopped_left_secs = excluded.stopped_left_secs",
+        )
+        .bind(&deadline.code)
+        .bind(&rows.ids)
+        .bind(&rows.computed_for)
+        .bind(&rows.started_at)
+        .bind(&rows.due_at)
+        .bind(&rows.left_secs)
+        .execute(&mut **tx)
+        .await?;
+        if (changed.len() as i64) < PAGE {
+            return Ok(computed);
+        }
+    }
+}
+
+/// Column arrays for one upsert.
+#[derive(Default)]
+struct ClockRows {
+    ids: Vec<Uuid>,
+    computed_for: Vec<DateTime<Utc>>,
+    started_at: Vec<Option<DateTime<Utc>>>,
+    due_at: Vec<Option<DateTime<Utc>>>,
+    left_secs: Vec<Option<f64>>,
+}
+
+impl ClockRows {
+    fn push(&mut self, id: Uuid, computed_for: DateTime<Utc>, clock: Clock) {
+        let (started, due, left) = match clock {
+            Clock::Off => (None, None, None),
+            Clock::Running { started_at, due_at } => (Some(started_at), Some(due_at), None),
+            Clock::Stopped { started_at, left } => (
+                Some(started_at),
+                None,
+                left.map(|l| l.num_milliseconds() as f64 / 1000.0),
+            ),
+        };
+        self.ids.push(id);
+        self.computed_for.push(computed_for);
+        self.started_at.push(started);
+        self.due_at.push(due);
+        self.left_secs.push(left);
+    }
+}
+
+/// A stored history with its payloads parsed, ready to be replayed.
+struct Replayable<'a> {
+    procedure: &'a Procedure,
+    steps: Vec<(&'a StoredStep, Option<serde_json::Value>)>,
+}
+
+fn replayable<'a>(procedure: &'a Procedure, history: &'a [StoredStep]) -> Replayable<'a> {
+    Replayable {
+        procedure,
+        steps: history
+            .iter()
+            .map(|s| {
+                let payload = s
+                    .raw
+                    .as_deref()
+                    .and_then(|raw| serde_json::from_slice::<serde_json::Value>(raw).ok())
+                    .and_then(|mut body| body.get_mut("payload").map(serde_json::Value::take));
+                (s, payload)
+            })
+            .collect(),
+    }
+}
+
+impl Replayable<'_> {
+    fn steps(&self) -> Vec<HistoryStep<'_>> {
+        self.steps
+            .iter()
+            .map(|(s, payload)| HistoryStep {
+                events: ActionCode::try_from(s.action.as_str())
+                    .ok()
+                    .and_then(|code| self.procedure.action(&code))
+                    .map(|a| a.events())
+                    .unwrap_or_default(),
+                to: &s.to_state,
+                at: s.at,
+                payload: payload.as_ref(),
+            })
+            .collect()
+    }
+}
