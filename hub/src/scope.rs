@@ -1,7 +1,9 @@
 //! Who may see and do what: the one place the roles are interpreted.
-//! Operators see and do everything; auditors see everything and change
+//! Operators see and do everything (an exchange's content only with a
+//! recorded reason); auditors see every record's metadata and change
 //! nothing; a coordinator acts for its country, narrowed to an area or a
-//! region when delegated. Every API handler (and the console) asks here;
+//! region when delegated, and reads the content of its country's exchanges
+//! until their data are blocked. Every API handler (and the console) asks here;
 //! none interprets a role itself.
 
 use imi_schemas::ids::{AreaCode, CountryCode};
@@ -62,7 +64,38 @@ pub(crate) enum Visibility {
     CountryPart(String),
 }
 
+/// Whether a caller may read an exchange's content (its payloads, where the
+/// personal data are): need-to-know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PayloadAccess {
+    /// A coordinator of a party's country, while the data are not blocked.
+    Granted,
+    /// An operator: only with a reason, recorded in the audit log (blocked
+    /// data too, as proof).
+    WithReason,
+    /// Not at all; the message key says why (auditors read metadata only;
+    /// a recipient country sees its part of an alert's deliveries; blocked
+    /// data are hidden from every normal view).
+    Denied(&'static str),
+}
+
 impl Scope {
+    /// Need-to-know for an exchange the caller sees with `visibility`;
+    /// `blocked` once its retention blocked its personal data.
+    pub(crate) fn payload_access(&self, visibility: &Visibility, blocked: bool) -> PayloadAccess {
+        match (self, visibility) {
+            (Scope::Auditor, _) => PayloadAccess::Denied("exchange.auditor_metadata"),
+            (Scope::Operator, _) => PayloadAccess::WithReason,
+            (Scope::Coordinator { .. }, Visibility::CountryPart(_)) => {
+                PayloadAccess::Denied("exchange.part_only")
+            }
+            (Scope::Coordinator { .. }, Visibility::Whole) if blocked => {
+                PayloadAccess::Denied("exchange.blocked_hidden")
+            }
+            (Scope::Coordinator { .. }, Visibility::Whole) => PayloadAccess::Granted,
+        }
+    }
+
     pub(crate) fn of(account: &Account) -> Scope {
         match account.role {
             AccountRole::Operator => Scope::Operator,
@@ -182,6 +215,32 @@ mod tests {
             country,
             area,
             region,
+        }
+    }
+
+    #[test]
+    fn content_is_read_on_a_need_to_know_basis() {
+        let whole = Visibility::Whole;
+        let part = Visibility::CountryPart("AT".into());
+        let fi = coordinator("FI", None, None);
+        assert_eq!(fi.payload_access(&whole, false), PayloadAccess::Granted);
+        assert!(matches!(
+            fi.payload_access(&whole, true),
+            PayloadAccess::Denied(_)
+        ));
+        assert!(matches!(
+            fi.payload_access(&part, false),
+            PayloadAccess::Denied(_)
+        ));
+        for blocked in [false, true] {
+            assert_eq!(
+                Scope::Operator.payload_access(&whole, blocked),
+                PayloadAccess::WithReason
+            );
+            assert!(matches!(
+                Scope::Auditor.payload_access(&whole, blocked),
+                PayloadAccess::Denied("exchange.auditor_metadata")
+            ));
         }
     }
 

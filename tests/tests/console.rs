@@ -183,7 +183,7 @@ async fn every_form_needs_its_csrf_token_and_pages_carry_security_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_auditor_reads_everything_and_changes_nothing() {
+async fn an_auditor_reads_every_record_but_no_content_and_changes_nothing() {
     let env = TestEnv::new().await;
     let hub = env.start_hub().await;
     let pool = env.pool().await;
@@ -237,7 +237,17 @@ async fn an_auditor_reads_everything_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(gates, 0);
-    // Its view of the exchange's content is recorded.
+    // It read the exchange's metadata, never its content (need-to-know):
+    // nothing of the payload is on the page, and no view of content is
+    // recorded.
+    let page = auditor
+        .get(&format!("/console/exchanges/{}", receipt.exchange_id))
+        .await;
+    assert!(page.body.contains("metadata only"), "{}", page.body);
+    assert!(
+        !page.body.contains("Virtanen"),
+        "the payload's name is shown to an auditor"
+    );
     let views: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_events WHERE account_name = $1 AND action = 'view_exchange' AND subject = $2",
     )
@@ -246,7 +256,7 @@ async fn an_auditor_reads_everything_and_changes_nothing() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(views, 1);
+    assert_eq!(views, 0);
     pool.close().await;
     finish(env, hub, vec![fi]).await;
 }

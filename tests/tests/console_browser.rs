@@ -109,6 +109,23 @@ async fn an_operator_watches_traffic_finds_an_exchange_and_reads_it_in_finnish_a
     browser
         .wait_for_text("Messages and steps", Duration::from_secs(10))
         .await;
+    // An operator reads the content only with a reason, which is recorded.
+    browser
+        .wait_for_text("only with a reason", Duration::from_secs(10))
+        .await;
+    assert!(!browser.text().await.contains("\"family_name\""));
+    browser.assert_accessible("exchange-reason").await;
+    browser.screenshot("exchange-reason").await;
+    browser
+        .fill(
+            "#reason",
+            "Helpdesk ticket 4711: the sender asks why the answer is late",
+        )
+        .await;
+    browser.click("form.filters button[type=submit]").await;
+    browser
+        .wait_for_text("Shown for the reason you gave", Duration::from_secs(10))
+        .await;
     browser.assert_accessible("exchange").await;
     let catalogue = catalogue();
     let procedure = catalogue
@@ -130,6 +147,19 @@ async fn an_operator_watches_traffic_finds_an_exchange_and_reads_it_in_finnish_a
     }
     // The raw JSON is beside it.
     assert!(browser.text().await.contains("\"family_name\""));
+    let reasons: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT detail -> 'reason' FROM audit_events WHERE action = 'view_exchange' AND account_name = 'ops'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        !reasons.is_empty()
+            && reasons
+                .iter()
+                .all(|r| r == "Helpdesk ticket 4711: the sender asks why the answer is late"),
+        "every view of the content is recorded with its reason: {reasons:?}"
+    );
 
     for (page, path) in [
         ("refused", "/console/refused"),

@@ -21,14 +21,19 @@ use crate::console::svg::{progress, sequence, Arrow};
 use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
-use crate::scope::{Scope, Visibility};
+use crate::scope::{PayloadAccess, Scope};
 use crate::views::audit;
 use crate::views::exchanges::{self, Detail, Message};
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Params {
     lang: Option<String>,
+    /// An operator's reason for reading the content (recorded).
+    reason: Option<String>,
 }
+
+/// A reason shorter than this is no reason.
+const MIN_REASON_CHARS: usize = 10;
 
 fn exchange_id(raw: &str) -> Result<Uuid, ConsoleError> {
     Uuid::parse_str(raw)
@@ -52,16 +57,33 @@ pub(crate) async fn show(
         .lang
         .filter(|l| LANGUAGES.contains(&l.as_str()))
         .unwrap_or_else(|| "en".to_owned());
-    // Content is shown (and the view recorded) only for a whole view; a
-    // recipient country of an alert sees its part of the deliveries.
-    let messages = match detail.visibility {
-        Visibility::Whole => {
+    // Need-to-know: content is shown (and the view recorded) to a party's
+    // coordinator, and to an operator who gives a reason; never to an
+    // auditor, a recipient country (its part of the deliveries only), or,
+    // once blocked, to anyone without a recorded reason.
+    let blocked = detail.head.blocked_at.is_some();
+    let access = scope.payload_access(&detail.visibility, blocked);
+    let reason = params
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| r.chars().count() >= MIN_REASON_CHARS);
+    let shown = match access {
+        PayloadAccess::Granted => Some(serde_json::json!({"lang": lang})),
+        PayloadAccess::WithReason => {
+            reason.map(|r| serde_json::json!({"lang": lang, "reason": r, "blocked": blocked}))
+        }
+        PayloadAccess::Denied(_) => None,
+    };
+    let content_shown = shown.is_some();
+    let messages = match shown {
+        Some(detail) => {
             audit::record_by(
                 &state.pool,
                 &viewer.account,
                 "view_exchange",
                 Some(&id.to_string()),
-                serde_json::json!({"lang": lang}),
+                detail,
             )
             .await
             .or_fail(&viewer)?;
@@ -69,7 +91,7 @@ pub(crate) async fn show(
                 .await
                 .or_fail(&viewer)?
         }
-        Visibility::CountryPart(_) => Vec::new(),
+        None => Vec::new(),
     };
     let deliveries = match &detail.head.recipients {
         Some(_) => Some(
@@ -147,27 +169,50 @@ pub(crate) async fn show(
                 }
             }
         }
-        @if matches!(detail.visibility, Visibility::Whole) {
-            section aria-labelledby="messages-h" {
-                h2 id="messages-h" { (t("exchange.messages")) }
-                form method="get" class="inline" {
-                    label for="lang" { (t("exchange.language")) }
-                    select id="lang" name="lang" {
-                        @for l in LANGUAGES {
-                            option value=(l) selected[l == lang] { (t(&format!("lang.{l}"))) }
+        @match (access, content_shown) {
+            (PayloadAccess::Denied(why), _) => {
+                p class="note" { (t(why)) }
+            }
+            (_, false) => {
+                section aria-labelledby="messages-h" {
+                    h2 id="messages-h" { (t("exchange.messages")) }
+                    p class="note" { (t(if blocked { "exchange.reason_blocked" } else { "exchange.reason_needed" })) }
+                    form method="get" class="filters" {
+                        input type="hidden" name="lang" value=(lang);
+                        div {
+                            label for="reason" { (t("exchange.reason")) }
+                            input id="reason" name="reason" size="50" required minlength=(MIN_REASON_CHARS) maxlength="500" autocomplete="off";
                         }
+                        button type="submit" { (t("exchange.show_with_reason")) }
                     }
-                    button type="submit" { (t("exchange.show_in")) }
-                }
-                @if messages.is_empty() {
-                    (empty("exchange.no_messages"))
-                }
-                @for m in &messages {
-                    (message(m, &catalogue, &lang))
                 }
             }
-        } @else {
-            p class="note" { (t("exchange.part_only")) }
+            (_, true) => {
+                section aria-labelledby="messages-h" {
+                    h2 id="messages-h" { (t("exchange.messages")) }
+                    @if let Some(r) = reason {
+                        p class="note" { (tf("exchange.reason_recorded", &[("reason", &r)])) }
+                    }
+                    form method="get" class="inline" {
+                        @if let Some(r) = reason {
+                            input type="hidden" name="reason" value=(r);
+                        }
+                        label for="lang" { (t("exchange.language")) }
+                        select id="lang" name="lang" {
+                            @for l in LANGUAGES {
+                                option value=(l) selected[l == lang] { (t(&format!("lang.{l}"))) }
+                            }
+                        }
+                        button type="submit" { (t("exchange.show_in")) }
+                    }
+                    @if messages.is_empty() {
+                        (empty("exchange.no_messages"))
+                    }
+                    @for m in &messages {
+                        (message(m, &catalogue, &lang))
+                    }
+                }
+            }
         }
     };
     Ok(Html(page(&viewer, "/console/exchanges", &title, body).into_string()).into_response())
