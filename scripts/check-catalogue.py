@@ -26,7 +26,15 @@ def err(f, path, msg):
 
 class Loader(yaml.SafeLoader):
     """Plain scalars typed the YAML 1.2 way: only true/false are booleans, so
-    `NO` (Norway), `YES` and `on` stay strings; dates stay strings."""
+    `NO` (Norway), `YES` and `on` stay strings; dates stay strings. Map keys
+    are read as their text."""
+    def construct_mapping(self, node, deep=False):
+        out = {}
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(None, None, "a map key must be a string", k.start_mark)
+            out[k.value] = self.construct_object(v, deep=deep)
+        return out
 Loader.yaml_implicit_resolvers = {}  # every plain scalar reaches plain_scalar()
 INT = re.compile(r"([-+]?)(?:0x([0-9a-fA-F]+)|0o([0-7]+)|0b([01]+)|([0-9]+))")
 FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
@@ -45,7 +53,7 @@ def plain_scalar(loader, node):
             return v  # leading zeros: a string in YAML 1.2
         n = int(h, 16) if h else int(o, 8) if o else int(b, 2) if b else int(d)
         return -n if sign == "-" else n
-    if v.lstrip("+") in (".inf", ".Inf", ".INF"): return float("inf")
+    if (v[1:] if v.startswith("+") else v) in (".inf", ".Inf", ".INF"): return float("inf")
     if v in ("-.inf", "-.Inf", "-.INF"): return float("-inf")
     if v in (".nan", ".NaN", ".NAN"): return float("nan")
     if FLOAT.fullmatch(v): return float(v)
@@ -382,8 +390,9 @@ def labels_named(ref, vocab, areas, procs):
     if kind == "field":
         if "/" in key:  # `field:<procedure>/<name>`: its own label, else the shared one
             code, name = key.split("/", 1)
-            found = [(p.get("fields") or {}).get(name) or vocab["fields"].get(name) for p in ps if p["code"] == code]
-            return [l for l in found if l is not None]
+            own = [(p.get("fields") or {}).get(name) for p in ps if p["code"] == code]
+            return [l if l is not None else vocab["fields"][name] for l in own
+                    if l is not None or name in vocab["fields"]]
         return shared("fields", "fields")
     return []
 
@@ -410,7 +419,8 @@ def main(root):
     vocab = {k: {} for k in ("answers", "fields", "codes", "states", "actions")}
     for p in (p for p in files if name(p) == "vocabulary.yaml"):
         v = shaped(p, VOCABULARY)
-        for sec in vocab if v else ():
+        if v is None: continue
+        for sec in vocab:
             for k, l in (v.get(sec) or {}).items(): labels(p, f"{sec}.{k}", l)
             vocab[sec].update(v.get(sec) or {})
     for p in (p for p in files if folder(p) == "calendars"):

@@ -4,7 +4,9 @@
 //! clock was last computed (`computed_for` = the exchange's `updated_at`),
 //! by replaying the exchange's history through the catalogue's pure
 //! [`Deadline::clock`]. The hot path stays as fast as before, and whichever
-//! hub instance computes a clock computes the same one.
+//! hub instance computes a clock computes the same one. The pages people
+//! read compute one exchange's clocks the same way, on the spot
+//! ([`running_now`]).
 
 use std::collections::HashMap;
 
@@ -13,7 +15,7 @@ use imi_schemas::catalogue::{
     Catalogue, Clock, Deadline, DeadlineRuns, HistoryStep, Procedure, Role,
 };
 use imi_schemas::ids::ActionCode;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -195,4 +197,74 @@ impl Replayable<'_> {
             })
             .collect()
     }
+}
+
+/// A deadline's clock for one exchange, computed now.
+#[derive(Debug, Clone)]
+pub(crate) struct RunningNow {
+    pub(crate) deadline: String,
+    pub(crate) started_at: DateTime<Utc>,
+    /// `None`: stopped by a request for more information.
+    pub(crate) due_at: Option<DateTime<Utc>>,
+}
+
+/// The clocks running (or stopped) in an exchange's current `state`,
+/// computed from its history now, for the pages people read: the same
+/// replay as the checker's, so a page never waits for the next pass.
+#[instrument(skip_all, fields(exchange = %exchange_id))]
+pub(crate) async fn running_now(
+    pool: &PgPool,
+    catalogue: &Catalogue,
+    procedure: &Procedure,
+    exchange_id: Uuid,
+    state: &str,
+    parties: (&str, &str),
+    responsible: impl Fn(&str) -> Role,
+) -> Result<Vec<RunningNow>, sqlx::Error> {
+    let relevant: Vec<&Deadline> = procedure
+        .deadlines
+        .iter()
+        .filter(|d| matches!(&d.runs, DeadlineRuns::InStates { states, .. } if states.iter().any(|s| s == state)))
+        .collect();
+    if relevant.is_empty() {
+        return Ok(Vec::new());
+    }
+    let needs_payloads = relevant
+        .iter()
+        .any(|d| d.agreed_date || d.if_field.is_some());
+    let history: Vec<StoredStep> = sqlx::query_as(
+        "SELECT t.exchange_id, t.action, t.to_state, t.at,
+                CASE WHEN $2 THEN m.raw END AS raw
+         FROM transitions t LEFT JOIN messages m ON m.id = t.message_id
+         WHERE t.exchange_id = $1
+         ORDER BY t.id",
+    )
+    .bind(exchange_id)
+    .bind(needs_payloads)
+    .fetch_all(pool)
+    .await?;
+    let (requester, responder) = parties;
+    let acting = match responsible(state) {
+        Role::Responder => responder,
+        Role::Requester => requester,
+    };
+    let calendar = catalogue.calendar(acting.get(..2).unwrap_or_default());
+    let replay = replayable(procedure, &history);
+    let steps = replay.steps();
+    Ok(relevant
+        .into_iter()
+        .filter_map(|d| match d.clock(&steps, &calendar) {
+            Clock::Off => None,
+            Clock::Running { started_at, due_at } => Some(RunningNow {
+                deadline: d.code.clone(),
+                started_at,
+                due_at: Some(due_at),
+            }),
+            Clock::Stopped { started_at, .. } => Some(RunningNow {
+                deadline: d.code.clone(),
+                started_at,
+                due_at: None,
+            }),
+        })
+        .collect())
 }

@@ -71,7 +71,7 @@ struct FiredInactivity {
 
 /// Who is expected to act in `state`: the responder if any action it may
 /// take starts there, else the requester.
-fn responsible(procedure: &Procedure, state: &str) -> Role {
+pub(crate) fn responsible(procedure: &Procedure, state: &str) -> Role {
     // A 1:N exchange has no single responder: its originator acts.
     if procedure.kind == ProcedureKind::Notification {
         return Role::Requester;

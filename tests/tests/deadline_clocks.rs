@@ -99,8 +99,8 @@ async fn a_posting_request_is_due_in_25_working_days_and_an_urgent_one_in_2() {
     .await
     .unwrap();
     let id = delivered(&mut de_inbox).await;
-    hub.deadlines.check_once().await.unwrap();
 
+    // Computed when asked: no checker pass has run since the request came.
     let view = exchange(&hub.http, &operator, &id).await;
     let german = catalogue.calendar("DE");
     let answer = deadline(&view, "answer");
@@ -132,6 +132,24 @@ async fn a_posting_request_is_due_in_25_working_days_and_an_urgent_one_in_2() {
     let days = (time(&urgent["due_at"]).date_naive() - started.date_naive()).num_days();
     assert!((2..=6).contains(&days), "2 working days took {days} days");
     assert_eq!(urgent["source"], "Directive 2014/67/EU, Art. 6(6)(a)");
+
+    // The checker's pass stores the same clocks it fires from.
+    hub.deadlines.check_once().await.unwrap();
+    let stored: Vec<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT deadline, due_at FROM deadline_clocks WHERE exchange_id = $1::uuid ORDER BY deadline",
+    )
+    .bind(&id)
+    .fetch_all(&env.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            ("accept".to_owned(), stored[0].1),
+            ("answer".to_owned(), Some(due)),
+            ("answer-urgent".to_owned(), Some(time(&urgent["due_at"]))),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,8 +68,8 @@ pub(crate) struct ExchangeView {
     /// Formal closure: when it entered a closure state of its procedure.
     closed_at: Option<DateTime<Utc>>,
     retention: Option<RetentionView>,
-    /// Deadlines running (or stopped) now, as the deadline checker last
-    /// computed them (within one check interval of the last step).
+    /// Deadlines running (or stopped) in the current state, computed from
+    /// the exchange's history when asked.
     deadlines: Vec<RunningDeadlineView>,
     steps: Vec<StepView>,
 }
@@ -92,10 +92,10 @@ pub(crate) async fn show(
         head,
         children,
         steps,
-        running,
         ..
     } = exchanges::detail(&state.pool, &Scope::of(&caller.0), exchange).await?;
     let catalogue = state.registry.catalogue.current();
+    let running = exchanges::running_deadlines(&state.pool, &catalogue, &head).await?;
     let procedure = ProcedureCode::try_from(head.procedure.as_str())
         .ok()
         .and_then(|code| catalogue.procedure(&code));

@@ -227,14 +227,29 @@ pub(crate) struct DeadlineEvent {
     pub(crate) fired_at: DateTime<Utc>,
 }
 
-/// The clock of a deadline running (or stopped) in the exchange's current
-/// state, as the deadline checker last computed it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(crate) struct RunningDeadline {
-    pub(crate) deadline: String,
-    pub(crate) started_at: DateTime<Utc>,
-    /// `None`: stopped by a request for more information.
-    pub(crate) due_at: Option<DateTime<Utc>>,
+/// The deadlines running (or stopped) in an exchange's current state, each
+/// computed from its history now (the checker's replay); none once closed.
+pub(crate) async fn running_deadlines(
+    pool: &PgPool,
+    catalogue: &imi_schemas::catalogue::Catalogue,
+    head: &Head,
+) -> Result<Vec<crate::deadline_clocks::RunningNow>, sqlx::Error> {
+    let procedure = imi_schemas::ids::ProcedureCode::try_from(head.procedure.as_str())
+        .ok()
+        .and_then(|c| catalogue.procedure(&c));
+    let (Some(p), None) = (procedure, head.closed_at) else {
+        return Ok(Vec::new());
+    };
+    crate::deadline_clocks::running_now(
+        pool,
+        catalogue,
+        p,
+        head.id,
+        &head.state,
+        (&head.requester, &head.responder),
+        |s| crate::deadlines::responsible(p, s),
+    )
+    .await
 }
 
 /// One exchange as a caller may see it.
@@ -245,7 +260,6 @@ pub(crate) struct Detail {
     pub(crate) children: Vec<Uuid>,
     pub(crate) steps: Vec<Step>,
     pub(crate) deadlines: Vec<DeadlineEvent>,
-    pub(crate) running: Vec<RunningDeadline>,
 }
 
 /// Why an exchange cannot be shown.
@@ -295,25 +309,12 @@ pub(crate) async fn detail(pool: &PgPool, scope: &Scope, id: Uuid) -> Result<Det
     .bind(id)
     .fetch_all(pool)
     .await?;
-    // Clocks computed for the exchange as it is now (not for an earlier
-    // state): the checker recomputes them within a pass after a change.
-    let running: Vec<RunningDeadline> = sqlx::query_as(
-        "SELECT c.deadline, c.started_at, c.due_at
-         FROM deadline_clocks c JOIN exchanges e ON e.id = c.exchange_id
-         WHERE c.exchange_id = $1 AND c.computed_for = e.updated_at AND c.started_at IS NOT NULL
-           AND e.closed_at IS NULL
-         ORDER BY c.due_at NULLS LAST, c.deadline",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
     Ok(Detail {
         head,
         visibility,
         children,
         steps,
         deadlines,
-        running,
     })
 }
 

@@ -108,6 +108,9 @@ pub(crate) async fn show(
         }
     }
     let catalogue = state.registry.catalogue.current();
+    let running = exchanges::running_deadlines(&state.pool, &catalogue, &detail.head)
+        .await
+        .or_fail(&viewer)?;
     let procedure = ProcedureCode::try_from(detail.head.procedure.as_str())
         .ok()
         .and_then(|c| catalogue.procedure(&c));
@@ -159,7 +162,7 @@ pub(crate) async fn show(
         }
         section aria-labelledby="deadlines-h" {
             h2 id="deadlines-h" { (t("exchange.deadlines")) }
-            (deadlines(&detail, procedure, deliveries.as_ref()))
+            (deadlines(&detail, &running, procedure, deliveries.as_ref()))
         }
         @if let Some(d) = &deliveries {
             section aria-labelledby="deliveries-h" {
@@ -399,6 +402,7 @@ fn steps_table(detail: &Detail, words: &Words<'_>) -> Markup {
 
 fn deadlines(
     detail: &Detail,
+    running: &[crate::deadline_clocks::RunningNow],
     procedure: Option<&imi_schemas::catalogue::Procedure>,
     deliveries: Option<&ExchangeDeliveries>,
 ) -> Markup {
@@ -413,7 +417,6 @@ fn deadlines(
             .map(|d| d.source_text())
             .unwrap_or_default()
     };
-    let running = &detail.running;
     let now = chrono::Utc::now();
     html! {
         @if running.is_empty() && detail.deadlines.is_empty() && from_fields.is_empty() {
