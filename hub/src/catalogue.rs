@@ -18,10 +18,36 @@ fn read(dir: &Path) -> Result<Vec<SourceFile>, HubError> {
 
 /// Loads and checks a catalogue folder.
 pub fn load(dir: &Path) -> Result<Catalogue, HubError> {
-    Catalogue::parse(&read(dir)?).map_err(|source| HubError::Catalogue {
+    let catalogue = Catalogue::parse(&read(dir)?).map_err(|source| HubError::Catalogue {
         path: dir.to_owned(),
         source,
-    })
+    })?;
+    warn_of_ending_calendars(&catalogue, chrono::Utc::now().date_naive());
+    Ok(catalogue)
+}
+
+/// How long before a calendar's last known holiday the operators are told
+/// to add the next year's.
+const CALENDAR_NOTICE_DAYS: i64 = 60;
+
+/// Working days are counted with weekends only beyond a calendar's
+/// `valid_until`: say so in time for someone to add the next year.
+fn warn_of_ending_calendars(catalogue: &Catalogue, today: chrono::NaiveDate) -> Vec<String> {
+    let ending: Vec<String> = catalogue
+        .calendars()
+        .filter(|(_, c)| {
+            c.valid_until
+                .is_some_and(|until| until - today < chrono::Duration::days(CALENDAR_NOTICE_DAYS))
+        })
+        .map(|(country, _)| country.clone())
+        .collect();
+    if !ending.is_empty() {
+        warn!(
+            countries = ?ending,
+            "Working-day calendars end within {CALENDAR_NOTICE_DAYS} days: add the next year's public holidays to schemas/catalogue/common/calendars/ and reload."
+        );
+    }
+    ending
 }
 
 /// Checks a catalogue folder and reports everything found.
@@ -62,5 +88,22 @@ impl SharedCatalogue {
     }
     pub fn replace(&self, catalogue: Catalogue) {
         *self.0.write().expect("catalogue lock") = Arc::new(catalogue);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendars_about_to_end_are_named() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/catalogue");
+        let catalogue = Catalogue::parse(&read(&dir).unwrap()).unwrap();
+        let (_, de) = catalogue.calendars().find(|(c, _)| *c == "DE").unwrap();
+        let until = de.valid_until.unwrap();
+        let early = until - chrono::Duration::days(365);
+        assert!(!warn_of_ending_calendars(&catalogue, early).contains(&"DE".to_owned()));
+        let late = until - chrono::Duration::days(30);
+        assert!(warn_of_ending_calendars(&catalogue, late).contains(&"DE".to_owned()));
     }
 }

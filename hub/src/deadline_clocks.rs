@@ -28,7 +28,6 @@ const PAGE: i64 = 500;
 #[derive(sqlx::FromRow)]
 struct Changed {
     id: Uuid,
-    state: String,
     requester: String,
     responder: String,
     updated_at: DateTime<Utc>,
@@ -53,7 +52,7 @@ pub(crate) async fn refresh(
     catalogue: &Catalogue,
     procedure: &Procedure,
     deadline: &Deadline,
-    responsible: impl Fn(&str) -> Role,
+    acting: Role,
 ) -> Result<usize, HubError> {
     let DeadlineRuns::InStates { states, .. } = &deadline.runs else {
         return Ok(0);
@@ -62,7 +61,7 @@ pub(crate) async fn refresh(
     let mut computed = 0;
     loop {
         let changed: Vec<Changed> = sqlx::query_as(
-            "SELECT e.id, e.state, e.requester, e.responder, e.updated_at
+            "SELECT e.id, e.requester, e.responder, e.updated_at
              FROM exchanges e
              LEFT JOIN deadline_clocks c ON c.exchange_id = e.id AND c.deadline = $3
              WHERE e.procedure = $1 AND e.state = ANY($2)
@@ -97,11 +96,11 @@ pub(crate) async fn refresh(
         let mut rows = ClockRows::default();
         for c in &changed {
             let history = histories.remove(&c.id).unwrap_or_default();
-            let acting = match responsible(&c.state) {
+            let authority = match acting {
                 Role::Responder => &c.responder,
                 Role::Requester => &c.requester,
             };
-            let calendar = catalogue.calendar(acting.get(..2).unwrap_or_default());
+            let calendar = catalogue.calendar(authority.get(..2).unwrap_or_default());
             let clock = deadline.clock(&replayable(procedure, &history).steps(), &calendar);
             rows.push(c.id, c.updated_at, clock);
         }
@@ -219,7 +218,7 @@ pub(crate) async fn running_now(
     exchange_id: Uuid,
     state: &str,
     parties: (&str, &str),
-    responsible: impl Fn(&str) -> Role,
+    acting: impl Fn(&Deadline) -> Role,
 ) -> Result<Vec<RunningNow>, sqlx::Error> {
     let relevant: Vec<&Deadline> = procedure
         .deadlines
@@ -244,16 +243,19 @@ pub(crate) async fn running_now(
     .fetch_all(pool)
     .await?;
     let (requester, responder) = parties;
-    let acting = match responsible(state) {
-        Role::Responder => responder,
-        Role::Requester => requester,
-    };
-    let calendar = catalogue.calendar(acting.get(..2).unwrap_or_default());
     let replay = replayable(procedure, &history);
     let steps = replay.steps();
     Ok(relevant
         .into_iter()
-        .filter_map(|d| match d.clock(&steps, &calendar) {
+        .map(|d| {
+            let authority = match acting(d) {
+                Role::Responder => responder,
+                Role::Requester => requester,
+            };
+            let calendar = catalogue.calendar(authority.get(..2).unwrap_or_default());
+            (d, d.clock(&steps, &calendar))
+        })
+        .filter_map(|(d, clock)| match clock {
             Clock::Off => None,
             Clock::Running { started_at, due_at } => Some(RunningNow {
                 deadline: d.code.clone(),

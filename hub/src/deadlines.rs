@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use imi_schemas::catalogue::{DeadlineRuns, Procedure, ProcedureKind, Role};
+use imi_schemas::catalogue::{Deadline, DeadlineRuns, Procedure, ProcedureKind, Role};
 use imi_schemas::protocol::DeadlineNotice;
 use tracing::{info, instrument, warn};
 use uuid::Uuid;
@@ -71,6 +71,19 @@ struct FiredInactivity {
 
 /// Who is expected to act in `state`: the responder if any action it may
 /// take starts there, else the requester.
+/// Who must meet a deadline: whoever is expected to act in the first state
+/// it runs in (the responder of a request from `sent` on, also while the
+/// request is referred or accepted). One role per deadline, so its notices
+/// and its calendar do not change with the state.
+pub(crate) fn acting_role(procedure: &Procedure, deadline: &Deadline) -> Role {
+    match &deadline.runs {
+        DeadlineRuns::InStates { states, .. } => states
+            .first()
+            .map_or(Role::Requester, |s| responsible(procedure, s)),
+        DeadlineRuns::FromField(_) => Role::Requester,
+    }
+}
+
 pub(crate) fn responsible(procedure: &Procedure, state: &str) -> Role {
     // A 1:N exchange has no single responder: its originator acts.
     if procedure.kind == ProcedureKind::Notification {
@@ -103,9 +116,10 @@ impl DeadlineChecker {
                 let DeadlineRuns::InStates { states, .. } = &d.runs else {
                     continue;
                 };
-                deadline_clocks::refresh(&mut tx, &catalogue, p, d, |s| responsible(p, s)).await?;
+                let acting = acting_role(p, d);
+                deadline_clocks::refresh(&mut tx, &catalogue, p, d, acting).await?;
+                let responder = acting == Role::Responder;
                 for state in states {
-                    let responder = responsible(p, state) == Role::Responder;
                     let rows: Vec<FiredDeadline> = sqlx::query_as(
                         "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at, consequence)
                          SELECT e.id, $3,
@@ -115,7 +129,7 @@ impl DeadlineChecker {
                                 $4, CASE WHEN c.due_at <= $4 THEN $7 END
                          FROM deadline_clocks c JOIN exchanges e ON e.id = c.exchange_id
                          WHERE c.deadline = $3 AND c.due_at IS NOT NULL
-                           AND c.due_at - make_interval(secs => $6) <= $4
+                           AND c.due_at <= $4 + make_interval(secs => $6)
                            AND e.procedure = $1 AND e.state = $2 AND c.computed_for = e.updated_at
                          ON CONFLICT DO NOTHING
                          RETURNING exchange_id, kind, due_at, authority",

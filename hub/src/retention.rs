@@ -69,8 +69,19 @@ fn erase_at(value: &mut Value, segments: &[String]) -> bool {
         return false;
     };
     if rest.is_empty() {
-        return match value {
-            Value::Object(map) => map.remove(first).is_some(),
+        return match (value, first.as_str()) {
+            // `/list/*`: every item of the list (or value of the map) goes.
+            (Value::Array(items), "*") => {
+                let had = !items.is_empty();
+                items.clear();
+                had
+            }
+            (Value::Object(map), "*") => {
+                let had = !map.is_empty();
+                map.clear();
+                had
+            }
+            (Value::Object(map), key) => map.remove(key).is_some(),
             _ => false,
         };
     }
@@ -338,5 +349,13 @@ mod tests {
             ]})
         );
         assert!(!erase(&mut p, "/answers/*/comment"), "already gone");
+    }
+
+    #[test]
+    fn a_trailing_star_erases_every_item_of_a_list() {
+        let mut p = json!({"vehicle_registrations": ["B-XY 123", "B-XY 124"], "country": "DE"});
+        assert!(erase(&mut p, "/vehicle_registrations/*"));
+        assert_eq!(p, json!({"vehicle_registrations": [], "country": "DE"}));
+        assert!(!erase(&mut p, "/vehicle_registrations/*"), "already gone");
     }
 }

@@ -1,15 +1,16 @@
 //! Deadlines from the catalogue (pq-information-request: accept within 7
-//! days of `sent`), on a clock the test moves: a reminder the day before, an
+//! days of the request, to the end of the day), on a clock the test moves: a
+//! reminder the day before, an
 //! overdue notice after, each fired once across two hub instances, listed for
 //! the coordinator of the late authority's country, and fired by a restarted
 //! hub for what came due while none was running.
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use imi_adapters::Incoming;
 use imi_hub::accounts::{self, AccountRole, Scope};
-use imi_hub::clock::ManualClock;
+use imi_hub::clock::{Clock, ManualClock};
 use imi_schemas::ids::CountryCode;
 use imi_tests::{assert_quiet, finish, next_acked, request_to_de, TestEnv};
 
@@ -70,9 +71,25 @@ async fn reminders_and_overdue_notices_fire_once_across_hubs_and_restarts() {
     clock.advance(Duration::days(5));
     assert_eq!(hub_a.deadlines.check_once().await.unwrap(), 0);
     assert_quiet(&mut de_inbox, 300).await;
+    // Accept within 7 days: to the end of the 7th day after the request
+    // (of the next German working day, when that one is not).
+    let due: DateTime<Utc> = sqlx::query_scalar(
+        "SELECT due_at FROM deadline_clocks WHERE exchange_id = $1::uuid AND deadline = 'accept'",
+    )
+    .bind(&exchange)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        due.time(),
+        chrono::NaiveTime::MIN,
+        "a period ends with its last day"
+    );
+    let days = (due - clock.now()).num_days();
+    assert!((1..=7).contains(&days), "due {due}, {days} days from now");
 
     // A day before the deadline: one reminder to DE-AEKNO, whichever hub checks.
-    clock.advance(Duration::days(1) + Duration::hours(1));
+    clock.advance(due - Duration::hours(23) - clock.now());
     let (a, b) = tokio::join!(hub_a.deadlines.check_once(), hub_b.deadlines.check_once());
     assert_eq!(
         a.unwrap() + b.unwrap(),
@@ -96,7 +113,7 @@ async fn reminders_and_overdue_notices_fire_once_across_hubs_and_restarts() {
 
     // Past the deadline: one overdue notice, and the German coordinator (not
     // the Finnish one) sees the exchange.
-    clock.advance(Duration::days(1));
+    clock.advance(Duration::hours(24));
     let (a, b) = tokio::join!(hub_a.deadlines.check_once(), hub_b.deadlines.check_once());
     assert_eq!(
         a.unwrap() + b.unwrap(),

@@ -56,7 +56,8 @@ pub(crate) struct RefusedView {
     message_type: Option<String>,
     code: String,
     detail: String,
-    /// The problems, as in the rejection (`pointer`, `message`).
+    /// Where the problems are (`pointer` of each): their explanations may
+    /// quote the payload, and are on the console's page for it.
     errors: serde_json::Value,
     body_size: i32,
     received_at: DateTime<Utc>,
@@ -74,12 +75,22 @@ impl From<Refused> for RefusedView {
             message_type: r.message_type,
             code: r.code,
             detail: r.detail,
-            errors: r.errors,
+            errors: pointers_only(&r.errors),
             body_size: r.body_size,
             received_at: r.received_at,
             can_be_redriven,
         }
     }
+}
+
+/// The problems' pointers, without the explanations that may quote values.
+fn pointers_only(errors: &serde_json::Value) -> serde_json::Value {
+    errors
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| serde_json::json!({"pointer": e.get("pointer").cloned().unwrap_or_default()}))
+        .collect()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -48,10 +48,17 @@ impl Signer {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| setting(format!("cannot create {}: {e}", dir.display())))?;
                 }
-                write_private(path, &hex::encode(key.to_bytes()))
-                    .map_err(|e| setting(format!("cannot write {}: {e}", path.display())))?;
-                info!(path = %path.display(), "Created the audit signing key.");
-                Ok(Self { key })
+                match write_private(path, &hex::encode(key.to_bytes())) {
+                    Ok(()) => {
+                        info!(path = %path.display(), "Created the audit signing key.");
+                        Ok(Self { key })
+                    }
+                    // Another hub instance created it first: use that one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path)
+                    }
+                    Err(e) => Err(setting(format!("cannot write {}: {e}", path.display()))),
+                }
             }
             Err(e) => Err(setting(format!("cannot read {}: {e}", path.display()))),
         }
@@ -62,15 +69,24 @@ impl Signer {
     }
 }
 
+/// Creates `path` holding `text`, readable by its owner only, whole or not
+/// at all: written aside, then linked into place (`AlreadyExists` if another
+/// instance was first), so nobody ever reads a half-written key.
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    let aside = path.with_extension(format!("new-{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
+        .open(&aside)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    let linked = std::fs::hard_link(&aside, path);
+    let _ = std::fs::remove_file(&aside);
+    linked
 }
 
 #[cfg(not(unix))]

@@ -111,7 +111,7 @@ async fn append_at(
         Some(id) => {
             sqlx::query(
                 "UPDATE audit_events SET at = $2, seq = $3, prev_hash = $4, hash = $5, before_chain = false
-                 WHERE id = $1",
+                 WHERE id = $1 AND before_chain",
             )
             .bind(id)
             .bind(at)
@@ -148,6 +148,11 @@ struct Unchained {
 #[instrument(skip_all)]
 pub(crate) async fn chain_earlier_entries(pool: &PgPool) -> Result<usize, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // The head first: a second hub starting at the same time waits here,
+    // then finds nothing left to chain.
+    sqlx::query("SELECT seq FROM audit_chain_head FOR UPDATE")
+        .execute(&mut *tx)
+        .await?;
     let rows: Vec<Unchained> = sqlx::query_as(
         "SELECT id, at, account_id, account_name, source, action, subject, detail
          FROM audit_events WHERE before_chain ORDER BY at, id",

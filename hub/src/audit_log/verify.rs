@@ -75,17 +75,28 @@ pub async fn verify(
     external: &[Checkpoint],
     trusted: Option<VerifyingKey>,
 ) -> Result<Verdict, sqlx::Error> {
+    // One snapshot for the entries, the checkpoints and the head: a hub
+    // appending meanwhile must not look like a deleted entry.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let rows: Vec<Stored> = sqlx::query_as(
         "SELECT id, seq, at, account_id, account_name, source, action, subject, detail, prev_hash, hash
          FROM audit_events ORDER BY seq NULLS FIRST, id",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let stored_checkpoints: Vec<Checkpoint> = sqlx::query_as(
         "SELECT seq, hash, signed_at, public_key, signature FROM audit_checkpoints ORDER BY seq",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    let (head_seq, head_hash): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT seq, hash FROM audit_chain_head")
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
     let chained: Vec<&Stored> = rows.iter().filter(|r| r.seq.is_some()).collect();
     let entries = chained.len() as i64;
     let verdict = |broken: String| Verdict {
@@ -103,10 +114,6 @@ pub async fn verify(
         return Ok(verdict(problem));
     }
     // The head row records the last append: entries cut from the end show.
-    let (head_seq, head_hash): (i64, Vec<u8>) =
-        sqlx::query_as("SELECT seq, hash FROM audit_chain_head")
-            .fetch_one(pool)
-            .await?;
     let last = chained.last().and_then(|r| Some((r.seq?, r.hash.clone()?)));
     let last_seq = last.as_ref().map_or(0, |(s, _)| *s);
     if head_seq > last_seq {

@@ -247,7 +247,7 @@ pub(crate) async fn running_deadlines(
         head.id,
         &head.state,
         (&head.requester, &head.responder),
-        |s| crate::deadlines::responsible(p, s),
+        |d| crate::deadlines::acting_role(p, d),
     )
     .await
 }

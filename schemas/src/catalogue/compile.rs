@@ -177,7 +177,15 @@ pub(super) fn compile_procedure(
         },
         closure_states,
         expires_with: raw.retention.expires_with.clone(),
-        personal_data: personal_data(raw.personal_data, &forms.free_text, &raw.not_personal_data),
+        personal_data: personal_data(
+            raw.personal_data
+                .iter()
+                .chain(&raw.special_categories)
+                .cloned()
+                .collect(),
+            &forms.free_text,
+            &raw.not_personal_data,
+        ),
         special_categories: raw.special_categories,
         not_personal_data: raw
             .not_personal_data
@@ -299,8 +307,9 @@ fn period(raw: Option<&PeriodFile>, days: Option<u32>) -> Option<Period> {
     }
 }
 
-/// Personal data by rule: the pointers listed, and every free-text field
-/// except those named as not personal (with their reason).
+/// Personal data by rule: the pointers listed (special categories
+/// included), and every free-text field except those named as not personal
+/// (with their reason).
 fn personal_data(
     listed: Vec<String>,
     free_text: &BTreeSet<String>,

@@ -24,22 +24,25 @@ pub enum Period {
 }
 
 impl Period {
-    /// The due time of a period that starts at `start`: the same time of
-    /// day, `Days`/`Weeks` later, on the `WorkingDays`-th working day after
-    /// the start's day, or `Months` later (the month's last day when it is
-    /// shorter).
+    /// The due time of a period counted from an event at `start`, as
+    /// Regulation (EEC, Euratom) No 1182/71 counts periods (Art. 3): the
+    /// day of the event does not count; the period ends with the last hour
+    /// of its last day (`Days`/`Weeks` later, `Months` later on the same day
+    /// or the month's last, or the `WorkingDays`-th working day); a last day
+    /// that is not a working day of `calendar` moves to the next working day.
+    /// Days end at midnight UTC.
     pub fn due(&self, start: DateTime<Utc>, calendar: &Calendar) -> DateTime<Utc> {
-        let time = start.time();
-        let day = self.end_day(start.date_naive(), calendar);
-        day.and_time(time).and_utc()
+        self.due_after_date(start.date_naive(), calendar)
     }
 
-    /// The last day of a period counted from `date` (a decision's date):
-    /// the deadline falls at the end of it.
+    /// The due time of a period counted from a date (a decision's date):
+    /// the end of its last day, moved to the next working day as [`due`]
+    /// says.
+    ///
+    /// [`due`]: Period::due
     pub fn due_after_date(&self, date: NaiveDate, calendar: &Calendar) -> DateTime<Utc> {
-        (self.end_day(date, calendar) + Duration::days(1))
-            .and_time(NaiveTime::MIN)
-            .and_utc()
+        let last = calendar.this_or_next_working_day(self.end_day(date, calendar));
+        end_of(last)
     }
 
     fn end_day(&self, from: NaiveDate, calendar: &Calendar) -> NaiveDate {
@@ -52,11 +55,15 @@ impl Period {
             Period::WorkingDays(n) => {
                 let mut day = from;
                 let mut left = n;
-                while left > 0 {
-                    day = day.succ_opt().unwrap_or(NaiveDate::MAX);
-                    if day == NaiveDate::MAX {
+                // Bounded: a calendar without working days cannot loop.
+                for _ in 0..(u64::from(n) * 7 + 366) {
+                    if left == 0 {
                         break;
                     }
+                    day = match day.succ_opt() {
+                        Some(next) => next,
+                        None => break,
+                    };
                     if calendar.is_working_day(day) {
                         left -= 1;
                     }
@@ -118,6 +125,22 @@ impl Calendar {
     pub fn is_working_day(&self, day: NaiveDate) -> bool {
         !self.weekend[day.weekday().num_days_from_monday() as usize]
             && !self.holidays.contains(&day)
+    }
+
+    /// `day` if it is a working day, else the next one (at most a year on,
+    /// whatever the calendar says).
+    pub fn this_or_next_working_day(&self, day: NaiveDate) -> NaiveDate {
+        let mut d = day;
+        for _ in 0..366 {
+            if self.is_working_day(d) {
+                return d;
+            }
+            d = match d.succ_opt() {
+                Some(next) => next,
+                None => return d,
+            };
+        }
+        day
     }
 
     pub fn holidays(&self) -> impl Iterator<Item = &NaiveDate> {

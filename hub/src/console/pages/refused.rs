@@ -5,7 +5,7 @@
 //! the pipeline like any message and keeps its id), or discarding them.
 //! Both are recorded.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::Form;
 use maud::{html, Markup};
@@ -17,7 +17,7 @@ use crate::console::layout::{csrf, empty, encode_query, page, time};
 use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
-use crate::scope::Scope;
+use crate::scope::{PayloadAccess, Scope, Visibility};
 use crate::views::audit;
 use crate::views::refused::{self, GroupKey, Refused};
 
@@ -199,10 +199,17 @@ fn key_fields(key: &GroupKey) -> Markup {
     }
 }
 
+/// An operator's reason for reading a refused message's content.
+#[derive(Deserialize)]
+pub(crate) struct ReasonParams {
+    reason: Option<String>,
+}
+
 pub(crate) async fn one(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
+    Query(params): Query<ReasonParams>,
 ) -> PageResult {
     let scope = Scope::of(&viewer.account);
     let r = refused::one(&state.pool, &scope, id)
@@ -210,15 +217,32 @@ pub(crate) async fn one(
         .or_fail(&viewer)?
         .ok_or(ConsoleError::NotFound)
         .or_fail(&viewer)?;
-    audit::record_by(
-        &state.pool,
-        &viewer.account,
-        "view_refused",
-        Some(&id.to_string()),
-        serde_json::json!({}),
-    )
-    .await
-    .or_fail(&viewer)?;
+    // Need-to-know, as for an exchange: the body and the explanations that
+    // quote it go to the sender's country's coordinators and to an operator
+    // with a reason (recorded), never to an auditor.
+    let access = scope.payload_access(&Visibility::Whole, false);
+    let reason = params
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| r.chars().count() >= 10);
+    let shown = match access {
+        PayloadAccess::Granted => Some(serde_json::json!({})),
+        PayloadAccess::WithReason => reason.map(|r| serde_json::json!({"reason": r})),
+        PayloadAccess::Denied(_) => None,
+    };
+    let content_shown = shown.is_some();
+    if let Some(detail) = shown {
+        audit::record_by(
+            &state.pool,
+            &viewer.account,
+            "view_refused",
+            Some(&id.to_string()),
+            detail,
+        )
+        .await
+        .or_fail(&viewer)?;
+    }
     let errors: Vec<(String, String)> = r
         .errors
         .as_array()
@@ -230,10 +254,14 @@ pub(crate) async fn one(
                     .and_then(|p| p.as_str())
                     .unwrap_or("")
                     .to_owned(),
-                e.get("detail")
-                    .and_then(|p| p.as_str())
-                    .unwrap_or("")
-                    .to_owned(),
+                if content_shown {
+                    e.get("detail")
+                        .and_then(|p| p.as_str())
+                        .unwrap_or("")
+                        .to_owned()
+                } else {
+                    String::new()
+                },
             )
         })
         .collect();
@@ -280,7 +308,22 @@ pub(crate) async fn one(
             p class="note" { (t("refused.cannot_redrive")) }
         }
         h2 { (t("refused.body")) }
-        @if r.body.is_empty() { (empty("refused.body_erased")) } @else { pre class="raw" tabindex="0" aria-label=(t("refused.body")) { code { (body_text) } } }
+        @match (access, content_shown) {
+            (PayloadAccess::Denied(why), _) => { p class="note" { (t(why)) } }
+            (_, false) => {
+                p class="note" { (t("exchange.reason_needed")) }
+                form method="get" class="filters" {
+                    div {
+                        label for="reason" { (t("exchange.reason")) }
+                        input id="reason" name="reason" size="50" required minlength="10" maxlength="500" autocomplete="off";
+                    }
+                    button type="submit" { (t("exchange.show_with_reason")) }
+                }
+            }
+            (_, true) => {
+                @if r.body.is_empty() { (empty("refused.body_erased")) } @else { pre class="raw" tabindex="0" aria-label=(t("refused.body")) { code { (body_text) } } }
+            }
+        }
     };
     Ok(Html(page(&viewer, "/console/refused", &title, body).into_string()).into_response())
 }

@@ -64,33 +64,43 @@ fn working_days_skip_weekends_and_public_holidays() {
     // Thursday 2 April 2026: Friday 3 (Good Friday), the weekend and Monday
     // 6 (Easter Monday) do not count; the 2nd working day is Wednesday 8.
     let due = Period::WorkingDays(2).due(at(2026, 4, 2, 10), &calendar());
-    assert_eq!(due, at(2026, 4, 8, 10));
+    assert_eq!(due, at(2026, 4, 9, 0), "to the end of Wednesday 8");
     // Without the holidays (a country with no calendar): Monday 6 is the 2nd.
     let due = Period::WorkingDays(2).due(at(2026, 4, 2, 10), &Calendar::default());
-    assert_eq!(due, at(2026, 4, 6, 10));
+    assert_eq!(due, at(2026, 4, 7, 0));
 }
 
 #[test]
 fn twenty_five_working_days_are_five_weeks_without_holidays() {
     let due = Period::WorkingDays(25).due(at(2026, 9, 7, 9), &calendar());
-    assert_eq!(due, at(2026, 10, 12, 9));
+    assert_eq!(due, at(2026, 10, 13, 0));
 }
 
 #[test]
 fn months_keep_the_day_or_take_the_last_day_of_a_shorter_month() {
-    let cal = Calendar::default();
+    let cal = Calendar::default(); // Tuesday 15 September 2026, to its end.
     assert_eq!(
         Period::Months(6).due(at(2026, 3, 15, 8), &cal),
-        at(2026, 9, 15, 8)
+        at(2026, 9, 16, 0)
     );
+    // 28 February 2026 is a Saturday: the period ends with Monday 2 March.
     assert_eq!(
         Period::Months(1).due(at(2026, 1, 31, 8), &cal),
-        at(2026, 2, 28, 8)
+        at(2026, 3, 3, 0)
     );
+    // Sunday 22 March 2026: Monday 23.
     assert_eq!(
         Period::Weeks(3).due(at(2026, 3, 1, 8), &cal),
-        at(2026, 3, 22, 8)
+        at(2026, 3, 24, 0)
     );
+}
+
+#[test]
+fn a_period_ending_on_a_holiday_ends_with_the_next_working_day() {
+    // 10 days from 24 March 2026 end on Friday 3 April, Good Friday in this
+    // calendar; then the weekend and Easter Monday: Tuesday 7 April.
+    let due = Period::Days(10).due(at(2026, 3, 24, 15), &calendar());
+    assert_eq!(due, at(2026, 4, 8, 0));
 }
 
 #[test]
@@ -113,7 +123,7 @@ fn a_clock_from_receipt_runs_through_acceptance_and_stops_at_the_answer() {
         d.clock(&[sent, accepted], &cal),
         Clock::Running {
             started_at: at(2026, 9, 7, 9),
-            due_at: at(2026, 10, 12, 9)
+            due_at: at(2026, 10, 13, 0)
         },
         "acceptance does not restart a clock counted from receipt"
     );
@@ -132,7 +142,8 @@ fn a_clock_from_entering_a_state_starts_when_it_is_entered() {
         d.clock(&[sent, accepted], &cal),
         Clock::Running {
             started_at: at(2026, 1, 3, 9),
-            due_at: at(2026, 1, 17, 9)
+            // Saturday 17 January: Monday 19, to its end.
+            due_at: at(2026, 1, 20, 0)
         }
     );
 }
@@ -148,15 +159,15 @@ fn a_stopped_clock_resumes_with_the_time_it_had_left() {
     let cal = Calendar::default();
     let history = [
         step(OPENS, "sent", at(2026, 1, 1, 9), None),
-        step(ACCEPTS, "accepted", at(2026, 1, 2, 9), None),
-        // 10 days used, 20 left.
+        step(ACCEPTS, "accepted", at(2026, 1, 2, 9), None), // Due at the end of Monday 2 February (1 February is a Sunday):
+        // 21 days 15 hours left.
         step(ASKS, "information-requested", at(2026, 1, 12, 9), None),
     ];
     assert_eq!(
         d.clock(&history, &cal),
         Clock::Stopped {
             started_at: at(2026, 1, 2, 9),
-            left: Some(Duration::days(20))
+            left: Some(Duration::days(21) + Duration::hours(15))
         }
     );
     let mut resumed = history.to_vec();
@@ -165,7 +176,7 @@ fn a_stopped_clock_resumes_with_the_time_it_had_left() {
         d.clock(&resumed, &cal),
         Clock::Running {
             started_at: at(2026, 1, 2, 9),
-            due_at: at(2026, 2, 21, 9)
+            due_at: at(2026, 2, 23, 0)
         }
     );
 }
@@ -189,7 +200,7 @@ fn a_restarting_clock_takes_the_whole_period_again_on_receipt() {
         d.clock(&history, &cal),
         Clock::Running {
             started_at: at(2026, 3, 10, 9),
-            due_at: at(2026, 4, 10, 9)
+            due_at: at(2026, 4, 11, 0)
         }
     );
 }
@@ -210,7 +221,7 @@ fn a_clock_that_ignores_requests_for_information_runs_on() {
         d.clock(&history, &Calendar::default()),
         Clock::Running {
             started_at: at(2026, 1, 2, 9),
-            due_at: at(2026, 2, 1, 9)
+            due_at: at(2026, 2, 3, 0)
         }
     );
 }
@@ -255,7 +266,7 @@ fn an_agreed_answer_date_wins_over_the_period() {
         d.clock(&[sent, accepted], &cal),
         Clock::Running {
             started_at: at(2026, 3, 2, 9),
-            due_at: at(2026, 3, 16, 9)
+            due_at: at(2026, 3, 17, 0)
         },
         "no date proposed: the period"
     );
@@ -311,7 +322,7 @@ fn a_counter_proposal_accepted_later_moves_a_clock_counted_from_receipt() {
         d.clock(&history[..1], &cal),
         Clock::Running {
             started_at: at(2026, 3, 1, 9),
-            due_at: at(2026, 3, 31, 9)
+            due_at: at(2026, 4, 1, 0)
         }
     );
     assert_eq!(

@@ -181,7 +181,11 @@ impl Hubs {
                 exited += 1;
                 let log = self.env.dir.join(format!("{}.log", self.hubs[i].instance));
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                // The error it stopped with, else its last lines.
+                let tail: Vec<&str> = match text.lines().rev().find(|l| l.starts_with("Error: ")) {
+                    Some(error) => vec![error],
+                    None => text.lines().rev().take(3).collect(),
+                };
                 println!(
                     "  {} exited by itself ({status}); its log ends: {:?}",
                     self.hubs[i].instance,
