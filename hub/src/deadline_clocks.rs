@@ -270,3 +270,46 @@ pub(crate) async fn running_now(
         })
         .collect())
 }
+
+/// A fingerprint of what clocks are computed with: every procedure's
+/// deadlines and every calendar.
+fn basis_of(catalogue: &Catalogue) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in catalogue.procedures() {
+        h.update(format!("{}{:?}", p.code, p.deadlines).as_bytes());
+    }
+    for (country, calendar) in catalogue.calendars() {
+        h.update(format!("{country}{calendar:?}").as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Drops the stored clocks when the catalogue's deadlines or calendars
+/// changed since they were computed (a reload, a new release), so the next
+/// refresh computes them all again. Returns whether it did.
+#[instrument(skip_all)]
+pub(crate) async fn forget_if_basis_changed(
+    tx: &mut Transaction<'_, Postgres>,
+    catalogue: &Catalogue,
+) -> Result<bool, HubError> {
+    let basis = basis_of(catalogue);
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT fingerprint FROM deadline_clock_basis FOR UPDATE")
+            .fetch_optional(&mut **tx)
+            .await?;
+    if stored.as_deref() == Some(basis.as_str()) {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM deadline_clocks")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO deadline_clock_basis (fingerprint) VALUES ($1)
+         ON CONFLICT (only_row) DO UPDATE SET fingerprint = excluded.fingerprint",
+    )
+    .bind(&basis)
+    .execute(&mut **tx)
+    .await?;
+    Ok(stored.is_some())
+}

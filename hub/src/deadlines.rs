@@ -106,7 +106,22 @@ impl DeadlineChecker {
     pub async fn check_once(&self) -> Result<usize, HubError> {
         let now = self.clock.now();
         let catalogue = self.catalogue.current();
-        let mut tx = self.sender.pool.begin().await?;
+        let pool = &self.sender.pool;
+        // The clocks first, each deadline in a short transaction of its own
+        // (no lock on an exchange is held while others are computed).
+        let mut tx = pool.begin().await?;
+        if deadline_clocks::forget_if_basis_changed(&mut tx, &catalogue).await? {
+            info!("The catalogue's deadlines or calendars changed: every clock is computed again.");
+        }
+        tx.commit().await?;
+        for p in catalogue.procedures() {
+            for d in &p.deadlines {
+                let mut tx = pool.begin().await?;
+                deadline_clocks::refresh(&mut tx, &catalogue, p, d, acting_role(p, d)).await?;
+                tx.commit().await?;
+            }
+        }
+        let mut tx = pool.begin().await?;
         let mut notices: Vec<DeadlineNotice> = Vec::new();
         for p in catalogue.procedures() {
             for d in &p.deadlines {
@@ -116,9 +131,7 @@ impl DeadlineChecker {
                 let DeadlineRuns::InStates { states, .. } = &d.runs else {
                     continue;
                 };
-                let acting = acting_role(p, d);
-                deadline_clocks::refresh(&mut tx, &catalogue, p, d, acting).await?;
-                let responder = acting == Role::Responder;
+                let responder = acting_role(p, d) == Role::Responder;
                 for state in states {
                     let rows: Vec<FiredDeadline> = sqlx::query_as(
                         "INSERT INTO deadline_events (exchange_id, deadline, kind, due_at, authority, fired_at, consequence)

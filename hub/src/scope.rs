@@ -82,12 +82,28 @@ pub(crate) enum PayloadAccess {
 impl Scope {
     /// Need-to-know for an exchange the caller sees with `visibility`;
     /// `blocked` once its retention blocked its personal data.
-    pub(crate) fn payload_access(&self, visibility: &Visibility, blocked: bool) -> PayloadAccess {
+    /// `area` is the exchange's legislative area, when known: a coordinator
+    /// delegated for another area reads none of its content.
+    pub(crate) fn payload_access(
+        &self,
+        visibility: &Visibility,
+        blocked: bool,
+        area: Option<&str>,
+    ) -> PayloadAccess {
         match (self, visibility) {
             (Scope::Auditor, _) => PayloadAccess::Denied("exchange.auditor_metadata"),
             (Scope::Operator, _) => PayloadAccess::WithReason,
             (Scope::Coordinator { .. }, Visibility::CountryPart(_)) => {
                 PayloadAccess::Denied("exchange.part_only")
+            }
+            (
+                Scope::Coordinator {
+                    area: Some(delegated),
+                    ..
+                },
+                Visibility::Whole,
+            ) if area.is_some_and(|a| a != delegated.as_str()) => {
+                PayloadAccess::Denied("exchange.other_area")
             }
             (Scope::Coordinator { .. }, Visibility::Whole) if blocked => {
                 PayloadAccess::Denied("exchange.blocked_hidden")
@@ -223,22 +239,34 @@ mod tests {
         let whole = Visibility::Whole;
         let part = Visibility::CountryPart("AT".into());
         let fi = coordinator("FI", None, None);
-        assert_eq!(fi.payload_access(&whole, false), PayloadAccess::Granted);
+        assert_eq!(
+            fi.payload_access(&whole, false, Some("pq")),
+            PayloadAccess::Granted
+        );
+        let fi_pq = coordinator("FI", Some("pq"), None);
+        assert_eq!(
+            fi_pq.payload_access(&whole, false, Some("pq")),
+            PayloadAccess::Granted
+        );
         assert!(matches!(
-            fi.payload_access(&whole, true),
+            fi_pq.payload_access(&whole, false, Some("gdpr")),
+            PayloadAccess::Denied("exchange.other_area")
+        ));
+        assert!(matches!(
+            fi.payload_access(&whole, true, None),
             PayloadAccess::Denied(_)
         ));
         assert!(matches!(
-            fi.payload_access(&part, false),
+            fi.payload_access(&part, false, None),
             PayloadAccess::Denied(_)
         ));
         for blocked in [false, true] {
             assert_eq!(
-                Scope::Operator.payload_access(&whole, blocked),
+                Scope::Operator.payload_access(&whole, blocked, None),
                 PayloadAccess::WithReason
             );
             assert!(matches!(
-                Scope::Auditor.payload_access(&whole, blocked),
+                Scope::Auditor.payload_access(&whole, blocked, None),
                 PayloadAccess::Denied("exchange.auditor_metadata")
             ));
         }

@@ -142,7 +142,7 @@ async fn an_operator_watches_traffic_finds_an_exchange_and_reads_it_in_finnish_a
             .wait_for_text(diploma, Duration::from_secs(10))
             .await;
         browser.wait_for_text(family, Duration::from_secs(1)).await;
-        assert!(browser.path().await.contains(&format!("lang={lang}")));
+
         browser.screenshot(&format!("exchange-{lang}")).await;
     }
     // The raw JSON is beside it.

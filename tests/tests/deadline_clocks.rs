@@ -151,6 +151,27 @@ async fn a_posting_request_is_due_in_25_working_days_and_an_urgent_one_in_2() {
             ("answer-urgent".to_owned(), Some(time(&urgent["due_at"]))),
         ]
     );
+
+    // Clocks computed with other deadlines or calendars (before a reload
+    // or a release changed them) are computed again.
+    let pool = env.pool().await;
+    sqlx::query("UPDATE deadline_clocks SET due_at = due_at + interval '3 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE deadline_clock_basis SET fingerprint = 'an earlier catalogue'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    hub.deadlines.check_once().await.unwrap();
+    let again: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT due_at FROM deadline_clocks WHERE exchange_id = $1::uuid AND deadline = 'answer'",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(again, Some(due));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,9 @@
 //! role, with the path's parameters filled with the test's exchange. A
 //! marker only the payload holds may appear only where need-to-know allows
 //! it: the exchange's page, for the coordinators of its parties' countries
-//! and for an operator who gave a reason (recorded). A route added later
+//! and for an operator who posted a reason (recorded); the refused
+//! message's page, for its sender's country's coordinator and such an
+//! operator. A route added later
 //! that shows a payload without this check fails here. Once the exchange's
 //! data are blocked, only an operator's reasoned view shows them.
 
@@ -181,17 +183,39 @@ async fn every_route_shows_a_payload_only_to_those_who_need_to_know() {
         }
     }
 
-    // The operator reads it only with a reason, which is recorded.
+    // The operator reads it only with a reason, posted (a link cannot make
+    // a browser record one), which is recorded.
     let (_, ops, _, _) = &mut people[0];
+    let read = format!("{page_of_exchange}/read");
     assert!(!ops.get(&page_of_exchange).await.body.contains(MARKER));
-    let short = ops.get(&format!("{page_of_exchange}?reason=because")).await;
+    let linked = ops
+        .get(&format!(
+            "{page_of_exchange}?reason={}",
+            urlencode("A reason in a link someone sent")
+        ))
+        .await;
+    assert!(
+        !linked.body.contains(MARKER),
+        "a reason in a link shows nothing"
+    );
+    let short = ops
+        .post_from(
+            &page_of_exchange,
+            &read,
+            &[("reason", "because"), ("lang", "en")],
+        )
+        .await;
     assert!(
         !short.body.contains(MARKER),
         "a reason is at least ten characters"
     );
     let reason = "Complaint 2026-118 by the professional: checking what was sent";
     let reasoned = ops
-        .get(&format!("{page_of_exchange}?reason={}", urlencode(reason)))
+        .post_from(
+            &page_of_exchange,
+            &read,
+            &[("reason", reason), ("lang", "en")],
+        )
         .await;
     assert_eq!(reasoned.status, StatusCode::OK);
     assert!(reasoned.body.contains(MARKER));
@@ -210,10 +234,11 @@ async fn every_route_shows_a_payload_only_to_those_who_need_to_know() {
     let (_, ops, _, _) = &mut people[0];
     assert!(!ops.get(&page_of_refused).await.body.contains(MARKER));
     let reasoned = ops
-        .get(&format!(
-            "{page_of_refused}?reason={}",
-            urlencode("Ticket 4712: the sender cannot see why")
-        ))
+        .post_from(
+            &page_of_refused,
+            &format!("{page_of_refused}/read"),
+            &[("reason", "Ticket 4712: the sender cannot see why")],
+        )
         .await;
     assert!(reasoned.body.contains(MARKER));
 
@@ -235,10 +260,14 @@ async fn every_route_shows_a_payload_only_to_those_who_need_to_know() {
     }
     let (_, ops, _, _) = &mut people[0];
     let proof = ops
-        .get(&format!(
-            "{page_of_exchange}?reason={}",
-            urlencode("Court order 4 C 17/26 asks for the record")
-        ))
+        .post_from(
+            &page_of_exchange,
+            &read,
+            &[
+                ("reason", "Court order 4 C 17/26 asks for the record"),
+                ("lang", "en"),
+            ],
+        )
         .await;
     assert!(proof.body.contains(MARKER));
     let blocked_views: i64 = sqlx::query_scalar(

@@ -173,6 +173,15 @@ impl Checkpointer {
             public_key: self.signer.public_key().to_bytes().to_vec(),
             signature: signature.to_bytes().to_vec(),
         };
+        // The copy outside the database first: a crash between the two
+        // leaves a line the table lacks (harmless: the same place and hash,
+        // signed), never a checkpoint the file lacks.
+        if let Some(path) = &self.file {
+            append_line(path, &checkpoint).map_err(|e| HubError::Setting {
+                key: "audit.checkpoint_file",
+                problem: format!("cannot append to {}: {e}", path.display()),
+            })?;
+        }
         // Two hubs may sign the same head: the first one's stays.
         let inserted = sqlx::query(
             "INSERT INTO audit_checkpoints (seq, hash, signed_at, public_key, signature)
@@ -189,12 +198,6 @@ impl Checkpointer {
         if inserted == 0 {
             return Ok(None);
         }
-        if let Some(path) = &self.file {
-            append_line(path, &checkpoint).map_err(|e| HubError::Setting {
-                key: "audit.checkpoint_file",
-                problem: format!("cannot append to {}: {e}", path.display()),
-            })?;
-        }
         info!(seq, "Audit checkpoint signed.");
         Ok(Some(seq))
     }
@@ -207,7 +210,8 @@ fn append_line(path: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
         .open(path)?;
     let mut line = serde_json::to_vec(checkpoint).expect("a checkpoint serializes");
     line.push(b'\n');
-    f.write_all(&line)
+    f.write_all(&line)?;
+    f.sync_data()
 }
 
 /// Checkpoints kept in a file, one JSON object per line.

@@ -82,6 +82,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             "/console/endpoints/{id}/rotate",
             post(pages::authorities::rotate),
         )
+        .route("/console/exchanges/{id}/read", post(pages::exchange::read))
+        .route("/console/refused/{id}/read", post(pages::refused::read))
         .route(
             "/console/exchanges/{id}/reassign",
             post(pages::desk::reassign),

@@ -230,6 +230,7 @@ impl Deadline {
         let runs_in = |s: &str| states.iter().any(|x| x == s);
         let mut clock = Clock::Off;
         let mut in_states = false;
+        let mut met_before = false;
         for step in history {
             let has = |e: DeadlineEvent| step.events.contains(&e);
             let requested = has(DeadlineEvent::MoreInformationRequested)
@@ -269,9 +270,13 @@ impl Deadline {
             let now_in = runs_in(step.to);
             // Entering the states again after a stop resumes the clock (or
             // keeps it stopped until the receipt); it does not start anew.
+            // Entering them again after the clock was met (a follow-up
+            // question after the answer) starts it anew, whatever started it
+            // the first time.
+            let reenters = now_in && !in_states && !was_stopped;
             let starts = match from {
-                Some(event) => has(*event),
-                None => now_in && !in_states && !was_stopped,
+                Some(event) => has(*event) || (reenters && met_before),
+                None => reenters,
             };
             // A counter-proposal accepted after the clock started (a clock
             // counted from receipt) moves the agreed date.
@@ -293,6 +298,7 @@ impl Deadline {
             } else if !now_in {
                 if let Clock::Running { .. } = clock {
                     clock = Clock::Off;
+                    met_before = true;
                 }
             }
             in_states = now_in;

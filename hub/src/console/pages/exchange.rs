@@ -7,6 +7,7 @@
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{Html, IntoResponse};
+use axum::Form;
 use imi_schemas::catalogue::{Catalogue, Procedure, LANGUAGES};
 use imi_schemas::ids::{MessageType, ProcedureCode};
 use maud::{html, Markup};
@@ -16,7 +17,7 @@ use uuid::Uuid;
 use crate::alerts::{self, ExchangeDeliveries};
 use crate::console::auth::Viewer;
 use crate::console::i18n::{t, tf};
-use crate::console::layout::{empty, encode_query, maybe_time, page, time};
+use crate::console::layout::{csrf, empty, encode_query, maybe_time, page, time};
 use crate::console::svg::{progress, sequence, Arrow};
 use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
@@ -47,6 +48,33 @@ pub(crate) async fn show(
     Query(params): Query<Params>,
     RawQuery(query): RawQuery,
 ) -> PageResult {
+    // A reason comes only in a posted form (`read`), never in a link: a
+    // link cannot make an operator's browser record a reason.
+    let params = Params {
+        reason: None,
+        ..params
+    };
+    render(state, viewer, raw, params, query).await
+}
+
+/// An operator's reason for reading the content, posted with the session's
+/// CSRF token (checked before this runs); the page is answered directly.
+pub(crate) async fn read(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(raw): Path<String>,
+    Form(params): Form<Params>,
+) -> PageResult {
+    render(state, viewer, raw, params, None).await
+}
+
+async fn render(
+    state: AppState,
+    viewer: Viewer,
+    raw: String,
+    params: Params,
+    query: Option<String>,
+) -> PageResult {
     let id = exchange_id(&raw).or_fail(&viewer)?;
     let query = query_pairs(query.as_deref());
     let scope = Scope::of(&viewer.account);
@@ -62,7 +90,17 @@ pub(crate) async fn show(
     // auditor, a recipient country (its part of the deliveries only), or,
     // once blocked, to anyone without a recorded reason.
     let blocked = detail.head.blocked_at.is_some();
-    let access = scope.payload_access(&detail.visibility, blocked);
+    let area = ProcedureCode::try_from(detail.head.procedure.as_str())
+        .ok()
+        .and_then(|c| {
+            state
+                .registry
+                .catalogue
+                .current()
+                .procedure(&c)
+                .map(|p| p.area.to_string())
+        });
+    let access = scope.payload_access(&detail.visibility, blocked, area.as_deref());
     let reason = params
         .reason
         .as_deref()
@@ -180,7 +218,8 @@ pub(crate) async fn show(
                 section aria-labelledby="messages-h" {
                     h2 id="messages-h" { (t("exchange.messages")) }
                     p class="note" { (t(if blocked { "exchange.reason_blocked" } else { "exchange.reason_needed" })) }
-                    form method="get" class="filters" {
+                    form method="post" action={ "/console/exchanges/" (head.id) "/read" } class="filters" {
+                        (csrf(&viewer))
                         input type="hidden" name="lang" value=(lang);
                         div {
                             label for="reason" { (t("exchange.reason")) }
@@ -196,8 +235,12 @@ pub(crate) async fn show(
                     @if let Some(r) = reason {
                         p class="note" { (tf("exchange.reason_recorded", &[("reason", &r)])) }
                     }
-                    form method="get" class="inline" {
+                    // With a reason, another language is posted again
+                    // (and recorded again); without, a plain link.
+                    form method=(if reason.is_some() { "post" } else { "get" })
+                        action={ "/console/exchanges/" (head.id) @if reason.is_some() { "/read" } } class="inline" {
                         @if let Some(r) = reason {
+                            (csrf(&viewer))
                             input type="hidden" name="reason" value=(r);
                         }
                         label for="lang" { (t("exchange.language")) }

@@ -5,7 +5,7 @@
 //! the pipeline like any message and keeps its id), or discarding them.
 //! Both are recorded.
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::Form;
 use maud::{html, Markup};
@@ -209,7 +209,26 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
-    Query(params): Query<ReasonParams>,
+) -> PageResult {
+    render_one(state, viewer, id, None).await
+}
+
+/// An operator's reason, posted with the session's CSRF token (checked
+/// before this runs): a link cannot make a browser record one.
+pub(crate) async fn read(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(params): Form<ReasonParams>,
+) -> PageResult {
+    render_one(state, viewer, id, params.reason).await
+}
+
+async fn render_one(
+    state: AppState,
+    viewer: Viewer,
+    id: i64,
+    reason: Option<String>,
 ) -> PageResult {
     let scope = Scope::of(&viewer.account);
     let r = refused::one(&state.pool, &scope, id)
@@ -220,9 +239,20 @@ pub(crate) async fn one(
     // Need-to-know, as for an exchange: the body and the explanations that
     // quote it go to the sender's country's coordinators and to an operator
     // with a reason (recorded), never to an auditor.
-    let access = scope.payload_access(&Visibility::Whole, false);
-    let reason = params
-        .reason
+    let area = r
+        .message_type
+        .as_deref()
+        .and_then(|t| imi_schemas::ids::MessageType::try_from(t).ok())
+        .and_then(|t| {
+            state
+                .registry
+                .catalogue
+                .current()
+                .procedure(&t.procedure)
+                .map(|p| p.area.to_string())
+        });
+    let access = scope.payload_access(&Visibility::Whole, false, area.as_deref());
+    let reason = reason
         .as_deref()
         .map(str::trim)
         .filter(|r| r.chars().count() >= 10);
@@ -312,7 +342,8 @@ pub(crate) async fn one(
             (PayloadAccess::Denied(why), _) => { p class="note" { (t(why)) } }
             (_, false) => {
                 p class="note" { (t("exchange.reason_needed")) }
-                form method="get" class="filters" {
+                form method="post" action={ "/console/refused/" (r.id) "/read" } class="filters" {
+                    (csrf(&viewer))
                     div {
                         label for="reason" { (t("exchange.reason")) }
                         input id="reason" name="reason" size="50" required minlength="10" maxlength="500" autocomplete="off";

@@ -333,3 +333,28 @@ fn a_counter_proposal_accepted_later_moves_a_clock_counted_from_receipt() {
         }
     );
 }
+
+#[test]
+fn a_follow_up_question_after_the_answer_starts_the_clock_anew() {
+    let d = deadline(
+        &["accepted"],
+        Some(DeadlineEvent::Acceptance),
+        Period::Days(14),
+    );
+    let cal = Calendar::default();
+    let history = [
+        step(OPENS, "sent", at(2026, 3, 2, 9), None),
+        step(ACCEPTS, "accepted", at(2026, 3, 3, 9), None),
+        step(NONE, "answered", at(2026, 3, 5, 9), None),
+    ];
+    assert_eq!(d.clock(&history, &Calendar::default()), Clock::Off, "met");
+    let mut again = history.to_vec();
+    again.push(step(NONE, "accepted", at(2026, 3, 9, 9), None));
+    assert_eq!(
+        d.clock(&again, &cal),
+        Clock::Running {
+            started_at: at(2026, 3, 9, 9),
+            due_at: at(2026, 3, 24, 0)
+        }
+    );
+}
