@@ -110,7 +110,9 @@ impl RetentionPass {
         let mut outcome = RetentionOutcome::default();
         for p in catalogue.procedures() {
             if let Some(field) = &p.expires_with {
-                outcome.expired += self.close_expired(p.code.as_str(), field, now).await?;
+                outcome.expired += self
+                    .close_expired(p.code.as_str(), field, &p.closure_states, now)
+                    .await?;
             }
             let delete_days = p.retention.delete_after_closure_days.map(|d| d as i32);
             let blocked: Vec<Uuid> = sqlx::query_scalar(
@@ -187,40 +189,63 @@ impl RetentionPass {
 
     /// Formally closes, at the end of the date in `field` (the latest
     /// message carrying it decides), the open exchanges whose date passed:
-    /// e.g. an alert whose restriction expired. Returns how many.
+    /// e.g. an alert whose restriction expired. One closed that way whose
+    /// latest message moved the date later (a restriction extended) before
+    /// its data were erased is open again. Returns how many were closed.
     #[instrument(skip_all, fields(procedure = %procedure))]
     async fn close_expired(
         &self,
         procedure: &str,
         field: &str,
+        closure_states: &[String],
         now: DateTime<Utc>,
     ) -> Result<usize, HubError> {
-        let closed: Vec<Uuid> = sqlx::query_scalar(
-            "WITH latest AS (
+        // Open exchanges, and those closed by their date (not by a closing
+        // step) whose data are still there.
+        let ends = "WITH latest AS (
                  SELECT DISTINCT ON (m.exchange_id) m.exchange_id,
                         convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> $2 AS ends_on
                  FROM messages m JOIN exchanges e ON e.id = m.exchange_id
-                 WHERE e.procedure = $1 AND e.closed_at IS NULL
+                 WHERE e.procedure = $1
+                   AND (e.closed_at IS NULL
+                        OR (NOT e.state = ANY($4) AND e.personal_data_erased_at IS NULL))
                    AND convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ? $2
                  ORDER BY m.exchange_id, m.received_at DESC
              ), ends AS (
                  SELECT exchange_id, (ends_on::date + 1)::timestamp AT TIME ZONE 'UTC' AS at
                  FROM latest WHERE ends_on ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
-             )
-             UPDATE exchanges e SET closed_at = ends.at
-             FROM ends WHERE e.id = ends.exchange_id AND ends.at <= $3 AND e.closed_at IS NULL
-             RETURNING e.id",
-        )
+             )";
+        let reopened = sqlx::query(&format!(
+            "{ends}
+             UPDATE exchanges e SET closed_at = NULL, blocked_at = NULL
+             FROM ends WHERE e.id = ends.exchange_id AND e.closed_at IS NOT NULL
+               AND ends.at > e.closed_at AND ends.at > $3"
+        ))
         .bind(procedure)
         .bind(field)
         .bind(now)
+        .bind(closure_states)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let closed: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "{ends}
+             UPDATE exchanges e SET closed_at = ends.at
+             FROM ends WHERE e.id = ends.exchange_id AND ends.at <= $3 AND e.closed_at IS NULL
+             RETURNING e.id"
+        ))
+        .bind(procedure)
+        .bind(field)
+        .bind(now)
+        .bind(closure_states)
         .fetch_all(&self.pool)
         .await?;
-        if !closed.is_empty() {
+        if !closed.is_empty() || reopened > 0 {
             info!(
                 procedure,
                 expired = closed.len(),
-                "Exchanges closed by the expiry date they carry."
+                reopened,
+                "Exchanges closed (or open again) by the expiry date they carry."
             );
         }
         Ok(closed.len())

@@ -918,3 +918,45 @@ async fn an_alert_closes_when_its_restriction_expires_and_its_data_go_three_days
     assert_eq!(erasures, 1, "the erasure is in the audit log");
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_extended_after_its_expiry_is_open_again_and_keeps_its_data() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut s = Scene::start(env().await, Some(clock.clone())).await;
+    let today = clock.now().date_naive();
+    let mut payload = example(&s.hub, "pq-alert", "send");
+    payload["restriction_end_date"] = json!((today + chrono::Duration::days(1)).to_string());
+    let alert = one_to_many("pq-alert.send", "DE-LAGESO", &[], &[], None, payload);
+    s.adapters[DE].send(&alert).await.unwrap();
+    let receipt = s.receipt(DE).await;
+    clock.advance(chrono::Duration::days(2));
+    assert_eq!(s.hub.retention.run_once().await.unwrap().expired, 1);
+
+    // The court extends the restriction: the sender modifies the alert.
+    let mut modify = example(&s.hub, "pq-alert", "modify");
+    modify["restriction_end_date"] = json!((today + chrono::Duration::days(400)).to_string());
+    let follow_up = one_to_many(
+        "pq-alert.modify",
+        "DE-LAGESO",
+        &[],
+        &[],
+        Some(exchange(&receipt)),
+        modify,
+    );
+    s.adapters[DE].send(&follow_up).await.unwrap();
+    s.receipt(DE).await;
+    s.hub.retention.run_once().await.unwrap();
+    let pool = s.env.pool().await;
+    let closed: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT closed_at FROM exchanges WHERE id = $1")
+            .bind(receipt.exchange_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(closed, None, "open again: the restriction runs on");
+
+    // Days later its data are still there.
+    clock.advance(chrono::Duration::days(4));
+    assert_eq!(s.hub.retention.run_once().await.unwrap().erased, 0);
+    s.finish().await;
+}
