@@ -163,14 +163,10 @@ impl RetentionPass {
         if outcome.rejected_erased > 0 {
             audit_log::append(
                 &mut tx,
-                NewEntry {
-                    account_id: None,
-                    account_name: "imi-hub",
-                    source: "hub",
-                    action: "erase_refused_bodies",
-                    subject: None,
-                    detail: serde_json::json!({"messages": outcome.rejected_erased}),
-                },
+                NewEntry::by_hub(
+                    "erase_refused_bodies",
+                    serde_json::json!({"messages": outcome.rejected_erased}),
+                ),
             )
             .await?;
         }
@@ -313,14 +309,10 @@ impl RetentionPass {
         // The erasure is itself recorded, in the tamper-evident log.
         audit_log::append(
             &mut tx,
-            NewEntry {
-                account_id: None,
-                account_name: "imi-hub",
-                source: "hub",
-                action: "erase_personal_data",
-                subject: None,
-                detail: serde_json::json!({"procedure": procedure, "exchanges": ids}),
-            },
+            NewEntry::by_hub(
+                "erase_personal_data",
+                serde_json::json!({"procedure": procedure, "exchanges": ids}),
+            ),
         )
         .await?;
         // Stamped with the database's time, which `received_at` uses too.

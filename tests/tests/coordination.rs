@@ -257,13 +257,24 @@ fn step(
     to: &[&str],
     exchange: Option<ExchangeId>,
 ) -> imi_adapters::OutgoingMessage {
+    let mut payload = imi_tests::example(hub, procedure, action);
+    // The examples' answer dates are in the past; a past agreed date is
+    // overdue at once, and its notice would come between the test's steps.
+    let later = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    for field in ["requested_answer_date", "proposed_answer_date"] {
+        if let Some(date) = payload.get_mut(field) {
+            *date = serde_json::json!(later);
+        }
+    }
     let mut m = imi_tests::one_to_many(
         &format!("{procedure}.{action}"),
         sender,
         to,
         &[],
         exchange,
-        imi_tests::example(hub, procedure, action),
+        payload,
     );
     m.countries.clear();
     m

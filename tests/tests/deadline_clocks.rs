@@ -34,6 +34,24 @@ async fn exchange(http: &str, token: &str, id: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// A hub whose deadline passes run when the test says, and an operator's
+/// API token.
+async fn start(env: &mut TestEnv) -> (imi_tests::RunningHub, String) {
+    env.config.pipeline.deadline_check_secs = 3600;
+    let hub = env
+        .start_hub_with("hub", Arc::new(ManualClock::starting_now()))
+        .await;
+    let (_, operator) = accounts::create(
+        &env.pool().await,
+        "helpdesk",
+        AccountRole::Operator,
+        Scope::default(),
+    )
+    .await
+    .unwrap();
+    (hub, operator)
+}
+
 /// The running deadline `code` of the exchange view.
 fn deadline<'a>(view: &'a Value, code: &str) -> &'a Value {
     view["deadlines"]
@@ -65,21 +83,10 @@ async fn a_posting_request_is_due_in_25_working_days_and_an_urgent_one_in_2() {
         &["posting-information-request"],
     )
     .await;
-    env.config.pipeline.deadline_check_secs = 3600;
-    let hub = env
-        .start_hub_with("hub", Arc::new(ManualClock::starting_now()))
-        .await;
+    let (hub, operator) = start(&mut env).await;
     let fi = env.adapter(0).await;
     let de = env.adapter(1).await;
     let (mut de_inbox, _s) = imi_tests::open_inbox(&de);
-    let (_, operator) = accounts::create(
-        &env.pool().await,
-        "helpdesk",
-        AccountRole::Operator,
-        Scope::default(),
-    )
-    .await
-    .unwrap();
 
     let catalogue = catalogue();
     let send = MessageType::try_from("posting-information-request.send").unwrap();
@@ -177,22 +184,11 @@ async fn a_posting_request_is_due_in_25_working_days_and_an_urgent_one_in_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agreed_date_sets_the_answer_deadline_and_a_request_for_information_stops_it() {
     let mut env = TestEnv::new().await;
-    env.config.pipeline.deadline_check_secs = 3600;
-    let hub = env
-        .start_hub_with("hub", Arc::new(ManualClock::starting_now()))
-        .await;
+    let (hub, operator) = start(&mut env).await;
     let fi = env.adapter(0).await;
     let de = env.adapter(1).await;
     let (mut fi_inbox, _s1) = imi_tests::open_inbox(&fi);
     let (mut de_inbox, _s2) = imi_tests::open_inbox(&de);
-    let (_, operator) = accounts::create(
-        &env.pool().await,
-        "helpdesk",
-        AccountRole::Operator,
-        Scope::default(),
-    )
-    .await
-    .unwrap();
 
     fi.send(&request_to_de()).await.unwrap();
     let id = delivered(&mut de_inbox).await;

@@ -35,6 +35,20 @@ pub(crate) struct NewEntry<'a> {
     pub(crate) detail: Value,
 }
 
+impl<'a> NewEntry<'a> {
+    /// An entry for what the hub did by itself (an erasure).
+    pub(crate) fn by_hub(action: &'a str, detail: Value) -> Self {
+        Self {
+            account_id: None,
+            account_name: "imi-hub",
+            source: "hub",
+            action,
+            subject: None,
+            detail,
+        }
+    }
+}
+
 /// The head of the chain, locked for the append.
 #[derive(sqlx::FromRow)]
 struct Head {
