@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, PipelineContext};
 use crate::registry::{apply_seed, SeedFile, SharedRegistry};
 use crate::retention::RetentionPass;
+use crate::subjects::{SubjectDeadlines, SubjectKeyer};
 use crate::supervise::{self, Joined, Liveness, Vital};
 use crate::{http, tasks, topology};
 
@@ -58,6 +59,7 @@ pub struct Hub {
     publishers: Arc<Vec<imi_broker::Publisher>>,
     clock: Arc<dyn Clock>,
     signer: Signer,
+    subjects: SubjectKeyer,
 }
 
 /// Waiting for the database at start: at 3 a.m. a hub that waits for its
@@ -152,6 +154,7 @@ impl Hub {
         })
         .await?;
         let signer = Signer::load_or_create(&config.audit.signing_key_file)?;
+        let subjects = SubjectKeyer::load_or_create(&config.subjects.index_key_file)?;
         while_database_recovers("audit chain", || async {
             Ok(audit_log::chain_earlier_entries(&pool).await?)
         })
@@ -234,6 +237,7 @@ impl Hub {
             publishers,
             clock,
             signer,
+            subjects,
         })
     }
 
@@ -290,6 +294,16 @@ impl Hub {
         }
     }
 
+    /// The data-subject requests' deadline pass (it also runs by itself
+    /// every `pipeline.deadline_check_secs`).
+    pub fn subject_deadlines(&self) -> SubjectDeadlines {
+        SubjectDeadlines {
+            pool: self.pool.clone(),
+            clock: self.clock.clone(),
+            remind_before: chrono::Duration::days(self.config.subjects.remind_days_before.into()),
+        }
+    }
+
     /// How periodic passes send the hub's own messages.
     fn sender(&self) -> Sender {
         Sender {
@@ -310,6 +324,7 @@ impl Hub {
             activity: self.activity.clone(),
             instance: self.config.instance.clone(),
             abort: CancellationToken::new(),
+            subjects: self.subjects.clone(),
         }
     }
 
@@ -387,6 +402,18 @@ impl Hub {
                 }
             },
         ));
+        let subject_deadlines = tokio::spawn(tasks::every(
+            "data-subject deadlines",
+            every,
+            stop_background.clone(),
+            {
+                let pass = self.subject_deadlines();
+                move || {
+                    let pass = pass.clone();
+                    async move { pass.check_once().await.map(|_| ()) }
+                }
+            },
+        ));
         let checkpointer = self.audit_checkpoints();
         let checkpoints = tokio::spawn(tasks::every(
             "audit checkpoints",
@@ -431,6 +458,7 @@ impl Hub {
             activity: self.activity.clone(),
             console: http::ConsoleSettings {
                 secure_cookies: self.config.http.secure_cookies,
+                subject_answer_days: self.config.subjects.answer_within_days,
             },
             stopping: stop_background.clone(),
             liveness: liveness.clone(),
@@ -485,6 +513,7 @@ impl Hub {
             ("catalogue reloader", reloader),
             ("deadlines", deadlines),
             ("acknowledgement reminders", reminders),
+            ("data-subject deadlines", subject_deadlines),
             ("retention", retention),
             ("dead-letter re-drive", dead_letter_redrive),
             ("audit checkpoints", checkpoints),

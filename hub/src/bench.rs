@@ -150,6 +150,7 @@ async fn commit_chunk(
         registry,
         max_body_bytes: 256 * 1024,
         now: Utc::now(),
+        subjects: &crate::subjects::SubjectKeyer::from_key([7; 32]),
     };
     let items: Vec<Decoded> = chunk
         .iter()

@@ -44,6 +44,22 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Data-subject requests.
+    Subjects {
+        #[command(subcommand)]
+        command: SubjectsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubjectsCommand {
+    /// Rebuild the index of who payloads are about with the current
+    /// `subjects.index_key_file` (after a new key, or for messages stored
+    /// before the index existed), while the hub runs.
+    Reindex {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,6 +243,23 @@ pub fn main() -> anyhow::Result<()> {
                 if verdict.broken.is_some() {
                     std::process::exit(1);
                 }
+            }
+            Command::Subjects {
+                command: SubjectsCommand::Reindex { config },
+            } => {
+                telemetry::init();
+                let config = Config::load(&config)?;
+                let pool =
+                    crate::app::connect_database(config.database.url.expose_secret(), 1).await?;
+                sqlx::migrate!("../migrations").run(&pool).await?;
+                let catalogue = catalogue::load(&config.catalogue_dir)?;
+                let keyer =
+                    crate::subjects::SubjectKeyer::load_or_create(&config.subjects.index_key_file)?;
+                let read = crate::subjects::reindex(&pool, &catalogue, &keyer).await?;
+                let entries: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_index")
+                    .fetch_one(&pool)
+                    .await?;
+                println!("subjects: {read} messages read, {entries} index entries");
             }
             Command::Catalogue {
                 command: CatalogueCommand::Check { dir },

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::error::HubError;
 
 /// The sections of the file; `IMI_<SECTION>_<KEY>` overrides a key of one.
-const SECTIONS: [&str; 5] = ["amqp", "database", "http", "pipeline", "audit"];
+const SECTIONS: [&str; 6] = ["amqp", "database", "http", "pipeline", "audit", "subjects"];
 /// The top-level keys; `IMI_<KEY>` overrides one.
 const TOP_LEVEL: [&str; 3] = ["instance", "catalogue_dir", "seed_file"];
 
@@ -40,6 +40,33 @@ pub struct Config {
     pub seed_file: Option<PathBuf>,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub subjects: SubjectSettings,
+}
+
+/// Data-subject requests (docs/data-subjects.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubjectSettings {
+    /// The key of the keyed hashes (HMAC-SHA256) that index who a payload is
+    /// about (32 bytes, hex). Created (readable by its owner only) when
+    /// missing; every hub instance of one database needs the same one.
+    pub index_key_file: PathBuf,
+    /// A request must be answered within this many days of its receipt
+    /// (GDPR Art. 12(3): one month).
+    pub answer_within_days: u32,
+    /// The handling office is reminded this many days before.
+    pub remind_days_before: u32,
+}
+
+impl Default for SubjectSettings {
+    fn default() -> Self {
+        Self {
+            index_key_file: PathBuf::from(".imi-hub/subject-index.key"),
+            answer_within_days: 30,
+            remind_days_before: 7,
+        }
+    }
 }
 
 /// The tamper-evident audit log (docs/audit.md).

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
 pub(crate) struct ConsoleSettings {
     /// Mark cookies `Secure` (the console is reached over TLS).
     pub(crate) secure_cookies: bool,
+    /// Days a data-subject request has for its answer.
+    pub(crate) subject_answer_days: u32,
 }
 
 pub(crate) fn router(state: AppState) -> Router {

@@ -32,6 +32,8 @@ pub(crate) struct Inbound {
     pub(crate) raw: Vec<u8>,
     pub(crate) digest: [u8; 32],
     pub(crate) traceparent: Option<String>,
+    /// Who the payload is about, as keyed hashes (`subjects`).
+    pub(crate) subject_keys: Vec<crate::subjects::SubjectKey>,
 }
 
 /// What the catalogue says of the action, copied so the batch does not hold

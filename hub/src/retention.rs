@@ -306,6 +306,8 @@ impl RetentionPass {
                     .await?;
             }
         }
+        // Nobody is found by these exchanges any more.
+        crate::subjects::forget_exchanges(&mut tx, &ids).await?;
         // The erasure is itself recorded, in the tamper-evident log.
         audit_log::append(
             &mut tx,

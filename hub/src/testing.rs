@@ -130,6 +130,7 @@ impl Published {
             registry,
             max_body_bytes: 256 * 1024,
             now: NOW(),
+            subjects: &crate::subjects::SubjectKeyer::from_key([7; 32]),
         };
         decode(&ctx, &self.properties, self.body.clone())
     }

@@ -163,6 +163,10 @@ impl TestEnv {
                 checkpoint_file: Some(dir.join("audit-checkpoints.jsonl")),
                 ..Default::default()
             },
+            subjects: imi_hub::config::SubjectSettings {
+                index_key_file: dir.join("subject-index.key"),
+                ..Default::default()
+            },
         };
         TestEnv {
             suffix,
@@ -211,6 +215,7 @@ impl TestEnv {
         let reminders = hub.ack_reminders();
         let retention = hub.retention();
         let audit_checkpoints = hub.audit_checkpoints();
+        let subject_deadlines = hub.subject_deadlines();
         let addr = hub.http_addr();
         let catalogue = hub.catalogue();
         let (tx, rx) = oneshot::channel::<()>();
@@ -228,6 +233,7 @@ impl TestEnv {
             reminders,
             retention,
             audit_checkpoints,
+            subject_deadlines,
             stop: Some(tx),
             task,
         }
@@ -256,6 +262,8 @@ relay_interval_secs = {relay_interval_secs}
 receipt_linger_ms = {receipt_linger_ms}
 [audit]
 signing_key_file = "{key}"
+[subjects]
+index_key_file = "{index_key}"
 "#,
             instance = c.instance,
             catalogue = c.catalogue_dir.display(),
@@ -268,6 +276,7 @@ signing_key_file = "{key}"
             relay_interval_secs = c.pipeline.relay_interval_secs,
             receipt_linger_ms = c.pipeline.receipt_linger_ms,
             key = c.audit.signing_key_file.display(),
+            index_key = c.subjects.index_key_file.display(),
         );
         let path = self.dir.join("hub.toml");
         std::fs::write(&path, text).unwrap();
@@ -405,6 +414,8 @@ pub struct RunningHub {
     pub retention: imi_hub::RetentionPass,
     /// Its audit checkpoint signer, to sign one now.
     pub audit_checkpoints: imi_hub::audit_log::checkpoints::Checkpointer,
+    /// Its data-subject deadline pass, to run one now.
+    pub subject_deadlines: imi_hub::subjects::SubjectDeadlines,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }

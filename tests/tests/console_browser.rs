@@ -374,3 +374,88 @@ async fn a_coordinator_watches_an_alerts_acknowledgements_come_in() {
     pool.close().await;
     finish(env, hub, vec![fi, de]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_finds_a_persons_exchanges_and_hands_over_an_export_in_their_language() {
+    let env = TestEnv::new().await;
+    let hub = env.start_hub().await;
+    let pool = env.pool().await;
+    let (name, password) = console_account(
+        &pool,
+        "de-nimic",
+        AccountRole::Coordinator,
+        Scope {
+            country: Some(imi_schemas::ids::CountryCode::try_from("DE").unwrap()),
+            ..Scope::default()
+        },
+    )
+    .await;
+    let fi = env.adapter(0).await;
+    let (mut inbox, _) = open_inbox(&fi);
+    let mut request = request_to_de();
+    request.payload["professional"] = json!({"family_name": "Nieminen", "given_names": "Aino Maria", "date_of_birth": "1979-03-14"});
+    fi.send(&request).await.unwrap();
+    let exchange = next_receipt(&mut inbox).await.exchange_id.to_string();
+
+    let mut browser = Browser::start("data-subjects", &hub.http).await;
+    browser.log_in(&name, &password).await;
+    browser.goto("/console/subjects").await;
+    browser.assert_accessible("subjects").await;
+    browser.screenshot("subjects-empty").await;
+    browser.fill("#family_name", "NIEMINEN").await;
+    browser.fill("#given_names", "aino maria").await;
+    browser
+        .client
+        .execute(
+            "document.querySelector('#date_of_birth').value = arguments[0]",
+            vec![json!("1979-03-14")],
+        )
+        .await
+        .unwrap();
+    browser
+        .fill("#reason", "Letter DE-DSR-2026-40 of 1 December")
+        .await;
+    browser
+        .click("form[action='/console/subjects/search'] button")
+        .await;
+    browser
+        .wait_for_text(&exchange, Duration::from_secs(10))
+        .await;
+    browser.assert_accessible("subjects-found").await;
+    browser.screenshot("subjects-found").await;
+    browser.select("#kind", "access").await;
+    browser.select("#language", "fi").await;
+    browser.fill("#reference", "DE-DSR-2026-40").await;
+    browser
+        .click("form[action='/console/subjects/requests'] button")
+        .await;
+    browser
+        .wait_for_text(
+            "Data-subject request DE-DSR-2026-40",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.assert_accessible("subject-request").await;
+    browser.screenshot("subject-request").await;
+
+    // The export, as the person receives it: in Finnish.
+    let path = browser.path().await;
+    let mut user = imi_tests::console::ConsoleUser::new(&hub.http, &name, &password);
+    user.log_in().await;
+    let export = user.get(&format!("{path}/export.html")).await;
+    assert!(export.body.contains("<html lang=\"fi\""));
+    assert!(export.body.contains("Nieminen"));
+    let file = std::env::temp_dir().join(format!("imi-export-{exchange}.html"));
+    std::fs::write(&file, &export.body).unwrap();
+    browser
+        .client
+        .goto(&format!("file://{}", file.display()))
+        .await
+        .unwrap();
+    browser.assert_accessible("subject-export").await;
+    browser.screenshot("subject-export-fi").await;
+    let _ = std::fs::remove_file(&file);
+    browser.close().await;
+    pool.close().await;
+    finish(env, hub, vec![fi]).await;
+}

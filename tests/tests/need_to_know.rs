@@ -71,18 +71,27 @@ fn api_routes() -> Vec<String> {
     routes
 }
 
-/// A route with its parameters filled in for the test's exchange and
-/// refused message.
-fn fill(route: &str, exchange: &str, refused: i64) -> String {
+/// A route with its parameters filled in for the test's exchange, refused
+/// message and data-subject request (one path per export format).
+fn fill(route: &str, exchange: &str, refused: i64, request: &str) -> Vec<String> {
     if route.starts_with("/console/refused/{id}") || route.starts_with("/api/v1/refused/{id}") {
-        return route.replace("{id}", &refused.to_string());
+        return vec![route.replace("{id}", &refused.to_string())];
     }
-    route
+    if route.starts_with("/console/subjects/requests/{id}") {
+        let route = route.replace("{id}", request);
+        return ["export.json", "export.html"]
+            .iter()
+            .map(|f| route.replace("{file}", f))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+    }
+    vec![route
         .replace("{id}", exchange)
         .replace("{exchange_id}", exchange)
         .replace("{code}", "pq-information-request")
         .replace("{authority}", "FI-VALVIRA")
-        .replace("{endpoint}", "fi")
+        .replace("{endpoint}", "fi")]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,19 +153,57 @@ async fn every_route_shows_a_payload_only_to_those_who_need_to_know() {
         user.log_in().await;
         people.push((name, user, token, party));
     }
+    // Germany's coordinator opens a data-subject request about the
+    // professional: its export carries the payload, to that office only.
+    let (_, de, _, _) = &mut people[3];
+    let found = de
+        .post_from(
+            "/console/subjects",
+            "/console/subjects/search",
+            &[
+                ("family_name", MARKER),
+                ("given_names", "Aino"),
+                ("date_of_birth", "1988-04-12"),
+                ("reason", "Letter DE-DSR-2026-9 from the professional"),
+            ],
+        )
+        .await;
+    let keys = {
+        let marker = "name=\"keys\" value=\"";
+        let at = found.body.find(marker).expect("keys") + marker.len();
+        found.body[at..at + found.body[at..].find('"').unwrap()].to_owned()
+    };
+    let opened = de
+        .post_from(
+            "/console/subjects",
+            "/console/subjects/requests",
+            &[
+                ("keys", &keys),
+                ("kind", "access"),
+                ("language", "de"),
+                ("reference", "DE-DSR-2026-9"),
+                ("received_on", &chrono::Utc::now().date_naive().to_string()),
+            ],
+        )
+        .await;
+    let page_of_request = opened.location.expect("the request opens");
+    let request_id = page_of_request.rsplit('/').next().unwrap().to_owned();
     let page_of_exchange = format!("/console/exchanges/{exchange}");
     let page_of_refused = format!("/console/refused/{refused_id}");
     let console = console_routes();
     let api = api_routes();
     for (name, user, token, party) in &mut people {
-        for route in &console {
-            let path = fill(route, &exchange, refused_id);
+        for path in console
+            .iter()
+            .flat_map(|r| fill(r, &exchange, refused_id, &request_id))
+        {
             let page = user.get(&path).await;
             let shown = page.body.contains(MARKER);
             // The refused message came from a Finnish endpoint: Finland's
             // coordinator may read it, to fix its system.
             let allowed = (*party && path == page_of_exchange)
-                || (name == "fi-nimic" && path == page_of_refused);
+                || (name == "fi-nimic" && path == page_of_refused)
+                || (name == "de-nimic" && path.starts_with(&format!("{page_of_request}/export")));
             assert!(
                 !shown || allowed,
                 "{path} shows the payload to {name} ({})",
@@ -172,7 +219,7 @@ async fn every_route_shows_a_payload_only_to_those_who_need_to_know() {
         let group = "/api/v1/refused/messages?code=invalid_payload".to_owned();
         for path in api
             .iter()
-            .map(|r| fill(r, &exchange, refused_id))
+            .flat_map(|r| fill(r, &exchange, refused_id, &request_id))
             .chain([group])
         {
             let (_, body) = call_api(&hub.http, "GET", &path, Some(token.as_str()), None).await;
@@ -258,6 +305,11 @@ async fn every_route_shows_a_payload_only_to_those_who_need_to_know() {
         assert!(!page.body.contains(MARKER), "blocked data shown to {name}");
         assert!(page.body.contains("are blocked"), "{}", page.body);
     }
+    // Nor in the data-subject export: blocked is blocked.
+    let (_, de, _, _) = &mut people[3];
+    let export = de.get(&format!("{page_of_request}/export.json")).await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert!(!export.body.contains(MARKER), "a blocked payload exported");
     let (_, ops, _, _) = &mut people[0];
     let proof = ops
         .post_from(

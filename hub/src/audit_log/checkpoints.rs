@@ -26,72 +26,16 @@ impl Signer {
     /// Reads the key (64 hex digits) from `path`, creating it (readable by
     /// its owner only) when the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, HubError> {
-        let setting = |problem: String| HubError::Setting {
-            key: "audit.signing_key_file",
-            problem,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let bytes: [u8; 32] = hex::decode(text.trim())
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        setting(format!("{} holds no 32-byte hex key", path.display()))
-                    })?;
-                Ok(Self {
-                    key: SigningKey::from_bytes(&bytes),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = SigningKey::generate(&mut rand_core::OsRng);
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| setting(format!("cannot create {}: {e}", dir.display())))?;
-                }
-                match write_private(path, &hex::encode(key.to_bytes())) {
-                    Ok(()) => {
-                        info!(path = %path.display(), "Created the audit signing key.");
-                        Ok(Self { key })
-                    }
-                    // Another hub instance created it first: use that one.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create(path)
-                    }
-                    Err(e) => Err(setting(format!("cannot write {}: {e}", path.display()))),
-                }
-            }
-            Err(e) => Err(setting(format!("cannot read {}: {e}", path.display()))),
-        }
+        let bytes =
+            crate::key_file::load_or_create(path, "audit.signing_key_file", "audit signing key")?;
+        Ok(Self {
+            key: SigningKey::from_bytes(&bytes),
+        })
     }
 
     pub fn public_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
-}
-
-/// Creates `path` holding `text`, readable by its owner only, whole or not
-/// at all: written aside, then linked into place (`AlreadyExists` if another
-/// instance was first), so nobody ever reads a half-written key.
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let aside = path.with_extension(format!("new-{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&aside)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    let linked = std::fs::hard_link(&aside, path);
-    let _ = std::fs::remove_file(&aside);
-    linked
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
 }
 
 /// A checkpoint as kept in the table and in the file.

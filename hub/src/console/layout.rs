@@ -10,7 +10,7 @@ use super::i18n::t;
 use crate::accounts::AccountRole;
 
 /// The sections of the console, in the navigation's order: (path, message).
-const SECTIONS: [(&str, &str); 8] = [
+const SECTIONS: [(&str, &str); 9] = [
     ("/console", "nav.dashboard"),
     ("/console/exchanges", "nav.exchanges"),
     ("/console/refused", "nav.refused"),
@@ -18,6 +18,7 @@ const SECTIONS: [(&str, &str); 8] = [
     ("/console/desk", "nav.desk"),
     ("/console/catalogue", "nav.catalogue"),
     ("/console/statistics", "nav.statistics"),
+    ("/console/subjects", "nav.subjects"),
     ("/console/audit", "nav.audit"),
 ];
 

@@ -61,7 +61,16 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             get(pages::catalogue::procedure),
         )
         .route("/console/statistics", get(pages::statistics::show))
-        .route("/console/audit", get(pages::audit::list));
+        .route("/console/audit", get(pages::audit::list))
+        .route("/console/subjects", get(pages::subjects::index))
+        .route(
+            "/console/subjects/requests/{id}",
+            get(pages::subjects::show),
+        )
+        .route(
+            "/console/subjects/requests/{id}/{file}",
+            get(pages::subjects::export),
+        );
     let actions = Router::new()
         .route("/console/logout", post(pages::login::logout))
         .route("/console/refused/redrive", post(pages::refused::redrive))
@@ -94,6 +103,20 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         )
         .route("/console/gates", post(pages::desk::gate))
         .route("/console/notices/{id}/read", post(pages::desk::mark_read))
+        .route("/console/subjects/search", post(pages::subjects::search))
+        .route("/console/subjects/requests", post(pages::subjects::open))
+        .route(
+            "/console/subjects/requests/{id}/statements",
+            post(pages::subjects::statement),
+        )
+        .route(
+            "/console/subjects/requests/{id}/search-again",
+            post(pages::subjects::search_again),
+        )
+        .route(
+            "/console/subjects/requests/{id}/answer",
+            post(pages::subjects::answer),
+        )
         // `route_layer`: only these routes; a path no route has stays a 404
         // and is never taken for an action.
         .route_layer(middleware::from_fn_with_state(state, auth::require_csrf));

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::inbound::{at as field, Ack, Decoded, FieldDeadline, Inbound, OneToMany, Refusal, Step};
 use crate::registry::{Registry, Status};
+use crate::subjects::SubjectKeyer;
 
 /// Limits and context for decoding.
 pub(crate) struct DecodeContext<'a> {
@@ -24,6 +25,7 @@ pub(crate) struct DecodeContext<'a> {
     pub(crate) registry: &'a Registry,
     pub(crate) max_body_bytes: usize,
     pub(crate) now: DateTime<Utc>,
+    pub(crate) subjects: &'a SubjectKeyer,
 }
 
 pub(crate) fn decode(
@@ -323,6 +325,7 @@ pub(crate) fn decode(
     } else {
         Vec::new()
     };
+    let subject_keys = ctx.subjects.keys_of(procedure, &envelope.payload);
     body.shrink_to_fit();
     Decoded::Inbound(Box::new(Inbound {
         message_id,
@@ -357,6 +360,7 @@ pub(crate) fn decode(
             .get(HEADER_TRACEPARENT)
             .filter(|t| is_traceparent(t))
             .cloned(),
+        subject_keys,
     }))
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct PipelineContext {
     /// Cancelled when draining takes too long: retries give up and the
     /// unacked deliveries are left to the broker to redeliver.
     pub(crate) abort: CancellationToken,
+    /// Keys who each accepted payload is about (`subjects`).
+    pub(crate) subjects: crate::subjects::SubjectKeyer,
 }
 
 /// Commit retries (the database is down or refused) wait this long.
@@ -158,6 +160,7 @@ fn decode_batch(ctx: &PipelineContext, taken: Vec<Delivery>) -> Batch {
         registry: &registry,
         max_body_bytes: ctx.settings.max_body_bytes,
         now: Utc::now(),
+        subjects: &ctx.subjects,
     };
     let mut items = Vec::with_capacity(taken.len());
     let mut ackers = Vec::with_capacity(taken.len());
@@ -571,6 +574,7 @@ pub(crate) async fn redrive(
             registry: &registry,
             max_body_bytes: ctx.settings.max_body_bytes,
             now: Utc::now(),
+            subjects: &ctx.subjects,
         };
         let items: Vec<Decoded> = messages
             .iter()

@@ -192,6 +192,33 @@ impl Writes {
             ),
         );
         self.counts_messages = true;
+        self.subject_index(rows);
+    }
+
+    /// Who the messages are about (keyed hashes), beside the messages.
+    fn subject_index(&mut self, rows: &[Accepted<'_>]) {
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut messages: Vec<Uuid> = Vec::new();
+        let mut exchanges: Vec<Uuid> = Vec::new();
+        for a in rows {
+            for key in &a.inbound.subject_keys {
+                keys.push(key);
+                messages.push(a.inbound.message_id.as_uuid());
+                exchanges.push(a.exchange_id);
+            }
+        }
+        if keys.is_empty() {
+            return;
+        }
+        let (k, m, e) = (self.bind(keys), self.bind(messages), self.bind(exchanges));
+        self.push(
+            "si",
+            format!(
+                "INSERT INTO subject_index (key, message_id, exchange_id)
+                 SELECT * FROM UNNEST({k}::bytea[], {m}::uuid[], {e}::uuid[])
+                 ON CONFLICT DO NOTHING"
+            ),
+        );
     }
 
     /// Transitions; `actor` names the account for a step a person took over

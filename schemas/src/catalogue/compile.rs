@@ -177,6 +177,7 @@ pub(super) fn compile_procedure(
         },
         closure_states,
         expires_with: raw.retention.expires_with.clone(),
+        identifying: super::identifying_fields(&raw.personal_data),
         personal_data: personal_data(
             raw.personal_data
                 .iter()

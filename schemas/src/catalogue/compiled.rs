@@ -147,6 +147,9 @@ pub struct Procedure {
     pub special_categories: Vec<String>,
     /// Free-text fields that are not personal data: (pointer, reason).
     pub not_personal_data: Vec<(String, String)>,
+    /// Where payloads name a person (by rule, from `personal_data`): what
+    /// a data subject's search matches.
+    pub identifying: Vec<super::IdentifyingFields>,
     pub state_labels: BTreeMap<String, Labels>,
     pub action_labels: BTreeMap<String, Labels>,
     pub questions: Vec<Question>,

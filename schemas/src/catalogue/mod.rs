@@ -21,6 +21,7 @@ mod glossary;
 mod model;
 mod reference;
 mod render;
+mod subjects;
 
 pub use compiled::{
     Action, Area, Catalogue, CheckReport, Procedure, ProcedureKind, Question, RecipientRule,
@@ -38,6 +39,9 @@ pub use model::{
     QuestionFile, VocabularyFile,
 };
 pub use render::{RenderError, RenderedLine};
+pub use subjects::{
+    identifying_fields, identities, IdentifyingFields, Identity, NATIONAL_ID_FIELDS,
+};
 
 /// One catalogue file's path (for error messages) and text.
 #[derive(Debug, Clone)]

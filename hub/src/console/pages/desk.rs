@@ -38,6 +38,9 @@ pub(crate) async fn show(
         .await
         .or_fail(&viewer)?;
     let overdue = desk::overdue(&state.pool, &scope).await.or_fail(&viewer)?;
+    let subject_requests = crate::subjects::due(&state.pool, &viewer.account)
+        .await
+        .or_fail(&viewer)?;
     let referred = desk::referred(&state.pool, &scope).await.or_fail(&viewer)?;
     let pending = coordination::pending_validations(&state.pool, &viewer.account)
         .await
@@ -178,6 +181,15 @@ pub(crate) async fn show(
         section aria-labelledby="notices-h" {
             h2 id="notices-h" { (t("desk.notices")) }
             @if notices.is_empty() { (empty("desk.notices_empty")) } @else { (notices.render()) }
+        }
+        section aria-labelledby="subjects-h" {
+            h2 id="subjects-h" { (t("desk.subject_requests")) }
+            @if subject_requests.is_empty() { (empty("desk.subject_requests_empty")) } @else {
+                ul { @for r in &subject_requests {
+                    li { a href={ "/console/subjects/requests/" (r.id) } { (r.reference) } " · "
+                         (t(&format!("subjects.notice_{}", r.notice))) " · " (t("subjects.due")) " " (crate::console::layout::time(r.due_at)) }
+                } }
+            }
         }
         section aria-labelledby="overdue-h" id="overdue" {
             h2 id="overdue-h" { (t("desk.overdue")) }

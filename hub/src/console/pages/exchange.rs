@@ -145,6 +145,11 @@ async fn render(
             return Ok(table.csv_response());
         }
     }
+    // Corrections and objections of data subjects: that they exist is
+    // metadata; what they say is content.
+    let statements = crate::subjects::exchange_statements(&state.pool, id)
+        .await
+        .or_fail(&viewer)?;
     let catalogue = state.registry.catalogue.current();
     let running = exchanges::running_deadlines(&state.pool, &catalogue, &detail.head)
         .await
@@ -208,6 +213,15 @@ async fn render(
                 div id="deliveries" data-poll={ "/console/exchanges/" (head.id) "/deliveries?" (encode_query(&query)) } aria-live="polite" {
                     (deliveries_markup(d, &query))
                 }
+            }
+        }
+        @if !statements.is_empty() {
+            section aria-labelledby="statements-h" {
+                h2 id="statements-h" { (t("subjects.statements")) }
+                ul { @for s in &statements {
+                    li { (t(&format!("subjects.statement_{}", s.kind))) " · " (time(s.recorded_at)) " · " (s.recorded_by)
+                         @if content_shown { @if let Some(text) = &s.statement { ": " (text) } } }
+                } }
             }
         }
         @match (access, content_shown) {

@@ -11,3 +11,4 @@ pub(super) mod exchanges;
 pub(super) mod login;
 pub(super) mod refused;
 pub(super) mod statistics;
+pub(super) mod subjects;
