@@ -9,6 +9,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imi-hub-target}"
 export IMI_HTTP_LISTEN="${IMI_HTTP_LISTEN:-127.0.0.1:8080}"
 
 scripts/ensure-services.sh
+# TLS on 5671 with a development CA; the demo's German system logs in with a
+# client certificate (docs/tls.md).
+tls="$(scripts/ensure-tls.sh)"
+[ -s "$tls/clients/de-aekno-gw.p12" ] || scripts/dev-client-cert.sh de-aekno-gw "$tls/clients" imi-dev >/dev/null
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc "select 1 from pg_database where datname = 'imi'" | grep -q 1 ||
   psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE imi"
 
@@ -36,6 +40,8 @@ echo
 echo "── searching the registry for 'arztekammer' (no umlaut) through the HTTP API:"
 "$bin/imi-adapter" search --hub "http://$IMI_HTTP_LISTEN" --token "$token" arztekammer --lang fr
 echo "   (an operator token for your own calls: $token)"
-"$bin/imi-adapter" demo --rounds "${ROUNDS:-0}"
+"$bin/imi-adapter" demo --rounds "${ROUNDS:-0}" \
+  --amqp-url amqps://127.0.0.1:5671 --ca-file "$tls/ca.pem" \
+  --responder-cert "$tls/clients/de-aekno-gw.p12" --responder-cert-password imi-dev
 echo
 curl -s "http://$IMI_HTTP_LISTEN/metrics" | grep -E '^imi_ingress_messages_total|^imi_rejections_total' || true

@@ -8,6 +8,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 scripts/ensure-disk.sh
 scripts/ensure-services.sh
+# RabbitMQ with TLS on 5671 and a development CA (the TLS tests use it).
+IMI_TLS_DIR="$(scripts/ensure-tls.sh)"
+export IMI_TLS_DIR
 scripts/clean-test-leftovers.sh
 # The console's browser tests: Chromium, ChromeDriver and axe-core.
 IMI_AXE_JS="$(scripts/ensure-browser.sh)"

@@ -1,9 +1,9 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use imi_broker::{
     Broker, BrokerConfig, Outgoing, Properties, PublishOutcome, Publisher, QueueDecl, QueueType,
-    Topology,
+    TlsConfig, Topology,
 };
 use imi_schemas::ids::{AuthorityId, CountryCode, EndpointId, ExchangeId, MessageId, MessageType};
 use imi_schemas::protocol::{
@@ -22,23 +22,92 @@ use crate::AdapterError;
 /// How an endpoint connects.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
-    /// `amqp://host:port` (credentials come from `endpoint`/`password`).
+    /// `amqp://host:port`, or `amqps://host:port` over TLS (credentials come
+    /// from `endpoint`/`password`, or from `tls`'s client certificate).
     pub amqp_url: String,
     pub vhost: String,
     /// The endpoint id, which is also its broker user name.
     pub endpoint: String,
+    /// Not used when `tls` has a client certificate.
     pub password: String,
+    /// For an `amqps://` URL: the CA to trust and, optionally, the
+    /// endpoint's client certificate (docs/tls.md).
+    pub tls: Option<EndpointTls>,
+}
+
+/// TLS of an endpoint's connection.
+#[derive(Clone, Default)]
+pub struct EndpointTls {
+    /// PEM file of the CA that signs the broker's certificate; `None`: the
+    /// system's root certificates.
+    pub ca_file: Option<PathBuf>,
+    /// PKCS#12 file with the endpoint's certificate and key, and the file's
+    /// password. The broker logs the endpoint in as the certificate's common
+    /// name (EXTERNAL): no password travels.
+    pub client_certificate: Option<(PathBuf, String)>,
+}
+
+impl std::fmt::Debug for EndpointTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointTls")
+            .field("ca_file", &self.ca_file)
+            .field(
+                "client_certificate",
+                &self.client_certificate.as_ref().map(|(path, _)| path),
+            )
+            .finish()
+    }
 }
 
 impl EndpointConfig {
     fn url(&self) -> Result<String, AdapterError> {
-        let credentials = Some((self.endpoint.as_str(), self.password.as_str()));
-        imi_broker::connection_url(&self.amqp_url, &self.vhost, credentials).map_err(|e| {
-            AdapterError::Invalid {
-                what: "AMQP URL",
-                detail: format!("`{}`: {e}", self.amqp_url),
-            }
-        })
+        let invalid = |detail: String| AdapterError::Invalid {
+            what: "AMQP URL",
+            detail,
+        };
+        let by_certificate = self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_certificate.is_some());
+        let (base, credentials) = if by_certificate {
+            let mut url = url::Url::parse(&self.amqp_url)
+                .map_err(|e| invalid(format!("`{}`: {e}", self.amqp_url)))?;
+            url.query_pairs_mut()
+                .append_pair("auth_mechanism", "external");
+            (url.to_string(), Some((self.endpoint.as_str(), "")))
+        } else {
+            (
+                self.amqp_url.clone(),
+                Some((self.endpoint.as_str(), self.password.as_str())),
+            )
+        };
+        imi_broker::connection_url(&base, &self.vhost, credentials)
+            .map_err(|e| invalid(format!("`{}`: {e}", self.amqp_url)))
+    }
+
+    /// The files of `tls`, read.
+    fn broker_tls(&self) -> Result<Option<TlsConfig>, AdapterError> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| AdapterError::Invalid {
+                what: "TLS file",
+                detail: format!("{}: {e}", path.display()),
+            })
+        };
+        let ca_pem = match &tls.ca_file {
+            Some(path) => Some(String::from_utf8_lossy(&read(path)?).into_owned()),
+            None => None,
+        };
+        let client_pkcs12 = match &tls.client_certificate {
+            Some((path, password)) => Some((read(path)?, password.clone())),
+            None => None,
+        };
+        Ok(Some(TlsConfig {
+            ca_pem,
+            client_pkcs12,
+        }))
     }
 }
 
@@ -88,6 +157,7 @@ impl Adapter {
             })?;
         let broker = Broker::start(
             BrokerConfig {
+                tls: config.broker_tls()?,
                 url: config.url()?,
                 connection_name: format!("adapter {endpoint}"),
             },

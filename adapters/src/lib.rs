@@ -16,6 +16,6 @@ mod error;
 mod inbox;
 mod seen;
 
-pub use adapter::{Adapter, EndpointConfig, OutgoingMessage};
+pub use adapter::{Adapter, EndpointConfig, EndpointTls, OutgoingMessage};
 pub use error::AdapterError;
 pub use inbox::{Inbox, InboxItem, Incoming, RoutedMessage};

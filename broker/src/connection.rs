@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::LongString;
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::{oneshot, watch};
@@ -16,10 +17,39 @@ use crate::{Backoff, BrokerError, Topology};
 /// How to reach the broker.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// `amqp://user:password@host:port/vhost` (vhost URL-encoded, `%2f` for `/`).
+    /// `amqp://user:password@host:port/vhost` (vhost URL-encoded, `%2f` for
+    /// `/`), or `amqps://…` over TLS (`?auth_mechanism=external` to log in
+    /// with the client certificate of `tls`).
     pub url: String,
     /// Shown in the management UI, so an operator can tell connections apart.
     pub connection_name: String,
+    /// What an `amqps://` connection trusts and presents; `None`: the
+    /// system's root certificates, no client certificate.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS of an `amqps://` connection. The broker's certificate must chain to
+/// `ca_pem` (or to the system's roots) and name the URL's host.
+#[derive(Clone, Default)]
+pub struct TlsConfig {
+    /// The CA certificates (PEM) that sign the broker's certificate.
+    pub ca_pem: Option<String>,
+    /// This client's certificate and key as PKCS#12 (DER) with the file's
+    /// password: the broker logs the client in as the certificate's common
+    /// name (RabbitMQ's EXTERNAL mechanism), without a password.
+    pub client_pkcs12: Option<(Vec<u8>, String)>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "…"))
+            .field(
+                "client_pkcs12",
+                &self.client_pkcs12.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 /// The live connection, if any, with a generation that changes on reconnect.
@@ -214,7 +244,22 @@ async fn connect_once(config: &BrokerConfig) -> Result<Connection, lapin::Error>
         .with_connection_name(LongString::from(config.connection_name.as_str()))
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio);
-    Connection::connect(&config.url, properties).await
+    match &config.tls {
+        None => Connection::connect(&config.url, properties).await,
+        Some(tls) => {
+            let tls = OwnedTLSConfig {
+                identity: tls
+                    .client_pkcs12
+                    .as_ref()
+                    .map(|(der, password)| OwnedIdentity {
+                        der: der.clone(),
+                        password: password.clone(),
+                    }),
+                cert_chain: tls.ca_pem.clone(),
+            };
+            Connection::connect_with_config(&config.url, properties, tls).await
+        }
+    }
 }
 
 #[instrument(skip_all, fields(name = %config.connection_name))]

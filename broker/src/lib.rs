@@ -19,7 +19,7 @@ mod topology;
 mod url;
 
 pub use backoff::Backoff;
-pub use connection::{Broker, BrokerConfig};
+pub use connection::{Broker, BrokerConfig, TlsConfig};
 pub use consumer::{Acker, Deliveries, Delivery};
 pub use error::BrokerError;
 pub use management::{

@@ -22,7 +22,16 @@ pub fn connection_url(
     url.path_segments_mut()
         .map_err(|()| url::ParseError::RelativeUrlWithCannotBeABaseBase)?
         .push(vhost);
-    url.set_query(Some("heartbeat=10"));
+    // The base's own parameters (e.g. `auth_mechanism=external`) stay.
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "heartbeat")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    url.query_pairs_mut()
+        .extend_pairs(kept)
+        .append_pair("heartbeat", "10");
     Ok(url.into())
 }
 
@@ -56,5 +65,18 @@ mod tests {
             Some("guest")
         );
         assert_eq!(user_of("amqp://h:5672"), None);
+    }
+
+    #[test]
+    fn the_bases_own_parameters_stay() {
+        assert_eq!(
+            connection_url(
+                "amqps://h:5671?auth_mechanism=external&heartbeat=60",
+                "imi",
+                None
+            )
+            .unwrap(),
+            "amqps://h:5671/imi?auth_mechanism=external&heartbeat=10"
+        );
     }
 }

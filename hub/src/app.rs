@@ -34,6 +34,7 @@ use crate::retention::RetentionPass;
 use crate::subjects::{SubjectDeadlines, SubjectKeyer};
 use crate::supervise::{self, Joined, Liveness, Vital};
 use crate::{http, tasks, topology};
+use axum_server::tls_rustls::RustlsConfig;
 
 /// How long shutdown waits for in-flight batches before giving up on them
 /// (they stay unacked and come back after restart).
@@ -60,6 +61,31 @@ pub struct Hub {
     clock: Arc<dyn Clock>,
     signer: Signer,
     subjects: SubjectKeyer,
+    /// The console's and API's certificate, when they serve HTTPS.
+    https: Option<RustlsConfig>,
+}
+
+/// The HTTPS certificate of `http.tls_cert_file` and `http.tls_key_file`,
+/// read at start so a wrong file stops the start with a clear error.
+async fn http_tls(http: &crate::config::HttpSettings) -> Result<Option<RustlsConfig>, HubError> {
+    match (&http.tls_cert_file, &http.tls_key_file) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => {
+            // ring is the one TLS provider the hub is built with.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map(Some)
+                .map_err(|e| HubError::Setting {
+                    key: "http.tls_cert_file",
+                    problem: format!("{} with {}: {e}", cert.display(), key.display()),
+                })
+        }
+        _ => Err(HubError::Setting {
+            key: "http.tls_key_file",
+            problem: "give both http.tls_cert_file and http.tls_key_file, or neither".into(),
+        }),
+    }
 }
 
 /// Waiting for the database at start: at 3 a.m. a hub that waits for its
@@ -206,6 +232,7 @@ impl Hub {
         ));
         let broker = Broker::start(
             BrokerConfig {
+                tls: config.amqp.broker_tls()?,
                 url: config.amqp.url_with_vhost()?.expose_secret().to_owned(),
                 connection_name: config.instance.clone(),
             },
@@ -217,6 +244,7 @@ impl Hub {
             warn!(%error, "Waiting for the broker.");
         }
         let listener = TcpListener::bind(config.http.listen).await?;
+        let https = http_tls(&config.http).await?;
         let catalogue = SharedCatalogue::new(catalogue, &config.catalogue_dir);
         let publishers = Arc::new(
             (0..config.pipeline.publish_channels.max(1))
@@ -238,6 +266,7 @@ impl Hub {
             clock,
             signer,
             subjects,
+            https,
         })
     }
 
@@ -457,7 +486,8 @@ impl Hub {
             pipeline: ctx.clone(),
             activity: self.activity.clone(),
             console: http::ConsoleSettings {
-                secure_cookies: self.config.http.secure_cookies,
+                // Served over HTTPS, cookies are `Secure` whatever the setting.
+                secure_cookies: self.config.http.secure_cookies || self.https.is_some(),
                 subject_answer_days: self.config.subjects.answer_within_days,
             },
             stopping: stop_background.clone(),
@@ -474,14 +504,30 @@ impl Hub {
             },
         };
         let http_stop = stop_background.clone();
-        let mut server = Vital::new(
-            "HTTP server",
-            tokio::spawn(async move {
-                axum::serve(self.listener, http::router(state))
+        let router = http::router(state);
+        let server_task = match self.https.clone() {
+            None => tokio::spawn(async move {
+                axum::serve(self.listener, router)
                     .with_graceful_shutdown(async move { http_stop.cancelled().await })
                     .await
             }),
-        );
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopping = handle.clone();
+                tokio::spawn(async move {
+                    http_stop.cancelled().await;
+                    stopping.graceful_shutdown(Some(STOP_GRACE));
+                });
+                let listener = self.listener.into_std()?;
+                tokio::spawn(async move {
+                    axum_server::from_tcp_rustls(listener, tls)
+                        .handle(handle)
+                        .serve(router.into_make_service())
+                        .await
+                })
+            }
+        };
+        let mut server = Vital::new("HTTP server", server_task);
         info!(instance = %self.config.instance, "IMI Hub running.");
 
         // Until asked to stop, or until a vital task ends by itself (a bug:

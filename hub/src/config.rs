@@ -122,6 +122,10 @@ pub struct AmqpSettings {
     /// the broker's disk).
     #[serde(default = "default_inbox_max_messages")]
     pub inbox_max_messages: u64,
+    /// With an `amqps://` URL: the PEM file of the CA that signs the
+    /// broker's certificate (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl AmqpSettings {
@@ -133,6 +137,26 @@ impl AmqpSettings {
                 key: "amqp.url",
                 problem: format!("is not a URL: {e}"),
             })
+    }
+
+    /// What the hub's `amqps://` connection trusts (`None` for `amqp://`).
+    pub fn broker_tls(&self) -> Result<Option<imi_broker::TlsConfig>, HubError> {
+        if !self.url.expose_secret().starts_with("amqps://") {
+            return Ok(None);
+        }
+        let ca_pem = match &self.ca_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path).map_err(|e| HubError::Setting {
+                    key: "amqp.ca_file",
+                    problem: format!("cannot read {}: {e}", path.display()),
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Some(imi_broker::TlsConfig {
+            ca_pem,
+            client_pkcs12: None,
+        }))
     }
 
     /// What each endpoint's broker user may hold open.
@@ -193,6 +217,12 @@ pub struct HttpSettings {
     /// reached over TLS (directly or through a proxy).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Serve HTTPS with this certificate chain (PEM)…
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// … and its private key (PEM, PKCS#8 or PKCS#1). Both or neither.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -143,6 +143,7 @@ impl TestEnv {
                 endpoint_max_connections: 20,
                 endpoint_max_channels: 200,
                 inbox_max_messages: 1_000_000,
+                ca_file: None,
             },
             database: DatabaseSettings {
                 url: db_url.clone().into(),
@@ -151,6 +152,8 @@ impl TestEnv {
             http: HttpSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 secure_cookies: false,
+                tls_cert_file: None,
+                tls_key_file: None,
             },
             pipeline: PipelineSettings {
                 relay_interval_secs: 1,
@@ -360,6 +363,7 @@ index_key_file = "{index_key}"
     pub fn endpoint_config(&self, endpoint: usize) -> EndpointConfig {
         let e = &self.endpoints[endpoint];
         EndpointConfig {
+            tls: None,
             amqp_url: amqp_base_url()
                 .rsplit_once('@')
                 .map(|(_, h)| format!("amqp://{h}"))

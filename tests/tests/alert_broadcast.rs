@@ -162,6 +162,7 @@ async fn a_subscriber_reads_the_broadcasts_of_its_areas_and_nothing_else() {
     assert_eq!(status, 201, "{credentials}");
 
     let dash = Adapter::connect(&EndpointConfig {
+        tls: None,
         endpoint: dashboard.clone(),
         password: credentials["password"].as_str().unwrap().to_owned(),
         ..env.endpoint_config(0)
@@ -253,6 +254,7 @@ async fn a_subscriber_reads_the_broadcasts_of_its_areas_and_nothing_else() {
     .await;
     assert_eq!(status, 200, "{rotated}");
     let dash = Adapter::connect(&EndpointConfig {
+        tls: None,
         endpoint: dashboard.clone(),
         password: rotated["password"].as_str().unwrap().to_owned(),
         ..env.endpoint_config(0)

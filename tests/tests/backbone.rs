@@ -625,6 +625,7 @@ async fn a_receipt_sent_again_is_the_same_receipt() {
     let url = imi_broker::connection_url(&imi_tests::amqp_base_url(), &env.vhost, None).unwrap();
     let reader = imi_broker::Broker::start(
         imi_broker::BrokerConfig {
+            tls: None,
             url,
             connection_name: "test-receipts".into(),
         },

@@ -277,6 +277,7 @@ async fn an_operator_approves_a_registration_then_re_drives_what_was_refused_bef
     refused_ids.sort();
     assert_eq!(receipted, refused_ids);
     let config = EndpointConfig {
+        tls: None,
         endpoint: endpoint.clone(),
         password: password_shown,
         ..env.endpoint_config(0)

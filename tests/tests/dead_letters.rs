@@ -27,6 +27,7 @@ async fn dead_letters_are_kept_with_their_reason_and_shown() {
     let url = imi_broker::connection_url(&amqp_base_url(), &env.vhost, None).unwrap();
     let broker = Broker::start(
         BrokerConfig {
+            tls: None,
             url,
             connection_name: "test-dead-letters".into(),
         },
@@ -167,6 +168,7 @@ async fn messages_the_broker_gave_up_on_are_re_driven_and_reach_their_recipients
     let url = imi_broker::connection_url(&amqp_base_url(), &env.vhost, None).unwrap();
     let broker = Broker::start(
         BrokerConfig {
+            tls: None,
             url,
             connection_name: "test-crashing-consumer".into(),
         },

@@ -37,6 +37,7 @@ async fn call(
 
 fn endpoint_config(env: &TestEnv, endpoint: &str, password: &str) -> EndpointConfig {
     EndpointConfig {
+        tls: None,
         password: password.into(),
         endpoint: endpoint.into(),
         ..env.endpoint_config(0)

@@ -61,6 +61,7 @@ async fn a_redelivery_after_a_restart_of_the_national_system_is_dropped() {
     let url = imi_broker::connection_url(&amqp_base_url(), &env.vhost, None).unwrap();
     let broker = Broker::start(
         BrokerConfig {
+            tls: None,
             url,
             connection_name: "test-redelivery".into(),
         },

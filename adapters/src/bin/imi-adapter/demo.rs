@@ -2,10 +2,11 @@
 //! DE-AEKNO answers, FI-VALVIRA closes the case; plus one invalid request to
 //! show a rejection. Every step goes through the hub.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use imi_adapters::{Adapter, EndpointConfig, Inbox, Incoming, OutgoingMessage};
+use imi_adapters::{Adapter, EndpointConfig, EndpointTls, Inbox, Incoming, OutgoingMessage};
 use imi_schemas::ids::{AuthorityId, ExchangeId, MessageId, MessageType};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -16,10 +17,21 @@ struct Party {
     authority: AuthorityId,
 }
 
+/// How the demo's systems reach the broker.
+pub(crate) struct Link<'a> {
+    pub(crate) amqp_url: &'a str,
+    pub(crate) vhost: &'a str,
+    /// With `amqps://`: the CA that signs the broker's certificate.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// The responder logs in with this certificate (PKCS#12, password)
+    /// instead of its password.
+    pub(crate) responder_certificate: Option<(PathBuf, String)>,
+}
+
 async fn connect(
-    amqp_url: &str,
-    vhost: &str,
+    link: &Link<'_>,
     spec: &str,
+    client_certificate: Option<(PathBuf, String)>,
     stop: &CancellationToken,
 ) -> anyhow::Result<Party> {
     let mut parts = spec.splitn(3, ':');
@@ -28,9 +40,14 @@ async fn connect(
     else {
         bail!("`{spec}` is not id:password:authority");
     };
+    let tls = (link.ca_file.is_some() || client_certificate.is_some()).then(|| EndpointTls {
+        ca_file: link.ca_file.clone(),
+        client_certificate,
+    });
     let adapter = Adapter::connect(&EndpointConfig {
-        amqp_url: amqp_url.into(),
-        vhost: vhost.into(),
+        tls,
+        amqp_url: link.amqp_url.into(),
+        vhost: link.vhost.into(),
         endpoint: endpoint.into(),
         password: password.into(),
     })
@@ -123,23 +140,35 @@ async fn expect_receipt(party: &mut Party, message: MessageId) -> anyhow::Result
 }
 
 pub(crate) async fn run(
-    amqp_url: &str,
-    vhost: &str,
+    link: &Link<'_>,
     requester: &str,
     responder: &str,
     rounds: usize,
     interval_ms: u64,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    let mut fi = connect(amqp_url, vhost, requester, &stop).await?;
-    let mut de = connect(amqp_url, vhost, responder, &stop).await?;
+    let mut fi = connect(link, requester, None, &stop).await?;
+    let mut de = connect(link, responder, link.responder_certificate.clone(), &stop).await?;
     println!(
-        "connected: {} (endpoint {}) and {} (endpoint {})",
+        "connected: {} (endpoint {}) and {} (endpoint {}) to {}",
         fi.authority,
         fi.adapter.endpoint(),
         de.authority,
-        de.adapter.endpoint()
+        de.adapter.endpoint(),
+        link.amqp_url
     );
+    if link.amqp_url.starts_with("amqps://") {
+        println!(
+            "   over TLS: {} logs in with its password, {} with its {}",
+            fi.adapter.endpoint(),
+            de.adapter.endpoint(),
+            if link.responder_certificate.is_some() {
+                "client certificate (no password)"
+            } else {
+                "password"
+            }
+        );
+    }
 
     println!("\n── an invalid request: the date of birth is not an ISO date");
     let bad = json!({

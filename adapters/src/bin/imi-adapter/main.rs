@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use imi_adapters::{Adapter, EndpointConfig, Incoming, OutgoingMessage};
+use imi_adapters::{Adapter, EndpointConfig, EndpointTls, Incoming, OutgoingMessage};
 use imi_schemas::ids::{AuthorityId, CountryCode, ExchangeId, MessageId, MessageType};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Connection {
-    /// Broker address.
+    /// Broker address: `amqp://…:5672`, or `amqps://…:5671` over TLS.
     #[arg(long, env = "IMI_AMQP_URL", default_value = "amqp://127.0.0.1:5672")]
     amqp_url: String,
     #[arg(long, env = "IMI_AMQP_VHOST", default_value = "imi")]
@@ -30,13 +30,33 @@ struct Connection {
     /// Endpoint id (= broker user).
     #[arg(long, env = "IMI_ENDPOINT")]
     endpoint: String,
-    #[arg(long, env = "IMI_ENDPOINT_PASSWORD")]
+    /// The endpoint's password (not needed with --client-cert).
+    #[arg(long, env = "IMI_ENDPOINT_PASSWORD", default_value = "")]
     password: String,
+    /// With amqps://: PEM file of the CA that signs the broker's
+    /// certificate (default: the system's roots).
+    #[arg(long, env = "IMI_AMQP_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// With amqps://: PKCS#12 file of the endpoint's certificate and key; it
+    /// logs in with it instead of a password.
+    #[arg(long, env = "IMI_CLIENT_CERT")]
+    client_cert: Option<PathBuf>,
+    /// The PKCS#12 file's password.
+    #[arg(long, env = "IMI_CLIENT_CERT_PASSWORD", default_value = "")]
+    client_cert_password: String,
 }
 
 impl Connection {
     fn config(&self) -> EndpointConfig {
+        let tls = (self.ca_file.is_some() || self.client_cert.is_some()).then(|| EndpointTls {
+            ca_file: self.ca_file.clone(),
+            client_certificate: self
+                .client_cert
+                .clone()
+                .map(|p| (p, self.client_cert_password.clone())),
+        });
         EndpointConfig {
+            tls,
             amqp_url: self.amqp_url.clone(),
             vhost: self.vhost.clone(),
             endpoint: self.endpoint.clone(),
@@ -91,6 +111,15 @@ enum Command {
         /// Answering endpoint `id:password:authority`.
         #[arg(long, default_value = "de-aekno-gw:demo-de-aekno:DE-AEKNO")]
         responder: String,
+        /// With amqps://: PEM file of the CA that signs the broker's certificate.
+        #[arg(long, env = "IMI_AMQP_CA_FILE")]
+        ca_file: Option<PathBuf>,
+        /// With amqps://: the responder logs in with this PKCS#12 certificate.
+        #[arg(long)]
+        responder_cert: Option<PathBuf>,
+        /// The responder certificate's password.
+        #[arg(long, default_value = "")]
+        responder_cert_password: String,
         /// Requests to exchange (0: until Ctrl-C).
         #[arg(long, default_value_t = 0)]
         rounds: usize,
@@ -249,18 +278,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             vhost,
             requester,
             responder,
+            ca_file,
+            responder_cert,
+            responder_cert_password,
             rounds,
             interval_ms,
         } => {
-            demo::run(
-                &amqp_url,
-                &vhost,
-                &requester,
-                &responder,
-                rounds,
-                interval_ms,
-            )
-            .await?
+            let link = demo::Link {
+                amqp_url: &amqp_url,
+                vhost: &vhost,
+                ca_file,
+                responder_certificate: responder_cert.map(|p| (p, responder_cert_password)),
+            };
+            demo::run(&link, &requester, &responder, rounds, interval_ms).await?
         }
         Command::Render {
             message_type,

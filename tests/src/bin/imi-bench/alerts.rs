@@ -142,6 +142,7 @@ async fn runs(
         .collect();
     let observer = Broker::start(
         BrokerConfig {
+            tls: None,
             url: imi_broker::connection_url(&amqp_base_url(), &env.vhost, None)
                 .expect("broker URL"),
             connection_name: "bench alerts observer".into(),
@@ -167,6 +168,7 @@ async fn runs(
     // The raw publisher has a connection of its own, as the hub does.
     let raw_connection = Broker::start(
         BrokerConfig {
+            tls: None,
             url: imi_broker::connection_url(&amqp_base_url(), &env.vhost, None)
                 .expect("broker URL"),
             connection_name: "bench alerts raw publisher".into(),

@@ -459,6 +459,7 @@ pub(crate) fn raw_broker(vhost: &str, name: &str, queues: &[String], queue_type:
     let queue_type = QueueType::parse(queue_type).expect("checked by clap");
     Broker::start(
         BrokerConfig {
+            tls: None,
             url: imi_broker::connection_url(&amqp_base_url(), vhost, None).expect("broker URL"),
             connection_name: name.into(),
         },
