@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::activity::Activity;
 use crate::alerts::AckReminders;
+use crate::at_rest::{DataKeys, Reencryption};
 use crate::audit_log;
 use crate::audit_log::checkpoints::{Checkpointer, Signer};
 use crate::catalogue::{self, SharedCatalogue};
@@ -61,6 +62,8 @@ pub struct Hub {
     clock: Arc<dyn Clock>,
     signer: Signer,
     subjects: SubjectKeyer,
+    /// Seals stored payloads (off without `encryption.key_file`).
+    data_keys: DataKeys,
     /// The console's and API's certificate, when they serve HTTPS.
     https: Option<RustlsConfig>,
 }
@@ -181,6 +184,10 @@ impl Hub {
         .await?;
         let signer = Signer::load_or_create(&config.audit.signing_key_file)?;
         let subjects = SubjectKeyer::load_or_create(&config.subjects.index_key_file)?;
+        let data_keys = DataKeys::load(
+            config.encryption.key_file.as_ref(),
+            &config.encryption.previous_key_files,
+        )?;
         while_database_recovers("audit chain", || async {
             Ok(audit_log::chain_earlier_entries(&pool).await?)
         })
@@ -266,6 +273,7 @@ impl Hub {
             clock,
             signer,
             subjects,
+            data_keys,
             https,
         })
     }
@@ -299,6 +307,7 @@ impl Hub {
             rejected_after: Duration::from_secs(
                 self.config.pipeline.rejected_retention_days * 24 * 3600,
             ),
+            data_keys: self.data_keys.clone(),
         }
     }
 
@@ -333,6 +342,12 @@ impl Hub {
         }
     }
 
+    /// The pass that seals what is stored plain or under an earlier key
+    /// (it also runs by itself every `pipeline.deadline_check_secs`).
+    pub fn reencryption(&self) -> Reencryption {
+        Reencryption::new(self.pool.clone(), self.data_keys.clone())
+    }
+
     /// How periodic passes send the hub's own messages.
     fn sender(&self) -> Sender {
         Sender {
@@ -354,6 +369,7 @@ impl Hub {
             instance: self.config.instance.clone(),
             abort: CancellationToken::new(),
             subjects: self.subjects.clone(),
+            data_keys: self.data_keys.clone(),
         }
     }
 
@@ -440,6 +456,18 @@ impl Hub {
                 move || {
                     let pass = pass.clone();
                     async move { pass.check_once().await.map(|_| ()) }
+                }
+            },
+        ));
+        let reencryption = tokio::spawn(tasks::every(
+            "re-encryption",
+            every,
+            stop_background.clone(),
+            {
+                let pass = self.reencryption();
+                move || {
+                    let pass = pass.clone();
+                    async move { pass.run_once().await.map(|_| ()) }
                 }
             },
         ));
@@ -560,6 +588,7 @@ impl Hub {
             ("deadlines", deadlines),
             ("acknowledgement reminders", reminders),
             ("data-subject deadlines", subject_deadlines),
+            ("re-encryption", reencryption),
             ("retention", retention),
             ("dead-letter re-drive", dead_letter_redrive),
             ("audit checkpoints", checkpoints),

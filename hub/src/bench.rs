@@ -151,6 +151,7 @@ async fn commit_chunk(
         max_body_bytes: 256 * 1024,
         now: Utc::now(),
         subjects: &crate::subjects::SubjectKeyer::from_key([7; 32]),
+        data_keys: &crate::at_rest::DataKeys::default(),
     };
     let items: Vec<Decoded> = chunk
         .iter()

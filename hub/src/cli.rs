@@ -44,10 +44,26 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Encryption at rest of stored payloads.
+    Encryption {
+        #[command(subcommand)]
+        command: EncryptionCommand,
+    },
     /// Data-subject requests.
     Subjects {
         #[command(subcommand)]
         command: SubjectsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EncryptionCommand {
+    /// Seal every stored payload that is plain or under an earlier key with
+    /// `encryption.key_file`, now (running hubs also do it after their
+    /// start and every hour), and print how many there were.
+    Reseal {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
     },
 }
 
@@ -243,6 +259,26 @@ pub fn main() -> anyhow::Result<()> {
                 if verdict.broken.is_some() {
                     std::process::exit(1);
                 }
+            }
+            Command::Encryption {
+                command: EncryptionCommand::Reseal { config },
+            } => {
+                telemetry::init();
+                let config = Config::load(&config)?;
+                let keys = crate::at_rest::DataKeys::load(
+                    config.encryption.key_file.as_ref(),
+                    &config.encryption.previous_key_files,
+                )?;
+                if !keys.enabled() {
+                    anyhow::bail!("encryption.key_file is not set: nothing to seal with");
+                }
+                let pool =
+                    crate::app::connect_database(config.database.url.expose_secret(), 2).await?;
+                sqlx::migrate!("../migrations").run(&pool).await?;
+                let resealed = crate::at_rest::Reencryption::new(pool, keys)
+                    .run_once()
+                    .await?;
+                println!("encryption: {resealed} stored payloads sealed with the current key");
             }
             Command::Subjects {
                 command: SubjectsCommand::Reindex { config },

@@ -18,7 +18,15 @@ use serde::Deserialize;
 use crate::error::HubError;
 
 /// The sections of the file; `IMI_<SECTION>_<KEY>` overrides a key of one.
-const SECTIONS: [&str; 6] = ["amqp", "database", "http", "pipeline", "audit", "subjects"];
+const SECTIONS: [&str; 7] = [
+    "amqp",
+    "database",
+    "http",
+    "pipeline",
+    "audit",
+    "subjects",
+    "encryption",
+];
 /// The top-level keys; `IMI_<KEY>` overrides one.
 const TOP_LEVEL: [&str; 3] = ["instance", "catalogue_dir", "seed_file"];
 
@@ -42,6 +50,20 @@ pub struct Config {
     pub audit: AuditSettings,
     #[serde(default)]
     pub subjects: SubjectSettings,
+    #[serde(default)]
+    pub encryption: EncryptionSettings,
+}
+
+/// Encryption at rest of stored payloads (docs/encryption.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionSettings {
+    /// The data key that seals payloads (32 bytes, hex), created (readable
+    /// by its owner only) when missing; unset: payloads are stored plain.
+    pub key_file: Option<PathBuf>,
+    /// Earlier data keys, still opened while the re-encryption pass seals
+    /// what they sealed with the current key.
+    pub previous_key_files: Vec<PathBuf>,
 }
 
 /// Data-subject requests (docs/data-subjects.md).

@@ -90,7 +90,10 @@ pub(crate) async fn refresh(
         .fetch_all(&mut **tx)
         .await?;
         let mut histories: HashMap<Uuid, Vec<StoredStep>> = HashMap::new();
-        for s in steps {
+        for mut s in steps {
+            if let Some(raw) = &mut s.raw {
+                crate::at_rest::open_in_place(raw);
+            }
             histories.entry(s.exchange_id).or_default().push(s);
         }
         let mut rows = ClockRows::default();
@@ -231,7 +234,7 @@ pub(crate) async fn running_now(
     let needs_payloads = relevant
         .iter()
         .any(|d| d.agreed_date || d.if_field.is_some());
-    let history: Vec<StoredStep> = sqlx::query_as(
+    let mut history: Vec<StoredStep> = sqlx::query_as(
         "SELECT t.exchange_id, t.action, t.to_state, t.at,
                 CASE WHEN $2 THEN m.raw END AS raw
          FROM transitions t LEFT JOIN messages m ON m.id = t.message_id
@@ -242,6 +245,11 @@ pub(crate) async fn running_now(
     .bind(needs_payloads)
     .fetch_all(pool)
     .await?;
+    for s in &mut history {
+        if let Some(raw) = &mut s.raw {
+            crate::at_rest::open_in_place(raw);
+        }
+    }
     let (requester, responder) = parties;
     let replay = replayable(procedure, &history);
     let steps = replay.steps();

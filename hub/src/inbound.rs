@@ -34,6 +34,19 @@ pub(crate) struct Inbound {
     pub(crate) traceparent: Option<String>,
     /// Who the payload is about, as keyed hashes (`subjects`).
     pub(crate) subject_keys: Vec<crate::subjects::SubjectKey>,
+    /// `raw` sealed for storage (`at_rest`); `None` when encryption is off.
+    pub(crate) sealed: Option<Vec<u8>>,
+    /// The payload's few fields the database's own queries read (an agreed
+    /// answer date, a rating, an end date); they stay readable when `raw`
+    /// is sealed.
+    pub(crate) facts: serde_json::Value,
+}
+
+impl Inbound {
+    /// The bytes stored in `messages.raw`.
+    pub(crate) fn stored(&self) -> &[u8] {
+        self.sealed.as_deref().unwrap_or(&self.raw)
+    }
 }
 
 /// What the catalogue says of the action, copied so the batch does not hold

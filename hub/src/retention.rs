@@ -16,6 +16,8 @@ use sqlx::PgPool;
 use tracing::{info, instrument, warn};
 use uuid::Uuid;
 
+use imi_schemas::catalogue::Procedure;
+
 use crate::audit_log::{self, NewEntry};
 use crate::catalogue::SharedCatalogue;
 use crate::clock::Clock;
@@ -42,6 +44,8 @@ pub struct RetentionPass {
     pub(crate) clock: Arc<dyn Clock>,
     /// How long a refused message's body is kept for inspection.
     pub(crate) rejected_after: Duration,
+    /// Seals what an erasure rewrites.
+    pub(crate) data_keys: crate::at_rest::DataKeys,
 }
 
 /// A stored message's body, to erase personal data from.
@@ -130,15 +134,7 @@ impl RetentionPass {
             .await?;
             outcome.blocked += blocked.len();
             loop {
-                let n = self
-                    .erase_page(
-                        p.code.as_str(),
-                        p.retention.delete_after_closure_months,
-                        delete_days,
-                        &p.personal_data,
-                        now,
-                    )
-                    .await?;
+                let n = self.erase_page(p, delete_days, now).await?;
                 outcome.erased += n;
                 if (n as i64) < ERASE_PAGE {
                     break;
@@ -200,12 +196,12 @@ impl RetentionPass {
         // step) whose data are still there.
         let ends = "WITH latest AS (
                  SELECT DISTINCT ON (m.exchange_id) m.exchange_id,
-                        convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> $2 AS ends_on
+                        m.facts ->> $2 AS ends_on
                  FROM messages m JOIN exchanges e ON e.id = m.exchange_id
                  WHERE e.procedure = $1
                    AND (e.closed_at IS NULL
                         OR (NOT e.state = ANY($4) AND e.personal_data_erased_at IS NULL))
-                   AND convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ? $2
+                   AND m.facts ? $2
                  ORDER BY m.exchange_id, m.received_at DESC
              ), ends AS (
                  SELECT exchange_id, (ends_on::date + 1)::timestamp AT TIME ZONE 'UTC' AS at
@@ -251,12 +247,15 @@ impl RetentionPass {
     /// one transaction; returns how many.
     async fn erase_page(
         &self,
-        procedure: &str,
-        months: u32,
+        p: &Procedure,
         days: Option<i32>,
-        pointers: &[String],
         now: DateTime<Utc>,
     ) -> Result<usize, HubError> {
+        let (procedure, months, pointers) = (
+            p.code.as_str(),
+            p.retention.delete_after_closure_months,
+            &p.personal_data,
+        );
         let mut tx = self.pool.begin().await?;
         // SKIP LOCKED: several hub instances share the work. An exchange
         // erased before comes again if a message arrived since (e.g. a
@@ -287,6 +286,13 @@ impl RetentionPass {
                 .fetch_all(&mut *tx)
                 .await?;
         for Stored { id, raw } in messages {
+            let raw = match crate::at_rest::open(&raw) {
+                Ok(plain) => plain,
+                Err(error) => {
+                    warn!(message = %id, %error, "A stored message cannot be opened; left as it is.");
+                    continue;
+                }
+            };
             let Ok(mut body) = serde_json::from_slice::<Value>(&raw) else {
                 warn!(message = %id, "A stored message is not JSON; left as it is.");
                 continue;
@@ -299,9 +305,15 @@ impl RetentionPass {
                 changed |= erase(payload, pointer);
             }
             if changed {
-                sqlx::query("UPDATE messages SET raw = $2 WHERE id = $1")
+                // The facts lose what was erased (an end date is personal
+                // data too).
+                let facts = crate::facts::of(p, payload);
+                let plain = serde_json::to_vec(&body).expect("JSON serializes");
+                let stored = self.data_keys.seal(&plain).unwrap_or(plain);
+                sqlx::query("UPDATE messages SET raw = $2, facts = $3 WHERE id = $1")
                     .bind(id)
-                    .bind(serde_json::to_vec(&body).expect("JSON serializes"))
+                    .bind(stored)
+                    .bind(facts)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -131,6 +131,7 @@ impl Published {
             max_body_bytes: 256 * 1024,
             now: NOW(),
             subjects: &crate::subjects::SubjectKeyer::from_key([7; 32]),
+            data_keys: &crate::at_rest::DataKeys::default(),
         };
         decode(&ctx, &self.properties, self.body.clone())
     }

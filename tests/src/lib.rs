@@ -170,6 +170,12 @@ impl TestEnv {
                 index_key_file: dir.join("subject-index.key"),
                 ..Default::default()
             },
+            // Every test runs with stored payloads sealed, so every read
+            // path is proven to open them.
+            encryption: imi_hub::config::EncryptionSettings {
+                key_file: Some(dir.join("data.key")),
+                previous_key_files: Vec::new(),
+            },
         };
         TestEnv {
             suffix,
@@ -245,7 +251,7 @@ impl TestEnv {
     /// Writes this test's configuration as a TOML file (for a hub process).
     pub fn write_config(&self) -> PathBuf {
         let c = &self.config;
-        let text = format!(
+        let mut text = format!(
             r#"instance = "{instance}"
 catalogue_dir = "{catalogue}"
 seed_file = "{seed}"
@@ -281,6 +287,19 @@ index_key_file = "{index_key}"
             key = c.audit.signing_key_file.display(),
             index_key = c.subjects.index_key_file.display(),
         );
+        if let Some(key) = &c.encryption.key_file {
+            let previous: Vec<String> = c
+                .encryption
+                .previous_key_files
+                .iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect();
+            text.push_str(&format!(
+                "[encryption]\nkey_file = \"{}\"\nprevious_key_files = [{}]\n",
+                key.display(),
+                previous.join(", ")
+            ));
+        }
         let path = self.dir.join("hub.toml");
         std::fs::write(&path, text).unwrap();
         path

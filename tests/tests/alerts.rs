@@ -898,6 +898,7 @@ async fn an_alert_closes_when_its_restriction_expires_and_its_data_go_three_days
         .fetch_one(&pool)
         .await
         .unwrap();
+    let raw = imi_hub::at_rest::read_stored(&raw).unwrap();
     let payload = &serde_json::from_slice::<serde_json::Value>(&raw).unwrap()["payload"];
     assert!(
         payload["professional"].get("family_name").is_none(),

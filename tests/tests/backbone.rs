@@ -58,15 +58,13 @@ async fn a_request_reaches_the_recipient_and_the_sender_gets_a_receipt() {
     .await
     .unwrap();
     assert_eq!(sender, "FI-VALVIRA");
-    assert_eq!(raw, m.raw);
+    // Stored sealed (the tests run with encryption at rest on), as sent.
+    assert_ne!(raw, m.raw);
+    assert_eq!(imi_hub::at_rest::read_stored(&raw).unwrap(), m.raw);
     assert_eq!(state, "sent");
-    let payload: serde_json::Value =
-        sqlx::query_scalar("SELECT payload FROM message_payloads WHERE id = $1")
-            .bind(id.as_uuid())
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(payload, diploma_request());
+    let stored: serde_json::Value =
+        serde_json::from_slice(&imi_hub::at_rest::read_stored(&raw).unwrap()).unwrap();
+    assert_eq!(stored["payload"], diploma_request());
     // The batch's publishes were all confirmed by the broker and marked so.
     let mut unconfirmed = 1;
     for _ in 0..50 {

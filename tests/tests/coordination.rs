@@ -432,7 +432,7 @@ async fn retention_blocks_then_erases_personal_data_counted_from_formal_closure(
             .fetch_one(&pool)
             .await
             .unwrap();
-            serde_json::from_slice::<Value>(&raw).unwrap()
+            serde_json::from_slice::<Value>(&imi_hub::at_rest::read_stored(&raw).unwrap()).unwrap()
         }
     };
     assert_eq!(hub.retention.run_once().await.unwrap(), Default::default());

@@ -52,7 +52,8 @@ pub(crate) async fn reassign(
     .bind(exchange)
     .fetch_optional(&ctx.pool)
     .await?;
-    let row = row.ok_or_else(|| WorkflowError::NotFound(format!("no exchange {exchange}")))?;
+    let mut row = row.ok_or_else(|| WorkflowError::NotFound(format!("no exchange {exchange}")))?;
+    crate::at_rest::open_in_place(&mut row.opening.raw);
     let code = ProcedureCode::try_from(row.procedure.as_str())
         .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
     let catalogue = ctx.catalogue.current();

@@ -26,6 +26,7 @@ pub(crate) struct DecodeContext<'a> {
     pub(crate) max_body_bytes: usize,
     pub(crate) now: DateTime<Utc>,
     pub(crate) subjects: &'a SubjectKeyer,
+    pub(crate) data_keys: &'a crate::at_rest::DataKeys,
 }
 
 pub(crate) fn decode(
@@ -326,6 +327,8 @@ pub(crate) fn decode(
         Vec::new()
     };
     let subject_keys = ctx.subjects.keys_of(procedure, &envelope.payload);
+    let facts = crate::facts::of(procedure, &envelope.payload);
+    let sealed = ctx.data_keys.seal(&body);
     body.shrink_to_fit();
     Decoded::Inbound(Box::new(Inbound {
         message_id,
@@ -361,6 +364,8 @@ pub(crate) fn decode(
             .filter(|t| is_traceparent(t))
             .cloned(),
         subject_keys,
+        sealed,
+        facts,
     }))
 }
 

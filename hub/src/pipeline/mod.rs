@@ -74,6 +74,8 @@ pub(crate) struct PipelineContext {
     pub(crate) abort: CancellationToken,
     /// Keys who each accepted payload is about (`subjects`).
     pub(crate) subjects: crate::subjects::SubjectKeyer,
+    /// Seals what is stored (`at_rest`).
+    pub(crate) data_keys: crate::at_rest::DataKeys,
 }
 
 /// Commit retries (the database is down or refused) wait this long.
@@ -161,6 +163,7 @@ fn decode_batch(ctx: &PipelineContext, taken: Vec<Delivery>) -> Batch {
         max_body_bytes: ctx.settings.max_body_bytes,
         now: Utc::now(),
         subjects: &ctx.subjects,
+        data_keys: &ctx.data_keys,
     };
     let mut items = Vec::with_capacity(taken.len());
     let mut ackers = Vec::with_capacity(taken.len());
@@ -575,6 +578,7 @@ pub(crate) async fn redrive(
             max_body_bytes: ctx.settings.max_body_bytes,
             now: Utc::now(),
             subjects: &ctx.subjects,
+            data_keys: &ctx.data_keys,
         };
         let items: Vec<Decoded> = messages
             .iter()

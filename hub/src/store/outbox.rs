@@ -92,7 +92,11 @@ struct UnpublishedRow {
 }
 
 impl UnpublishedRow {
-    fn into_outbox_row(self) -> (Uuid, OutboxRow) {
+    fn into_outbox_row(mut self) -> (Uuid, OutboxRow) {
+        // A delivery's body is the stored message, sealed at rest.
+        if let Some(body) = &mut self.body {
+            crate::at_rest::open_in_place(body);
+        }
         let kind = OutboxKind::parse(&self.kind);
         let headers = match (kind, &self.sender) {
             (OutboxKind::Delivery | OutboxKind::Broadcast, Some(sender)) => {

@@ -43,7 +43,7 @@ pub(crate) async fn exchange_messages(
     exchange_id: Uuid,
     before: Option<Uuid>,
 ) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    let rows: Vec<StoredMessage> = sqlx::query_as(
+    let mut rows: Vec<StoredMessage> = sqlx::query_as(
         "SELECT m.id, m.message_type, m.sender, m.schema_version, m.traceparent, m.raw
          FROM messages m JOIN transitions t ON t.message_id = m.id AND t.exchange_id = m.exchange_id
          WHERE m.exchange_id = $1 ORDER BY t.id",
@@ -51,6 +51,9 @@ pub(crate) async fn exchange_messages(
     .bind(exchange_id)
     .fetch_all(conn)
     .await?;
+    for m in &mut rows {
+        crate::at_rest::open_in_place(&mut m.raw);
+    }
     Ok(rows
         .into_iter()
         .take_while(|m| Some(m.id) != before)

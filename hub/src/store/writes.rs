@@ -153,7 +153,8 @@ impl Writes {
             .map(|a| a.inbound.sender_endpoint.as_str())
             .collect();
         let recipients: Vec<String> = rows.iter().map(|a| a.recipients.join(",")).collect();
-        let raws: Vec<&[u8]> = rows.iter().map(|a| a.inbound.raw.as_slice()).collect();
+        let raws: Vec<&[u8]> = rows.iter().map(|a| a.inbound.stored()).collect();
+        let facts: Vec<&serde_json::Value> = rows.iter().map(|a| &a.inbound.facts).collect();
         let digests: Vec<&[u8]> = rows.iter().map(|a| a.inbound.digest.as_slice()).collect();
         let traces: Vec<Option<&str>> = rows
             .iter()
@@ -172,6 +173,7 @@ impl Writes {
             self.bind(traces),
             self.bind(batch_id),
             self.bind(received_at),
+            self.bind(facts),
         ];
         let conflict = match on_conflict {
             OnConflict::Fail => "",
@@ -181,14 +183,14 @@ impl Writes {
             "m",
             format!(
                 "INSERT INTO messages (id, exchange_id, message_type, schema_version, sender, sender_endpoint,
-                                       recipients, raw, raw_sha256, traceparent, batch_id, received_at)
-                 SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','), raw, dg, tp, {}, {}::timestamptz
+                                       recipients, raw, raw_sha256, traceparent, batch_id, received_at, facts)
+                 SELECT id, ex, ty, ver, snd, ep, string_to_array(rc, ','), raw, dg, tp, {}, {}::timestamptz, fa
                  FROM UNNEST({}::uuid[], {}::uuid[], {}::text[], {}::int[], {}::text[], {}::text[],
-                             {}::text[], {}::bytea[], {}::bytea[], {}::text[])
-                      AS u(id, ex, ty, ver, snd, ep, rc, raw, dg, tp)
+                             {}::text[], {}::bytea[], {}::bytea[], {}::text[], {}::jsonb[])
+                      AS u(id, ex, ty, ver, snd, ep, rc, raw, dg, tp, fa)
                  {conflict}
                  RETURNING id",
-                p[10], p[11], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+                p[10], p[11], p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[12]
             ),
         );
         self.counts_messages = true;

@@ -189,8 +189,9 @@ fn keys_of_stored(
     let procedure = MessageType::try_from(m.message_type.as_str())
         .ok()
         .and_then(|t| catalogue.resolve(&t).map(|(p, _)| p));
-    let payload = serde_json::from_slice::<Value>(&m.raw)
+    let payload = crate::at_rest::open(&m.raw)
         .ok()
+        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
         .and_then(|mut v| v.get_mut("payload").map(Value::take));
     match (procedure, payload) {
         (Some(p), Some(payload)) => keyer.keys_of(p, &payload).into_iter().collect(),

@@ -322,12 +322,16 @@ pub(crate) async fn detail(pool: &PgPool, scope: &Scope, id: Uuid) -> Result<Det
 /// them. Their content: the caller records the view.
 #[instrument(skip_all, fields(exchange = %id))]
 pub(crate) async fn messages(pool: &PgPool, id: Uuid) -> Result<Vec<Message>, sqlx::Error> {
-    sqlx::query_as(
+    let mut messages: Vec<Message> = sqlx::query_as(
         "SELECT m.id, m.message_type, m.sender, m.received_at, m.raw
          FROM messages m JOIN transitions t ON t.message_id = m.id AND t.exchange_id = m.exchange_id
          WHERE m.exchange_id = $1 ORDER BY t.id",
     )
     .bind(id)
     .fetch_all(pool)
-    .await
+    .await?;
+    for m in &mut messages {
+        crate::at_rest::open_in_place(&mut m.raw);
+    }
+    Ok(messages)
 }

@@ -59,7 +59,7 @@ pub(crate) async fn figures(
     let sql = format!(
         r"WITH opened AS (
               SELECT e.id, e.procedure, t.at AS opened_at,
-                     convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> 'requested_answer_date' AS requested
+                     m.facts ->> 'requested_answer_date' AS requested
               FROM exchanges e
               JOIN transitions t ON t.exchange_id = e.id AND t.from_state IS NULL
               JOIN messages m ON m.id = t.message_id
@@ -67,7 +67,7 @@ pub(crate) async fn figures(
           ),
           accepted AS (
               SELECT DISTINCT ON (t.exchange_id) t.exchange_id, t.at,
-                     convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> 'requested_answer_date' AS proposed
+                     m.facts ->> 'requested_answer_date' AS proposed
               FROM transitions t JOIN messages m ON m.id = t.message_id
               WHERE t.action = 'accept' ORDER BY t.exchange_id, t.at
           ),
@@ -77,10 +77,10 @@ pub(crate) async fn figures(
           ),
           rated AS (
               SELECT DISTINCT ON (t.exchange_id) t.exchange_id,
-                     (convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ->> 'rating')::int AS rating
+                     (m.facts ->> 'rating')::int AS rating
               FROM transitions t JOIN messages m ON m.id = t.message_id
               WHERE t.action = 'close'
-                AND convert_from(m.raw, 'UTF8')::jsonb -> 'payload' ? 'rating'
+                AND m.facts ? 'rating'
               ORDER BY t.exchange_id, t.at DESC
           ),
           agreed AS (
