@@ -181,3 +181,35 @@ async fn commit_chunk(
         }
     }
 }
+
+/// Support for `imi-bench --data-protection`: appends what a console's
+/// readers would (a view of an exchange, with its reason) to the audit
+/// chain, `per_second` entries a second, until `stop` is cancelled; returns
+/// how many it appended.
+pub async fn audit_traffic(
+    pool: &PgPool,
+    per_second: u32,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<u64, HubError> {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1) / per_second.max(1));
+    let mut appended = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(appended),
+            _ = every.tick() => {}
+        }
+        crate::audit_log::append_now(
+            pool,
+            crate::audit_log::NewEntry {
+                account_id: None,
+                account_name: "imi-bench",
+                source: "console",
+                action: "view_exchange",
+                subject: Some(&Uuid::now_v7().to_string()),
+                detail: json!({"lang": "en", "reason": "benchmark: an operator reads an exchange"}),
+            },
+        )
+        .await?;
+        appended += 1;
+    }
+}
