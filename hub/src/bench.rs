@@ -159,6 +159,7 @@ async fn commit_chunk(
         .collect();
     loop {
         let input = BatchInput {
+            data_keys: &crate::at_rest::DataKeys::default(),
             items: &items,
             registry,
             now: Utc::now(),

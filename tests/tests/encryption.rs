@@ -72,6 +72,24 @@ async fn stored_payloads_are_sealed_and_read_back_by_every_path() {
         .unwrap();
     assert!(!dump.contains(MARKER));
 
+    // A refused message's body is sealed too, and still shown to those
+    // who may read it (need_to_know.rs checks who).
+    let mut refused = request_to_de();
+    refused.payload["professional"]["family_name"] = serde_json::json!(MARKER);
+    refused.payload["professional"]["alias"] = serde_json::json!("not in the form");
+    fi.send(&refused).await.unwrap();
+    imi_tests::next_rejection(&mut fi_inbox).await;
+    let (body, size): (Vec<u8>, i32) =
+        sqlx::query_as("SELECT body, body_size FROM rejected_messages ORDER BY id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(body.starts_with(b"IMIE1"));
+    assert!(!body.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()));
+    let opened = imi_hub::at_rest::read_stored(&body).unwrap();
+    assert_eq!(opened.len(), size as usize);
+    assert!(String::from_utf8(opened).unwrap().contains(MARKER));
+
     // Off by configuration: stored as sent.
     let mut plain_env = TestEnv::new().await;
     plain_env.config.encryption.key_file = None;

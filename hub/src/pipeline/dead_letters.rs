@@ -58,7 +58,7 @@ pub(crate) async fn run(ctx: PipelineContext, mut deliveries: Deliveries) {
             .collect();
         let mut attempt = 0;
         loop {
-            match store::record_refusals(&ctx.pool, &refusals).await {
+            match store::record_refusals(&ctx.pool, &refusals, &ctx.data_keys).await {
                 Ok(()) => break,
                 Err(error) => {
                     warn!(%error, attempt, "Recording dead letters failed; retrying (nothing is acked).");

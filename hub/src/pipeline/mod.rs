@@ -232,6 +232,7 @@ async fn commit_one(
         let registry = ctx.registry.current();
         let earlier_in_flight = earlier.peek().is_none();
         let input = BatchInput {
+            data_keys: &ctx.data_keys,
             items: &batch.items,
             registry: &registry,
             now: Utc::now(),
@@ -585,6 +586,7 @@ pub(crate) async fn redrive(
             .map(|(p, body)| decode(&decode_ctx, p, body.clone()))
             .collect();
         let input = BatchInput {
+            data_keys: &ctx.data_keys,
             items: &items,
             registry: &registry,
             now: Utc::now(),

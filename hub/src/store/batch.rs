@@ -79,6 +79,8 @@ pub(crate) struct BatchInput<'a> {
     pub(crate) earlier_in_flight: bool,
     /// This hub instance's name, recorded on the batch.
     pub(crate) instance: &'a str,
+    /// Seals refused bodies (accepted ones are sealed when decoded).
+    pub(crate) data_keys: &'a crate::at_rest::DataKeys,
 }
 
 /// Commits one batch. Safe to call again with the same batch after an error:
@@ -131,7 +133,7 @@ async fn commit_fresh(
     let refusals = plan.refusals();
     let mut writes = Writes::core(&plan, batch_id, input.instance, OnConflict::Fail);
     writes.outbox(batch_id, &outbox);
-    writes.rejected(&refusals);
+    writes.rejected(&refusals, input.data_keys);
     let mut conn = pool.acquire().await?;
     match writes.execute(&mut conn).await {
         Ok(_) => {}
@@ -159,6 +161,7 @@ async fn commit_careful(
         now,
         earlier_in_flight,
         instance,
+        data_keys,
     } = *input;
     let mut tx = pool.begin().await?;
     let inbound: Vec<&Inbound> = items
@@ -209,7 +212,7 @@ async fn commit_careful(
     let refusals = plan.refusals();
     let mut writes = Writes::default();
     writes.outbox(batch_id, &outbox);
-    writes.rejected(&refusals);
+    writes.rejected(&refusals, data_keys);
     writes.execute(&mut tx).await?;
     tx.commit().await?;
 

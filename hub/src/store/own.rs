@@ -78,10 +78,11 @@ pub(crate) async fn record_step(
 pub(crate) async fn record_refusals(
     pool: &PgPool,
     refusals: &[Refusal],
+    keys: &crate::at_rest::DataKeys,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<&Refusal> = refusals.iter().collect();
     let mut writes = Writes::default();
-    writes.rejected(&rows);
+    writes.rejected(&rows, keys);
     let mut conn = pool.acquire().await?;
     writes.execute(&mut conn).await?;
     Ok(())

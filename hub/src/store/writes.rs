@@ -307,8 +307,9 @@ impl Writes {
         );
     }
 
-    /// Refused messages, kept with their reasons for inspection.
-    pub(crate) fn rejected(&mut self, rows: &[&Refusal]) {
+    /// Refused messages, kept with their reasons for inspection; their
+    /// bodies sealed with `keys` (`at_rest`).
+    pub(crate) fn rejected(&mut self, rows: &[&Refusal], keys: &crate::at_rest::DataKeys) {
         if rows.is_empty() {
             return;
         }
@@ -321,7 +322,13 @@ impl Writes {
             .iter()
             .map(|r| serde_json::to_string(&r.rejection.errors).expect("errors serialize"))
             .collect();
-        let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_slice()).collect();
+        let bodies: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|r| match r.body.is_empty() {
+                true => Vec::new(),
+                false => keys.seal(&r.body).unwrap_or_else(|| r.body.clone()),
+            })
+            .collect();
         let sizes: Vec<i32> = rows
             .iter()
             .map(|r| r.body_size.min(i32::MAX as usize) as i32)

@@ -113,6 +113,15 @@ pub(crate) async fn in_group(
     .bind(&key.message_type)
     .fetch_all(pool)
     .await
+    .map(opened)
+}
+
+/// Refused rows with their bodies opened (`at_rest`).
+fn opened(mut rows: Vec<Refused>) -> Vec<Refused> {
+    for r in &mut rows {
+        crate::at_rest::open_in_place(&mut r.body);
+    }
+    rows
 }
 
 /// One refused message, if the caller may see it.
@@ -129,6 +138,7 @@ pub(crate) async fn one(
     .bind(id)
     .fetch_optional(pool)
     .await
+    .map(|r| r.and_then(|r| opened(vec![r]).pop()))
 }
 
 /// Records what became of refused messages: `redriven` or `discarded`, by
