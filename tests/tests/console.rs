@@ -439,6 +439,28 @@ async fn every_list_sorts_through_the_url_and_downloads_as_csv() {
         .get(&format!("/console/audit?account={first}&format=csv"))
         .await;
     assert_eq!(accounts(&theirs.body), [first.as_str()]);
+    // Every download is itself in the audit log, with what was asked for.
+    let exports: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT subject, detail FROM audit_events WHERE action = 'export' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let asked: Vec<String> = exports
+        .iter()
+        .map(|(path, detail)| format!("{path}?{}", detail["query"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "/console/catalogue?sort=code&format=csv",
+            "/console/catalogue?sort=-code&format=csv",
+            "/console?endpoints.sort=-endpoint&format=csv&table=endpoints",
+            "/console/audit?action=login&format=csv",
+            "/console/audit?action=login&sort=at&format=csv",
+            &format!("/console/audit?account={first}&format=csv"),
+        ]
+    );
 
     pool.close().await;
     finish(env, hub, vec![]).await;

@@ -98,6 +98,10 @@ struct SessionRow {
 
 /// The session a token opens, if any (not expired, account not revoked);
 /// using it extends it.
+pub(crate) async fn session_of(pool: &PgPool, token: &str) -> Result<Option<Viewer>, sqlx::Error> {
+    session(pool, token).await
+}
+
 #[instrument(skip_all)]
 async fn session(pool: &PgPool, token: &str) -> Result<Option<Viewer>, sqlx::Error> {
     let row: Option<SessionRow> = sqlx::query_as(

@@ -9,6 +9,7 @@
 //! no page has its own copy.
 
 mod auth;
+mod exports;
 mod headers;
 mod i18n;
 mod layout;
@@ -70,7 +71,11 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route(
             "/console/subjects/requests/{id}/{file}",
             get(pages::subjects::export),
-        );
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            exports::audit_exports,
+        ));
     let actions = Router::new()
         .route("/console/logout", post(pages::login::logout))
         .route("/console/refused/redrive", post(pages::refused::redrive))

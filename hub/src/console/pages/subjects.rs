@@ -556,6 +556,7 @@ pub(crate) async fn export(
                     format!("attachment; filename=\"{name}.html\""),
                 ),
             ],
+            axum::Extension(crate::console::exports::Audited),
             subjects::export_html(&catalogue, &exported),
         )
             .into_response()
@@ -568,6 +569,7 @@ pub(crate) async fn export(
                     format!("attachment; filename=\"{name}.json\""),
                 ),
             ],
+            axum::Extension(crate::console::exports::Audited),
             subjects::export_json(&catalogue, &exported).to_string(),
         )
             .into_response()
