@@ -172,16 +172,29 @@ async fn a_receipt_held_when_the_hub_dies_is_sent_by_the_next_hub() {
     let (mut fi_inbox, _s1) = open_inbox(&fi);
     let (mut de_inbox, _s2) = open_inbox(&de);
 
-    let sent = fi.send(&request_to_de()).await.unwrap().to_string();
-    let (delivered, _, _) = next_acked(&mut de_inbox, 30).await;
-    assert_eq!(delivered, sent);
     let pool = env.pool().await;
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM batches WHERE published_at IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(unpublished, 1, "the batch waits for its receipt's confirm");
+    // The receipt is held at most 4 s: on a loaded machine the delivery can
+    // take longer, and the receipt is out before the hub can be killed
+    // holding it. Then that message proves nothing: send another.
+    let mut sent = String::new();
+    for attempt in 1..=5 {
+        sent = fi.send(&request_to_de()).await.unwrap().to_string();
+        let (delivered, _, _) = next_acked(&mut de_inbox, 30).await;
+        assert_eq!(delivered, sent);
+        let unpublished: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM batches WHERE published_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if unpublished == 1 {
+            break;
+        }
+        assert!(attempt < 5, "the receipt always went out before the kill");
+        assert_eq!(
+            next_receipt(&mut fi_inbox).await.message_id.to_string(),
+            sent
+        );
+    }
     hub.start_kill().expect("SIGKILL the hub");
     hub.wait().await.unwrap();
     // Checked once the hub is dead, not by waiting while it lives: a wait
@@ -203,10 +216,15 @@ async fn a_receipt_held_when_the_hub_dies_is_sent_by_the_next_hub() {
     // The relay marks the batch once the broker confirmed what it re-sent.
     let mut counts = (0, 0);
     for _ in 0..100 {
-        counts = sqlx::query_as("SELECT count(*), count(published_at) FROM batches")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        counts = sqlx::query_as(
+            "SELECT count(*), count(published_at) FROM batches
+             WHERE id IN (SELECT batch_id FROM messages WHERE id = $1::uuid)
+                OR published_at IS NULL",
+        )
+        .bind(&sent)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
         if counts.1 == 1 {
             break;
         }
