@@ -156,9 +156,9 @@ impl DataKeys {
     }
 }
 
-/// Whether `stored` is sealed, and with which key.
+/// Whether `stored` (or its first 13 bytes) is sealed, and with which key.
 pub(crate) fn sealed_with(stored: &[u8]) -> Option<KeyId> {
-    (stored.len() >= HEADER_LEN && stored.starts_with(MAGIC)).then(|| {
+    (stored.len() >= MAGIC.len() + KEY_ID_LEN && stored.starts_with(MAGIC)).then(|| {
         stored[MAGIC.len()..MAGIC.len() + KEY_ID_LEN]
             .try_into()
             .expect("8 bytes")
@@ -171,6 +171,9 @@ pub(crate) fn open(stored: &[u8]) -> Result<Cow<'_, [u8]>, AtRestError> {
     let Some(id) = sealed_with(stored) else {
         return Ok(Cow::Borrowed(stored));
     };
+    if stored.len() < HEADER_LEN {
+        return Err(AtRestError::Damaged);
+    }
     let key = keyring()
         .read()
         .expect("the keyring is never poisoned: nothing panics holding it")
@@ -279,7 +282,7 @@ impl Reencryption {
                 .fetch_all(&self.pool)
                 .await?
                 .into_iter()
-                .map(|(id, head)| (id, sealed_with_prefix(&head)))
+                .map(|(id, head)| (id, sealed_with(&head)))
                 .collect();
             let Some((last, _)) = page.last() else {
                 let mut p = self.progress.lock().expect("never poisoned");
@@ -346,15 +349,6 @@ impl Reencryption {
         tx.commit().await?;
         Ok(out_ids.len())
     }
-}
-
-/// The key a stored value's first 13 bytes name, if sealed.
-fn sealed_with_prefix(head: &[u8]) -> Option<KeyId> {
-    (head.len() >= MAGIC.len() + KEY_ID_LEN && head.starts_with(MAGIC)).then(|| {
-        head[MAGIC.len()..MAGIC.len() + KEY_ID_LEN]
-            .try_into()
-            .expect("8 bytes")
-    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use chrono::{Duration, Utc};
 use imi_hub::accounts::{AccountRole, Scope};
 use imi_schemas::ids::CountryCode;
-use imi_tests::console::{console_account, ConsoleUser};
+use imi_tests::console::{console_account, ConsoleUser, Page};
 use imi_tests::{next_receipt, open_inbox, request_to_de, TestEnv};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -30,6 +30,22 @@ fn field(body: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in {body}"));
     let rest = &body[at + marker.len()..];
     rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// A search by name and date of birth (empty for a field left out), with
+/// its reason.
+async fn search_person(user: &mut ConsoleUser, name: [&str; 3], reason: &str) -> Page {
+    user.post_from(
+        "/console/subjects",
+        "/console/subjects/search",
+        &[
+            ("family_name", name[0]),
+            ("given_names", name[1]),
+            ("date_of_birth", name[2]),
+            ("reason", reason),
+        ],
+    )
+    .await
 }
 
 async fn user(
@@ -110,45 +126,28 @@ async fn a_coordinator_finds_exports_and_answers_what_concerns_one_person_only()
     )
     .await;
     // A search needs a reason, and a whole name with its date.
-    let no_reason = de
-        .post_from(
-            "/console/subjects",
-            "/console/subjects/search",
-            &[
-                ("family_name", "Marchetti Brunner"),
-                ("given_names", "Elodie"),
-                ("date_of_birth", "1979-03-14"),
-                ("reason", "short"),
-            ],
-        )
-        .await;
+    let no_reason = search_person(
+        &mut de,
+        ["Marchetti Brunner", "Elodie", "1979-03-14"],
+        "short",
+    )
+    .await;
     assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
-    let no_date = de
-        .post_from(
-            "/console/subjects",
-            "/console/subjects/search",
-            &[
-                ("family_name", "Marchetti Brunner"),
-                ("given_names", "Elodie"),
-                ("reason", "Request DE-DSR-2026-17 received by post"),
-            ],
-        )
-        .await;
+    let no_date = search_person(
+        &mut de,
+        ["Marchetti Brunner", "Elodie", ""],
+        "Request DE-DSR-2026-17 received by post",
+    )
+    .await;
     assert_eq!(no_date.status, StatusCode::BAD_REQUEST);
 
     // Spelled without accents or hyphen, in other case: the same person.
-    let found = de
-        .post_from(
-            "/console/subjects",
-            "/console/subjects/search",
-            &[
-                ("family_name", "marchetti brunner"),
-                ("given_names", "ELODIE"),
-                ("date_of_birth", "1979-03-14"),
-                ("reason", "Request DE-DSR-2026-17 received by post"),
-            ],
-        )
-        .await;
+    let found = search_person(
+        &mut de,
+        ["marchetti brunner", "ELODIE", "1979-03-14"],
+        "Request DE-DSR-2026-17 received by post",
+    )
+    .await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.body);
     assert!(found.body.contains(&exchanges[0]) && found.body.contains(&exchanges[1]));
     assert!(
@@ -176,18 +175,12 @@ async fn a_coordinator_finds_exports_and_answers_what_concerns_one_person_only()
         coordinator("FR"),
     )
     .await;
-    let elsewhere = fr
-        .post_from(
-            "/console/subjects",
-            "/console/subjects/search",
-            &[
-                ("family_name", "Marchetti-Brunner"),
-                ("given_names", "Élodie"),
-                ("date_of_birth", "1979-03-14"),
-                ("reason", "Checking a complaint we received"),
-            ],
-        )
-        .await;
+    let elsewhere = search_person(
+        &mut fr,
+        ["Marchetti-Brunner", "Élodie", "1979-03-14"],
+        "Checking a complaint we received",
+    )
+    .await;
     assert_eq!(elsewhere.status, StatusCode::OK);
     assert!(!elsewhere.body.contains(&exchanges[0]));
 
@@ -379,18 +372,12 @@ async fn a_coordinator_finds_exports_and_answers_what_concerns_one_person_only()
         .await
         .unwrap();
     assert_eq!(read, 4);
-    let again = de
-        .post_from(
-            "/console/subjects",
-            "/console/subjects/search",
-            &[
-                ("family_name", "Marchetti-Brunner"),
-                ("given_names", "Élodie"),
-                ("date_of_birth", "1979-03-14"),
-                ("reason", "Request DE-DSR-2026-17, second look"),
-            ],
-        )
-        .await;
+    let again = search_person(
+        &mut de,
+        ["Marchetti-Brunner", "Élodie", "1979-03-14"],
+        "Request DE-DSR-2026-17, second look",
+    )
+    .await;
     assert!(again.body.contains(&exchanges[0]) && again.body.contains(&exchanges[1]));
     hub.stop().await;
     env.cleanup().await;

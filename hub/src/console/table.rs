@@ -380,6 +380,14 @@ impl Table {
             p class="tools" {
                 a class="download" href={ "?" (self.csv_query()) } { (t("list.csv")) }
             }
+            (self.render_list())
+        }
+    }
+
+    /// The table alone, for a page that cannot be fetched again as CSV (the
+    /// answer to a posted form).
+    pub(crate) fn render_list(&self) -> Markup {
+        html! {
             table class="list" {
                 caption class="visually-hidden" { (t(self.caption)) }
                 thead { tr { @for i in 0..self.columns.len() { (self.heading(i)) } } }

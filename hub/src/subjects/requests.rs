@@ -121,20 +121,29 @@ pub(crate) struct NewRequest<'a> {
     pub(crate) exchanges: &'a [Uuid],
 }
 
-fn entry<'a>(
-    account: &'a Account,
-    action: &'a str,
-    subject: &'a str,
+/// Appends `action` on request `id` by `account` to the audit log, and
+/// commits it with the step it records.
+async fn commit_recorded(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    account: &Account,
+    action: &str,
+    id: Uuid,
     detail: serde_json::Value,
-) -> NewEntry<'a> {
-    NewEntry {
-        account_id: Some(account.id),
-        account_name: &account.name,
-        source: "console",
-        action,
-        subject: Some(subject),
-        detail,
-    }
+) -> Result<(), sqlx::Error> {
+    let subject = id.to_string();
+    audit_log::append(
+        &mut tx,
+        NewEntry {
+            account_id: Some(account.id),
+            account_name: &account.name,
+            source: "console",
+            action,
+            subject: Some(&subject),
+            detail,
+        },
+    )
+    .await?;
+    tx.commit().await
 }
 
 /// Opens a request, handled by the account's country (operators: none).
@@ -171,19 +180,15 @@ pub(crate) async fn open(
     .bind(new.exchanges)
     .execute(&mut *tx)
     .await?;
-    let subject = id.to_string();
-    audit_log::append(
-        &mut tx,
-        entry(
-            account,
-            "subject_request_opened",
-            &subject,
-            json!({"kind": new.kind.as_str(), "reference": new.reference,
+    commit_recorded(
+        tx,
+        account,
+        "subject_request_opened",
+        id,
+        json!({"kind": new.kind.as_str(), "reference": new.reference,
                    "due_at": new.due_at, "exchanges": new.exchanges}),
-        ),
     )
     .await?;
-    tx.commit().await?;
     Ok(id)
 }
 
@@ -289,20 +294,16 @@ pub(crate) async fn record_statement(
     if inserted == 0 {
         return Ok(false);
     }
-    let subject = request.id.to_string();
     // The statement's text is personal data: the log says that one was
     // recorded, not what it says.
-    audit_log::append(
-        &mut tx,
-        entry(
-            account,
-            "subject_statement",
-            &subject,
-            json!({"exchange": exchange, "kind": kind.as_str()}),
-        ),
+    commit_recorded(
+        tx,
+        account,
+        "subject_statement",
+        request.id,
+        json!({"exchange": exchange, "kind": kind.as_str()}),
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -327,18 +328,14 @@ pub(crate) async fn answer(
     if updated == 0 {
         return Ok(false);
     }
-    let subject = request.id.to_string();
-    audit_log::append(
-        &mut tx,
-        entry(
-            account,
-            "subject_request_answered",
-            &subject,
-            json!({"due_at": request.due_at}),
-        ),
+    commit_recorded(
+        tx,
+        account,
+        "subject_request_answered",
+        request.id,
+        json!({"due_at": request.due_at}),
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -361,18 +358,14 @@ pub(crate) async fn add_exchanges(
     .bind(exchanges)
     .fetch_all(&mut *tx)
     .await?;
-    let subject = request.id.to_string();
-    audit_log::append(
-        &mut tx,
-        entry(
-            account,
-            "subject_search_again",
-            &subject,
-            json!({"added": added}),
-        ),
+    commit_recorded(
+        tx,
+        account,
+        "subject_search_again",
+        request.id,
+        json!({"added": added}),
     )
     .await?;
-    tx.commit().await?;
     Ok(added.len() as u64)
 }
 

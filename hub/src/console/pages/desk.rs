@@ -92,6 +92,23 @@ pub(crate) async fn show(
     }
     let notices = table.sorted(&query);
 
+    let mut table = Table::named(
+        "subjects",
+        "desk.subject_requests",
+        "data-subject-requests-due",
+    )
+    .column("request", "subjects.reference")
+    .column("notice", "subjects.notices")
+    .column("due", "subjects.due");
+    for r in &subject_requests {
+        table.row(vec![
+            Cell::text(r.reference.clone()).link(format!("/console/subjects/requests/{}", r.id)),
+            Cell::text(t(&format!("subjects.notice_{}", r.notice))),
+            Cell::time(r.due_at),
+        ]);
+    }
+    let subject_requests = table.sorted(&query);
+
     let mut table = Table::named("overdue", "desk.overdue", "overdue")
         .column("exchange", "exchange.title_one")
         .column("deadline", "desk.deadline")
@@ -170,7 +187,7 @@ pub(crate) async fn show(
         table.row(row);
     }
     let pending = table.sorted(&query);
-    for table in [&notices, &overdue, &referred, &pending] {
+    for table in [&notices, &subject_requests, &overdue, &referred, &pending] {
         if table.csv_wanted() {
             return Ok(table.csv_response());
         }
@@ -184,12 +201,7 @@ pub(crate) async fn show(
         }
         section aria-labelledby="subjects-h" {
             h2 id="subjects-h" { (t("desk.subject_requests")) }
-            @if subject_requests.is_empty() { (empty("desk.subject_requests_empty")) } @else {
-                ul { @for r in &subject_requests {
-                    li { a href={ "/console/subjects/requests/" (r.id) } { (r.reference) } " · "
-                         (t(&format!("subjects.notice_{}", r.notice))) " · " (t("subjects.due")) " " (crate::console::layout::time(r.due_at)) }
-                } }
-            }
+            @if subject_requests.is_empty() { (empty("desk.subject_requests_empty")) } @else { (subject_requests.render()) }
         }
         section aria-labelledby="overdue-h" id="overdue" {
             h2 id="overdue-h" { (t("desk.overdue")) }

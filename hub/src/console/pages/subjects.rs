@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::Form;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::console::auth::Viewer;
 use crate::console::i18n::{t, tf};
 use crate::console::layout::{csrf, empty, maybe_time, page, time};
+use crate::console::table::{query_pairs, Cell, Table};
 use crate::console::{ConsoleError, OrFail, PageResult};
 use crate::http::AppState;
 use crate::scope::{PayloadAccess, Scope};
@@ -44,44 +45,44 @@ fn status(r: &Request, now: DateTime<Utc>, remind: Duration) -> (&'static str, &
 /// has its own setting).
 const DUE_SOON: Duration = Duration::days(7);
 
-pub(crate) async fn index(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
     let requests = subjects::list(&state.pool, &viewer.account)
         .await
         .or_fail(&viewer)?;
     let now = Utc::now();
+    let mut table = Table::new("subjects.requests_caption", "data-subject-requests")
+        .column("reference", "subjects.reference")
+        .column("kind", "subjects.kind")
+        .column("received", "subjects.received")
+        .column("due", "subjects.due")
+        .column("status", "subjects.status")
+        .column("office", "subjects.office");
+    for r in &requests {
+        let (key, class) = status(r, now, DUE_SOON);
+        table.row(vec![
+            Cell::text(r.reference.clone()).link(format!("/console/subjects/requests/{}", r.id)),
+            Cell::text(t(&format!("subjects.kind_{}", r.kind))),
+            Cell::time(r.received_at),
+            Cell::time(r.due_at),
+            Cell::shown(
+                html! { span class={ "badge " (class) } { (t(key)) } },
+                t(key),
+            ),
+            Cell::text(r.country.as_deref().unwrap_or("—")),
+        ]);
+    }
+    let table = table.sorted(&query_pairs(raw.as_deref()));
+    if table.csv_wanted() {
+        return Ok(table.csv_response());
+    }
     let body = html! {
         section aria-labelledby="requests-h" {
             h2 id="requests-h" { (t("subjects.requests")) }
-            @if requests.is_empty() {
-                (empty("subjects.no_requests"))
-            } @else {
-                div class="table-wrap" {
-                    table {
-                        caption { (t("subjects.requests_caption")) }
-                        thead { tr {
-                            th scope="col" { (t("subjects.reference")) }
-                            th scope="col" { (t("subjects.kind")) }
-                            th scope="col" { (t("subjects.received")) }
-                            th scope="col" { (t("subjects.due")) }
-                            th scope="col" { (t("subjects.status")) }
-                            th scope="col" { (t("subjects.office")) }
-                        } }
-                        tbody {
-                            @for r in &requests {
-                                @let (key, class) = status(r, now, DUE_SOON);
-                                tr {
-                                    td { a href={ "/console/subjects/requests/" (r.id) } { (r.reference) } }
-                                    td { (t(&format!("subjects.kind_{}", r.kind))) }
-                                    td { (time(r.received_at)) }
-                                    td { (time(r.due_at)) }
-                                    td { span class={ "badge " (class) } { (t(key)) } }
-                                    td { (r.country.as_deref().unwrap_or("—")) }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            @if table.is_empty() { (empty("subjects.no_requests")) } @else { (table.render()) }
         }
         @if !viewer.is_auditor() {
             section aria-labelledby="search-h" {
@@ -202,7 +203,8 @@ pub(crate) async fn search(
     let body = html! {
         p class="note" { (tf("subjects.found_n", &[("n", &found.len())])) }
         @if matches!(scope, Scope::Coordinator { .. }) { p class="note" { (t("subjects.office_only")) } }
-        (found_table(&found))
+        // The answer to a posted form: no link to fetch it again as CSV.
+        @if found.is_empty() { (empty("subjects.nothing_found")) } @else { (found_list(&found).render_list()) }
         section aria-labelledby="open-h" {
             h2 id="open-h" { (t("subjects.open")) }
             form method="post" action="/console/subjects/requests" class="stacked" {
@@ -239,41 +241,34 @@ pub(crate) async fn search(
     Ok(Html(html.into_string()).into_response())
 }
 
-fn found_table(found: &[Found]) -> Markup {
-    html! {
-        @if found.is_empty() {
-            (empty("subjects.nothing_found"))
-        } @else {
-            div class="table-wrap" {
-                table {
-                    caption { (t("subjects.found_caption")) }
-                    thead { tr {
-                        th scope="col" { (t("exchange.id")) }
-                        th scope="col" { (t("exchange.procedure")) }
-                        th scope="col" { (t("exchange.state")) }
-                        th scope="col" { (t("exchange.opened")) }
-                        th scope="col" { (t("exchange.requester")) }
-                        th scope="col" { (t("subjects.content")) }
-                    } }
-                    tbody {
-                        @for f in found {
-                            tr {
-                                td { a href={ "/console/exchanges/" (f.head.id) } { code { (f.head.id) } } }
-                                td { (f.head.procedure) }
-                                td { (f.head.state) }
-                                td { (time(f.head.opened_at)) }
-                                td { (f.head.requester) }
-                                td { (t(match f.access {
-                                    PayloadAccess::Denied(_) => "subjects.outline_only",
-                                    _ => "subjects.readable",
-                                })) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+/// The exchanges found, as a list.
+fn found_list(found: &[Found]) -> Table {
+    let mut table = Table::named(
+        "found",
+        "subjects.found_caption",
+        "exchanges-about-a-person",
+    )
+    .column("exchange", "exchange.id")
+    .column("procedure", "exchange.procedure")
+    .column("state", "exchange.state")
+    .column("opened", "exchange.opened")
+    .column("requester", "exchange.requester")
+    .column("content", "subjects.content");
+    for f in found {
+        let content = match f.access {
+            PayloadAccess::Denied(_) => "subjects.outline_only",
+            _ => "subjects.readable",
+        };
+        table.row(vec![
+            Cell::code(f.head.id.to_string()).link(format!("/console/exchanges/{}", f.head.id)),
+            Cell::text(f.head.procedure.clone()),
+            Cell::text(f.head.state.clone()),
+            Cell::time(f.head.opened_at),
+            Cell::text(f.head.requester.clone()),
+            Cell::text(t(content)),
+        ]);
     }
+    table
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,7 +353,9 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> PageResult {
+    let query = query_pairs(query.as_deref());
     let request = load(&state, &viewer, &raw).await.or_fail(&viewer)?;
     let catalogue = state.registry.catalogue.current();
     let ids = subjects::request_exchanges(&state.pool, request.id)
@@ -374,6 +371,10 @@ pub(crate) async fn show(
     let notices = subjects::notices(&state.pool, request.id)
         .await
         .or_fail(&viewer)?;
+    let list = found_list(&found).sorted(&query);
+    if list.csv_wanted() {
+        return Ok(list.csv_response());
+    }
     let statements = statements_of(&state, &request, &found)
         .await
         .or_fail(&viewer)?;
@@ -405,7 +406,7 @@ pub(crate) async fn show(
         } @else {
             section aria-labelledby="found-h" {
                 h2 id="found-h" { (t("subjects.exchanges")) }
-                (found_table(&found))
+                @if found.is_empty() { (empty("subjects.nothing_found")) } @else { (list.render()) }
                 @if request.answered_at.is_none() {
                     form method="post" action={ (base) "/search-again" } class="inline" {
                         (csrf(&viewer))
